@@ -1,0 +1,205 @@
+"""Settings of one self-consuming loop run, validated in one place.
+
+:class:`LoopConfig` holds every setting of a run as plain values, so it can be written to
+``config.json``, hashed into a run directory name, and rebuilt from the command line. Settings
+left as ``None`` take the family's default in :meth:`LoopConfig.resolved`; every invalid
+combination raises ``ValueError`` naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from ._validation import (
+    check_choice,
+    check_fraction,
+    check_lam,
+    check_nonnegative_int,
+    check_positive_int,
+)
+from .metrics import MODEL_METRICS, SAMPLE_METRICS
+
+__all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
+
+FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
+MODELS = ("gaussian", "mixture")
+SYNTHETIC_SOURCES = ("last", "accumulate", "memory")
+PATHS = ("samples", "statistics")
+DEVICES = ("cpu", "cuda", "auto")
+DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture"}
+DATA_CHOICES = ("gaussian", "grid_mixture", "rosenbrock")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Every setting of one run of a self-consuming loop.
+
+    Generation 1 trains on ``n_ini`` real samples. Every later generation trains a new model
+    from scratch on ``n_real`` real and ``n_synthetic`` synthetic samples:
+
+    - ``fully_synthetic``: no real data (``n_real = 0``); ``n_synthetic`` defaults to ``n_ini``.
+    - ``synthetic_augmentation``: the *same* ``n_ini`` real samples as generation 1 every
+      generation (so ``n_real`` must equal ``n_ini``); ``n_synthetic`` defaults to ``n_ini``.
+    - ``fresh_data``: ``n_real`` *new* real samples each generation, given directly or as a
+      pool of ``n_total`` samples with real share ``real_fraction`` (``n_real = round(p * n)``).
+    """
+
+    family: str = "fully_synthetic"  # one of FAMILIES
+    model: str = "gaussian"  # one of MODELS
+    data: str | None = None  # real distribution; None: "gaussian" or "grid_mixture" per model
+    dim: int = 2  # dimension of Gaussian data (the 2-D distributions need 2)
+    n_ini: int = 100  # real samples of generation 1
+    n_real: int | None = None  # real samples per generation t >= 2; None: family default
+    n_synthetic: int | None = None  # synthetic samples per generation t >= 2; None: family default
+    n_total: int | None = None  # fresh_data alternative: training-set size per generation ...
+    real_fraction: float | None = None  # ... and its real share p in (0, 1]
+    generations: int = 10  # generations to run, including generation 1
+    lam: float = 1.0  # sampling bias: 1.0 = unbiased, < 1.0 = less diverse, higher quality
+    synthetic_source: str = "last"  # "last" model, "accumulate" all earlier samples, "memory"
+    memory: int = 1  # K: synthetic drawn uniformly from the K most recent models ("memory")
+    seeds: int = 1  # independent replicates, simulated together as one batch
+    seed: int = 0  # the run's random seed
+    path: str = "samples"  # gaussian: "samples" draws points, "statistics" is the exact fast path
+    n_components: int = 25  # mixture: number of EM components
+    n_eval: int | None = None  # samples per seed for sample-based metrics; None: n_ini
+    k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
+    metrics: tuple[str, ...] | None = None  # None: the model's defaults (see madutils.metrics)
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available)
+
+    def __post_init__(self):
+        check_choice(self.family, "family", FAMILIES)
+        check_choice(self.model, "model", MODELS)
+        if self.data is not None:
+            check_choice(self.data, "data", DATA_CHOICES)
+        check_choice(self.synthetic_source, "synthetic_source", SYNTHETIC_SOURCES)
+        check_choice(self.path, "path", PATHS)
+        check_choice(self.device, "device", DEVICES)
+        check_positive_int(self.dim, "dim")
+        check_positive_int(self.n_ini, "n_ini")
+        check_positive_int(self.generations, "generations")
+        check_lam(self.lam, "lam")
+        check_positive_int(self.memory, "memory (K)")
+        check_positive_int(self.seeds, "seeds")
+        check_nonnegative_int(self.seed, "seed")
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.k, "k")
+        if self.n_eval is not None:
+            check_positive_int(self.n_eval, "n_eval")
+        if self.n_real is not None:
+            check_nonnegative_int(self.n_real, "n_real")
+        if self.n_synthetic is not None:
+            check_nonnegative_int(self.n_synthetic, "n_synthetic")
+        if self.path == "statistics" and self.model != "gaussian":
+            raise ValueError(f"path='statistics' needs model='gaussian'; got model={self.model!r}")
+        data = self.data or DEFAULT_DATA[self.model]
+        if data != "gaussian" and self.dim != 2:
+            raise ValueError(f"dim must be 2 for data={data!r} (a 2-D distribution); got {self.dim}")
+        self._check_sizes()
+        self._check_metrics(data)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but no CUDA device is available")
+
+    def _check_sizes(self):
+        pooled = self.n_total is not None or self.real_fraction is not None
+        if pooled:
+            if self.family != "fresh_data":
+                raise ValueError(
+                    f"n_total and real_fraction describe a fresh_data pool; got family={self.family!r}"
+                )
+            if self.n_total is None or self.real_fraction is None:
+                raise ValueError("n_total and real_fraction must be given together")
+            check_positive_int(self.n_total, "n_total")
+            check_fraction(self.real_fraction, "real_fraction (p)")
+            if round(self.real_fraction * self.n_total) < 1:
+                raise ValueError("real_fraction * n_total must round to at least 1 real sample")
+            derived = self._sizes()
+            if (self.n_real, self.n_synthetic) not in ((None, None), derived):
+                raise ValueError("give either n_real and n_synthetic, or n_total and real_fraction")
+        n_real, n_synthetic = self._sizes()
+        if self.family == "fully_synthetic":
+            if n_real != 0:
+                raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
+            if n_synthetic < 1:
+                raise ValueError(
+                    "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
+                )
+        elif self.family == "synthetic_augmentation":
+            if n_real != self.n_ini:
+                raise ValueError(
+                    "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
+                    f"generation 1's, fixed); got n_real={n_real}, n_ini={self.n_ini}"
+                )
+        elif n_real < 1:
+            raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+        min_size = 2 if self.model == "gaussian" else self.n_components
+        if self.n_ini < min_size or n_real + n_synthetic < min_size:
+            raise ValueError(
+                f"every training set needs at least {min_size} samples for model={self.model!r}; "
+                f"got n_ini={self.n_ini}, n_real + n_synthetic={n_real + n_synthetic}"
+            )
+
+    def _sizes(self) -> tuple[int, int]:
+        if self.n_total is not None:
+            n_real = round(self.real_fraction * self.n_total)
+            return n_real, self.n_total - n_real
+        if self.family == "fully_synthetic":
+            return (self.n_real or 0), (
+                self.n_ini if self.n_synthetic is None else self.n_synthetic
+            )
+        if self.family == "synthetic_augmentation":
+            n_real = self.n_ini if self.n_real is None else self.n_real
+            return n_real, self.n_ini if self.n_synthetic is None else self.n_synthetic
+        if self.n_real is None or self.n_synthetic is None:
+            raise ValueError(
+                "a fresh_data loop needs n_real and n_synthetic (or n_total and real_fraction)"
+            )
+        return self.n_real, self.n_synthetic
+
+    def _check_metrics(self, data: str):
+        if self.metrics is None:
+            return
+        allowed = MODEL_METRICS[self.model] + SAMPLE_METRICS
+        if self.model == "mixture" and data != "grid_mixture":
+            allowed = tuple(m for m in allowed if m != "modes_covered")
+        if not self.metrics:
+            raise ValueError("metrics must name at least one metric (or be None for the defaults)")
+        for name in self.metrics:
+            check_choice(name, "metrics", allowed)
+
+    def resolved(self) -> LoopConfig:
+        """The same settings with every ``None`` replaced by its effective value."""
+        from .metrics import DEFAULT_METRICS
+
+        n_real, n_synthetic = self._sizes()
+        data = self.data or DEFAULT_DATA[self.model]
+        metrics = self.metrics or DEFAULT_METRICS[self.model]
+        if self.model == "mixture" and data != "grid_mixture":
+            metrics = tuple(m for m in metrics if m != "modes_covered")
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return dataclasses.replace(
+            self,
+            data=data,
+            n_real=n_real,
+            n_synthetic=n_synthetic,
+            n_eval=self.n_eval or self.n_ini,
+            metrics=tuple(metrics),
+            device=device,
+        )
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        if out["metrics"] is not None:
+            out["metrics"] = list(out["metrics"])
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> LoopConfig:
+        values = dict(values)
+        if values.get("metrics") is not None:
+            values["metrics"] = tuple(values["metrics"])
+        return cls(**values)

@@ -26,49 +26,89 @@ def _loop_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--family", choices=FAMILIES, default=d.family, help="loop family")
     p.add_argument("--model", choices=MODELS, default=d.model, help="generative model")
     p.add_argument(
-        "--data", choices=DATA_CHOICES, default=None,
+        "--data",
+        choices=DATA_CHOICES,
+        default=None,
         help="real distribution (default: gaussian for --model gaussian, grid_mixture for mixture)",
     )
-    p.add_argument("--dim", type=int, default=d.dim, help="data dimension, integer >= 1 (2 for 2-D data)")
-    p.add_argument("--n-ini", type=int, default=d.n_ini, help="real samples of generation 1, integer >= 1")
     p.add_argument(
-        "--n-real", type=int, default=None,
+        "--dim", type=int, default=d.dim, help="data dimension, integer >= 1 (2 for 2-D data)"
+    )
+    p.add_argument(
+        "--n-ini", type=int, default=d.n_ini, help="real samples of generation 1, integer >= 1"
+    )
+    p.add_argument(
+        "--n-real",
+        type=int,
+        default=None,
         help="real samples per later generation, integer >= 0 (fully_synthetic: 0; "
         "synthetic_augmentation: n-ini; fresh_data: required unless --n-total)",
     )
     p.add_argument(
-        "--n-synthetic", type=int, default=None,
+        "--n-synthetic",
+        type=int,
+        default=None,
         help="synthetic samples per later generation, integer >= 0 (default n-ini; >= 1 for "
         "fully_synthetic)",
     )
-    p.add_argument("--n-total", type=int, default=None, help="fresh_data: training-set size, integer >= 1")
     p.add_argument(
-        "--real-fraction", type=float, default=None,
+        "--n-total", type=int, default=None, help="fresh_data: training-set size, integer >= 1"
+    )
+    p.add_argument(
+        "--real-fraction",
+        type=float,
+        default=None,
         help="fresh_data: real share p of --n-total, in (0, 1]",
     )
-    p.add_argument("--generations", type=int, default=d.generations, help="generations, integer >= 1")
     p.add_argument(
-        "--lam", type=float, default=d.lam,
+        "--generations", type=int, default=d.generations, help="generations, integer >= 1"
+    )
+    p.add_argument(
+        "--lam",
+        type=float,
+        default=d.lam,
         help="sampling bias lambda in (0, 1]: 1 = unbiased, smaller = less diverse",
     )
     p.add_argument(
-        "--synthetic-source", choices=SYNTHETIC_SOURCES, default=d.synthetic_source,
+        "--synthetic-source",
+        choices=SYNTHETIC_SOURCES,
+        default=d.synthetic_source,
         help="where synthetic samples come from: the last model, an accumulated pool of all "
         "earlier models' samples, or the K most recent models",
     )
-    p.add_argument("--memory", type=int, default=d.memory, help="K for --synthetic-source memory, integer >= 1")
-    p.add_argument("--seeds", type=int, default=d.seeds, help="replicates run together, integer >= 1")
+    p.add_argument(
+        "--memory", type=int, default=d.memory, help="K for --synthetic-source memory, integer >= 1"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=d.seeds, help="replicates run together, integer >= 1"
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed, integer >= 0")
     p.add_argument(
-        "--path", choices=PATHS, default=d.path,
+        "--path",
+        choices=PATHS,
+        default=d.path,
         help="gaussian only: draw samples, or draw their exact sufficient statistics (fast)",
     )
-    p.add_argument("--n-components", type=int, default=d.n_components, help="mixture components, integer >= 1")
-    p.add_argument("--n-eval", type=int, default=None, help="samples for sample-based metrics, integer >= 1 (default n-ini)")
-    p.add_argument("--k", type=int, default=d.k, help="nearest neighbours for precision/recall, integer >= 1")
     p.add_argument(
-        "--metrics", nargs="+", choices=sorted(METRICS), default=None, metavar="METRIC",
-        help="metrics to record (default: the model's); one or more of " + ", ".join(sorted(METRICS)),
+        "--n-components", type=int, default=d.n_components, help="mixture components, integer >= 1"
+    )
+    p.add_argument(
+        "--n-eval",
+        type=int,
+        default=None,
+        help="samples for sample-based metrics, integer >= 1 (default n-ini)",
+    )
+    p.add_argument(
+        "--k", type=int, default=d.k, help="nearest neighbours for precision/recall, integer >= 1"
+    )
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=sorted(METRICS),
+        default=None,
+        metavar="METRIC",
+        help="metrics to record (default: the model's); one or more of "
+        + ", ".join(sorted(METRICS)),
     )
     p.add_argument("--device", choices=DEVICES, default=d.device, help="where to compute")
     p.add_argument("--out", default="runs", help="parent directory of the run directory")
@@ -79,9 +119,7 @@ def _loop_parser(sub) -> argparse.ArgumentParser:
 def _run_loop_command(args, parser) -> int:
     from .loops import run_loop
 
-    values = {
-        k: v for k, v in vars(args).items() if k not in ("command", "out", "quiet")
-    }
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "out", "quiet")}
     if values["metrics"] is not None:
         values["metrics"] = tuple(values["metrics"])
     try:

@@ -20,7 +20,7 @@ from ._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
-from .metrics import MODEL_METRICS, SAMPLE_METRICS
+from .metrics import DEFAULT_METRICS, MODEL_METRICS, SAMPLE_METRICS
 
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
 
@@ -96,9 +96,18 @@ class LoopConfig:
             raise ValueError(f"path='statistics' needs model='gaussian'; got model={self.model!r}")
         data = self.data or DEFAULT_DATA[self.model]
         if data != "gaussian" and self.dim != 2:
-            raise ValueError(f"dim must be 2 for data={data!r} (a 2-D distribution); got {self.dim}")
+            raise ValueError(
+                f"dim must be 2 for data={data!r} (a 2-D distribution); got {self.dim}"
+            )
         self._check_sizes()
         self._check_metrics(data)
+        metrics = self.metrics or DEFAULT_METRICS[self.model]
+        n_eval = self.n_eval or self.n_ini
+        if set(metrics) & {"precision", "recall", "density", "coverage"} and self.k >= n_eval:
+            raise ValueError(
+                f"k must be smaller than n_eval (the samples per k-NN manifold); got k={self.k}, "
+                f"n_eval={n_eval}"
+            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was asked for but no CUDA device is available")
 
@@ -107,7 +116,8 @@ class LoopConfig:
         if pooled:
             if self.family != "fresh_data":
                 raise ValueError(
-                    f"n_total and real_fraction describe a fresh_data pool; got family={self.family!r}"
+                    "n_total and real_fraction describe a fresh_data pool; "
+                    f"got family={self.family!r}"
                 )
             if self.n_total is None or self.real_fraction is None:
                 raise ValueError("n_total and real_fraction must be given together")
@@ -171,8 +181,6 @@ class LoopConfig:
 
     def resolved(self) -> LoopConfig:
         """The same settings with every ``None`` replaced by its effective value."""
-        from .metrics import DEFAULT_METRICS
-
         n_real, n_synthetic = self._sizes()
         data = self.data or DEFAULT_DATA[self.model]
         metrics = self.metrics or DEFAULT_METRICS[self.model]

@@ -18,7 +18,13 @@ import torch
 
 from ._validation import check_finite, check_positive_int
 
-__all__ = ["DISTRIBUTIONS", "GaussianDistribution", "GridMixture", "Rosenbrock", "make_distribution"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "GaussianDistribution",
+    "GridMixture",
+    "Rosenbrock",
+    "make_distribution",
+]
 
 DTYPE = torch.float64
 
@@ -38,7 +44,9 @@ class GaussianDistribution:
 
     def __init__(self, dim: int = 2, mean=None, covariance=None):
         dim = check_positive_int(dim, "dim")
-        self.mean = torch.zeros(dim, dtype=DTYPE) if mean is None else torch.as_tensor(mean, dtype=DTYPE)
+        self.mean = (
+            torch.zeros(dim, dtype=DTYPE) if mean is None else torch.as_tensor(mean, dtype=DTYPE)
+        )
         self.covariance = (
             torch.eye(dim, dtype=DTYPE)
             if covariance is None
@@ -106,9 +114,7 @@ class GridMixture:
         n = check_positive_int(n, "n")
         n_seeds = check_positive_int(n_seeds, "n_seeds")
         device = rng.device
-        modes = torch.randint(
-            len(self.means), (n_seeds, n), device=device, generator=rng
-        )
+        modes = torch.randint(len(self.means), (n_seeds, n), device=device, generator=rng)
         z = torch.randn(n_seeds, n, 2, dtype=DTYPE, device=device, generator=rng)
         return self.means.to(device)[modes] + self.std * z
 

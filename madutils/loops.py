@@ -78,6 +78,27 @@ class LoopResult:
     models: list
 
 
+def _table(config: LoopConfig, records: list[tuple[int, dict]]) -> pd.DataFrame:
+    """Long-form table from ``(generation, {metric: values of shape (seeds,)})`` records."""
+    if not records:
+        return pd.DataFrame(columns=COLUMNS)
+    keys = [(generation, name) for generation, values in records for name in values]
+    values = np.concatenate([v for _, values in records for v in values.values()])
+    seeds = config.seeds
+    table = pd.DataFrame(
+        {
+            "seed": np.tile(np.arange(seeds), len(keys)),
+            "generation": np.repeat([g for g, _ in keys], seeds),
+            "metric": np.repeat(np.array([m for _, m in keys], dtype=object), seeds),
+            "value": values,
+        }
+    )
+    table.insert(0, "family", config.family)
+    table.insert(1, "model", config.model)
+    table.insert(2, "lam", config.lam)
+    return table
+
+
 def _concat(parts):
     """Join training-set parts: sample tensors along the sample axis, or statistics."""
     if isinstance(parts[0], SufficientStatistics):
@@ -193,8 +214,11 @@ class _Loop:
             self._reference = (real, manifold)
         return self._reference
 
-    def measure(self, model, generation: int, rng) -> dict[str, torch.Tensor]:
-        """Every configured metric of ``model``: a dict of tensors of shape ``(seeds,)``."""
+    def measure(self, model, generation: int, make_rng) -> dict[str, torch.Tensor]:
+        """Every configured metric of ``model``: a dict of tensors of shape ``(seeds,)``.
+
+        ``make_rng()`` returns the evaluation stream; it is only created when samples are drawn.
+        """
         cfg = self.cfg
         names = set(cfg.metrics)
         values = {}
@@ -214,11 +238,16 @@ class _Loop:
         elif "modal_variance" in names:
             values["modal_variance"] = modal_variance(model.covariances_)
         sample_names = names & {
-            "frechet", "precision", "recall", "density", "coverage", "modes_covered",
+            "frechet",
+            "precision",
+            "recall",
+            "density",
+            "coverage",
+            "modes_covered",
             "total_variance",
         }
         if sample_names:
-            synthetic = model.sample(cfg.n_eval, cfg.lam, rng=rng)
+            synthetic = model.sample(cfg.n_eval, cfg.lam, rng=make_rng())
             real, manifold = self._reference_samples()
             if "frechet" in names:
                 values["frechet"] = frechet_distance(real, synthetic)
@@ -232,25 +261,6 @@ class _Loop:
             if "total_variance" in names:
                 values["total_variance"] = total_variance(synthetic)
         return {name: values[name] for name in cfg.metrics}
-
-    def rows(self, generation: int, values: dict) -> pd.DataFrame:
-        cfg = self.cfg
-        seeds = np.arange(cfg.seeds)
-        frames = [
-            pd.DataFrame(
-                {
-                    "family": cfg.family,
-                    "model": cfg.model,
-                    "lam": cfg.lam,
-                    "seed": seeds,
-                    "generation": generation,
-                    "metric": name,
-                    "value": value.detach().double().cpu().numpy(),
-                }
-            )
-            for name, value in values.items()
-        ]
-        return pd.concat(frames, ignore_index=True)[COLUMNS]
 
     # -- persistence -------------------------------------------------------------------------
     def state(self, generation: int) -> dict:
@@ -274,19 +284,22 @@ class _Loop:
                 self.pool = [self.store.load_pool(t).to(self.device) for t in range(1, done + 1)]
         return done
 
-    def step(self, generation: int) -> pd.DataFrame:
-        """Run one generation; return its rows."""
-        cfg = self.cfg
-        data_rng = stream(cfg.seed, generation, _DATA, device=self.device)
-        fit_rng = stream(cfg.seed, generation, _FIT, device=self.device)
-        eval_rng = stream(cfg.seed, generation, _EVAL, device=self.device)
+    def _stream(self, generation: int, purpose: int) -> torch.Generator:
+        return stream(self.cfg.seed, generation, purpose, device=self.device)
+
+    def step(self, generation: int) -> dict[str, np.ndarray]:
+        """Run one generation; return its metric values, one array of shape (seeds,) each."""
+        data_rng = self._stream(generation, _DATA)
+        fit_rng = None if self.statistics else self._stream(generation, _FIT)
         model = self.fit(self.training_set(generation, data_rng), fit_rng)
         self._add_to_pool(model, generation, data_rng)
         self.models = (self.models + [model])[-self.n_keep :]
-        rows = self.rows(generation, self.measure(model, generation, eval_rng))
+        measured = self.measure(model, generation, lambda: self._stream(generation, _EVAL))
+        values = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in measured.items()}
         if self.store is not None:
+            rows = _table(self.cfg, [(generation, values)])
             self.store.save_generation(generation, rows, self.state(generation))
-        return rows
+        return values
 
 
 def run_loop(
@@ -313,12 +326,12 @@ def run_loop(
     store = RunStore.open(out, cfg.to_dict()) if out is not None else None
     loop = _Loop(cfg, store)
     done = 0
-    frames = []
+    previous = None
     if store is not None:
         state = store.load_state(device=cfg.device)
         if state is not None:
             done = loop.restore(state)
-            frames.append(store.results(min(done, cfg.generations)))
+            previous = store.results(min(done, cfg.generations))
     desc = f"{cfg.family} {cfg.model} lam={cfg.lam:g}"
     bar = tqdm(
         range(done + 1, cfg.generations + 1),
@@ -328,10 +341,11 @@ def run_loop(
         unit="gen",
         disable=not progress,
     )
-    for generation in bar:
-        frames.append(loop.step(generation))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    table = _table(cfg, [(generation, loop.step(generation)) for generation in bar])
+    if previous is not None:
+        table = pd.concat([previous, table], ignore_index=True) if len(table) else previous
     if store is not None:
         store.write_results(table)
-    return LoopResult(table=table, config=cfg, run_dir=store.path if store else None,
-                      models=loop.models)
+    return LoopResult(
+        table=table, config=cfg, run_dir=store.path if store else None, models=loop.models
+    )

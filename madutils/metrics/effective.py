@@ -13,7 +13,6 @@ by interpolation in log-log coordinates.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -22,7 +21,7 @@ from ..distributions import GaussianDistribution
 from ..gaussian_statistics import draw_gaussian_statistics
 from .frechet import gaussian_w2_squared
 
-__all__ = ["effective_sample_size", "real_fit_distance"]
+__all__ = ["effective_sample_size", "limiting_distance", "real_fit_distance"]
 
 
 def real_fit_distance(
@@ -113,3 +112,15 @@ def effective_sample_size(
     return np.exp(log_ne) / n_real
 
 
+def limiting_distance(table, *, metric: str = "w2_squared", tail: int = 10) -> float:
+    """Mean of ``metric`` over all seeds and the last ``tail`` generations of a results table."""
+    tail = check_positive_int(tail, "tail")
+    rows = table[table["metric"] == metric]
+    if rows.empty:
+        raise ValueError(
+            f"metric {metric!r} is not in the table; it has {sorted(set(table['metric']))}"
+        )
+    last = rows["generation"].max()
+    if last < tail:
+        raise ValueError(f"tail must be at most the number of generations ({last}); got {tail}")
+    return float(rows.loc[rows["generation"] > last - tail, "value"].mean())

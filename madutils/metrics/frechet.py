@@ -80,13 +80,17 @@ def frechet_distance(real, synthetic) -> torch.Tensor:
     )
     for name, X in (("real", real), ("synthetic", synthetic)):
         if X.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., n_samples, n_features); got {tuple(X.shape)}")
+            raise ValueError(
+                f"{name} must have shape (..., n_samples, n_features); got {tuple(X.shape)}"
+            )
         if X.shape[-2] < 2:
             raise ValueError(f"{name} must hold at least 2 samples; got {X.shape[-2]}")
         check_finite(X, name)
     check_same_dim(real, synthetic, "real", "synthetic")
     mean_r, cov_r, factor_r = _mean_cov_factor(real.to(torch.float64))
-    mean_s, cov_s, factor_s = _mean_cov_factor(synthetic.to(device=real.device, dtype=torch.float64))
+    mean_s, cov_s, factor_s = _mean_cov_factor(
+        synthetic.to(device=real.device, dtype=torch.float64)
+    )
     traces = torch.diagonal(cov_r, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(
         cov_s, dim1=-2, dim2=-1
     ).sum(-1)

@@ -37,9 +37,13 @@ class GaussianModel(BatchedModel):
     def fit(self, X: torch.Tensor, *, rng: torch.Generator | None = None) -> GaussianModel:
         """Fit to samples ``X`` of shape ``(n_seeds, n, d)``, ``n >= 2``; ``rng`` is unused."""
         if X.ndim != 3:
-            raise ValueError(f"X must have shape (n_seeds, n_samples, n_features); got {tuple(X.shape)}")
+            raise ValueError(
+                f"X must have shape (n_seeds, n_samples, n_features); got {tuple(X.shape)}"
+            )
         if X.shape[1] < 2:
-            raise ValueError(f"X must hold at least 2 samples per seed to fit a covariance; got {X.shape[1]}")
+            raise ValueError(
+                f"X must hold at least 2 samples per seed to fit a covariance; got {X.shape[1]}"
+            )
         check_finite(X, "X")
         return self.fit_statistics(SufficientStatistics.from_samples(X.to(torch.float64)))
 
@@ -68,11 +72,19 @@ class GaussianModel(BatchedModel):
         n = check_positive_int(n, "n")
         lam = check_lam(lam)
         factor = self._factor(lam)
-        z = torch.randn(*self.mean_.shape[:1], n, self.mean_.shape[1], dtype=factor.dtype,
-                        device=factor.device, generator=rng)
+        z = torch.randn(
+            *self.mean_.shape[:1],
+            n,
+            self.mean_.shape[1],
+            dtype=factor.dtype,
+            device=factor.device,
+            generator=rng,
+        )
         return self.mean_.unsqueeze(1) + z @ factor.mT
 
-    def sample_statistics(self, n, lam: float = 1.0, *, rng: torch.Generator) -> SufficientStatistics:
+    def sample_statistics(
+        self, n, lam: float = 1.0, *, rng: torch.Generator
+    ) -> SufficientStatistics:
         """Draw the sufficient statistics of ``n`` samples without drawing the samples.
 
         Parameters

@@ -1,0 +1,41 @@
+# The README's commands. Each target sets up what it needs in .venv first.
+#   make test        run the test suite (fast default selection)
+#   make test-slow   the long statistical checks too
+#   make lint        ruff on the package, tests and benchmarks
+#   make bench       run every benchmark (minutes; writes benchmarks/results/)
+#
+# On a machine without an NVIDIA GPU the install is pinned to the local CPU build of torch
+# through constraints-cpu.txt; with `nvidia-smi` present it is left to pip (CUDA wheels).
+# Override with `make test TORCH_CONSTRAINT=` (none) or `TORCH_CONSTRAINT="-c file"`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_CONSTRAINT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-slow lint bench clean
+
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_CONSTRAINT) -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check madutils tests benchmarks
+	$(VENV)/bin/ruff format --check madutils tests benchmarks
+
+bench: setup
+	cd benchmarks && for script in bench_*.py; do ../$(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

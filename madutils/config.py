@@ -20,7 +20,7 @@ from ._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
-from .metrics import DEFAULT_METRICS, MODEL_METRICS, SAMPLE_METRICS
+from .metrics import DEFAULT_METRICS, MANIFOLD_METRICS, MODEL_METRICS, SAMPLE_METRICS
 
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
 
@@ -103,7 +103,7 @@ class LoopConfig:
         self._check_metrics(data)
         metrics = self.metrics or DEFAULT_METRICS[self.model]
         n_eval = self.n_eval or self.n_ini
-        if set(metrics) & {"precision", "recall", "density", "coverage"} and self.k >= n_eval:
+        if set(metrics) & set(MANIFOLD_METRICS) and self.k >= n_eval:
             raise ValueError(
                 f"k must be smaller than n_eval (the samples per k-NN manifold); got k={self.k}, "
                 f"n_eval={n_eval}"

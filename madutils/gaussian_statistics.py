@@ -75,21 +75,31 @@ class SufficientStatistics:
         return self.scatter / (self.count - 1).view(-1, 1, 1)
 
 
-def _bartlett_wishart(df: torch.Tensor, factor: torch.Tensor, rng: torch.Generator):
-    """Draw Wishart(df, L L^T) for each seed; ``df`` (S,) non-negative, may be < d."""
+def _bartlett_root(df, normals: torch.Tensor, factor: torch.Tensor, rng: torch.Generator):
+    """``B`` with ``B @ B.mT ~ Wishart(df, L L^T)`` per seed, by the Bartlett decomposition.
+
+    ``df`` is an int or a tensor of shape (S,) (non-negative, may be < d: rows of the
+    triangular factor at or beyond ``df`` are zero, the singular Wishart). ``normals`` holds
+    the ``d (d - 1) / 2`` standard normals per seed for the strictly upper triangle.
+    """
     n_seeds, dim = factor.shape[0], factor.shape[-1]
+    upper = torch.triu_indices(dim, dim, offset=1, device=factor.device)
+    if isinstance(df, int) and df >= dim:  # full rank, same df for every seed: fewest ops
+        half_dof = torch.tensor([(df - i) / 2 for i in range(dim)], dtype=factor.dtype)
+        chi = torch._standard_gamma(half_dof.to(factor.device).expand(n_seeds, dim), generator=rng)
+        triangle = torch.zeros_like(factor)
+        triangle.diagonal(dim1=-2, dim2=-1).copy_(chi.mul_(2).sqrt_())
+        triangle[:, upper[0], upper[1]] = normals
+        return factor @ triangle.mT
     rows = torch.arange(dim, device=factor.device, dtype=factor.dtype)
-    dof = df.unsqueeze(-1) - rows  # chi-square degrees of freedom of the diagonal
-    active = dof > 0  # rows at or beyond df are zero: the singular Wishart
-    gamma = torch._standard_gamma(0.5 * dof.clamp_min(1.0), generator=rng)
-    diagonal = torch.where(active, (2.0 * gamma).sqrt(), torch.zeros_like(dof))
-    upper = torch.randn(
-        n_seeds, dim, dim, dtype=factor.dtype, device=factor.device, generator=rng
-    ).triu(diagonal=1)
-    upper = upper * active.unsqueeze(-1)
-    triangle = upper + torch.diag_embed(diagonal)
-    root = factor @ triangle.mT
-    return root @ root.mT
+    dof = (df - rows) if isinstance(df, int) else (df.unsqueeze(-1) - rows)
+    active = dof > 0
+    gamma = torch._standard_gamma((0.5 * dof.clamp_min(1.0)).expand(n_seeds, dim), generator=rng)
+    diagonal = (2.0 * gamma).sqrt() * active
+    triangle = torch.diag_embed(diagonal)
+    row_active = active.expand(n_seeds, dim)[:, upper[0]]
+    triangle[:, upper[0], upper[1]] = normals * row_active
+    return factor @ triangle.mT
 
 
 def draw_gaussian_statistics(
@@ -112,13 +122,22 @@ def draw_gaussian_statistics(
         Distributed exactly as :meth:`SufficientStatistics.from_samples` of such samples.
     """
     n_seeds, dim = mean.shape
-    count = torch.as_tensor(count, dtype=mean.dtype, device=mean.device).expand(n_seeds)
-    z = torch.randn(n_seeds, dim, 1, dtype=mean.dtype, device=mean.device, generator=rng)
-    scale = torch.where(count > 0, count.clamp_min(1).rsqrt(), torch.zeros_like(count))
-    sample_mean = torch.where(
-        (count > 0).unsqueeze(-1),
-        mean + scale.unsqueeze(-1) * (factor @ z).squeeze(-1),
-        torch.zeros_like(mean),
+    normals = torch.randn(
+        n_seeds, dim + dim * (dim - 1) // 2, dtype=mean.dtype, device=mean.device, generator=rng
     )
-    scatter = _bartlett_wishart((count - 1).clamp_min(0), factor, rng)
-    return SufficientStatistics(count.clone(), sample_mean, scatter)
+    z, upper = normals[:, :dim], normals[:, dim:]
+    if isinstance(count, int):  # the common case: the same size for every seed
+        if count < 1:
+            return SufficientStatistics.empty(n_seeds, dim, device=mean.device, dtype=mean.dtype)
+        sample_mean = mean + (factor @ z.unsqueeze(-1)).squeeze(-1) * count**-0.5
+        root = _bartlett_root(count - 1, upper, factor, rng)
+        counts = torch.full((n_seeds,), float(count), dtype=mean.dtype, device=mean.device)
+        return SufficientStatistics(counts, sample_mean, root @ root.mT)
+    counts = count.to(dtype=mean.dtype, device=mean.device)
+    present = counts > 0
+    scale = counts.clamp_min(1).rsqrt() * present
+    sample_mean = (mean + (factor @ z.unsqueeze(-1)).squeeze(-1) * scale.unsqueeze(-1)) * (
+        present.unsqueeze(-1)
+    )
+    root = _bartlett_root((counts - 1).clamp_min(0), upper, factor, rng)
+    return SufficientStatistics(counts.clone(), sample_mean, root @ root.mT)

@@ -41,7 +41,8 @@ from tqdm.auto import tqdm
 
 from .config import LoopConfig
 from .distributions import make_distribution
-from .gaussian_statistics import SufficientStatistics
+from .gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
+from .metrics import MANIFOLD_METRICS, NEEDS_SAMPLES
 from .metrics.frechet import frechet_distance, gaussian_w2_squared
 from .metrics.gaussian import covariance_trace, mean_drift
 from .metrics.manifold import ManifoldReference
@@ -135,8 +136,6 @@ class _Loop:
 
     def _draw_real(self, n: int, rng):
         if self.statistics:
-            from .gaussian_statistics import draw_gaussian_statistics
-
             mean = self.data.mean.expand(self.cfg.seeds, -1)
             factor = self.data.factor.expand(self.cfg.seeds, -1, -1)
             return draw_gaussian_statistics(n, mean, factor, rng=rng)
@@ -209,7 +208,7 @@ class _Loop:
             rng = stream(self.cfg.seed, 0, _EVAL, device=self.device)
             real = self.data.sample(self.cfg.n_eval, n_seeds=1, rng=rng)[0]
             manifold = None
-            if any(m in self.cfg.metrics for m in ("precision", "recall", "density", "coverage")):
+            if set(self.cfg.metrics) & set(MANIFOLD_METRICS):
                 manifold = ManifoldReference(real, k=self.cfg.k)
             self._reference = (real, manifold)
         return self._reference
@@ -237,16 +236,7 @@ class _Loop:
                 values["mean_error"] = mean_drift(model.mean_, self.data.mean)
         elif "modal_variance" in names:
             values["modal_variance"] = modal_variance(model.covariances_)
-        sample_names = names & {
-            "frechet",
-            "precision",
-            "recall",
-            "density",
-            "coverage",
-            "modes_covered",
-            "total_variance",
-        }
-        if sample_names:
+        if names & NEEDS_SAMPLES:
             synthetic = model.sample(cfg.n_eval, cfg.lam, rng=make_rng())
             real, manifold = self._reference_samples()
             if "frechet" in names:

@@ -78,9 +78,11 @@ def _git_commit() -> str | None:
 
 def _environment() -> dict:
     from . import __version__
+    from .allocator import tuning_state
 
     return {
         "madutils": __version__,
+        "malloc_tuning": tuning_state(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

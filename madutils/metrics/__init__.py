@@ -8,7 +8,14 @@ sample size).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_METRICS", "METRICS", "MODEL_METRICS", "SAMPLE_METRICS"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "MANIFOLD_METRICS",
+    "METRICS",
+    "MODEL_METRICS",
+    "NEEDS_SAMPLES",
+    "SAMPLE_METRICS",
+]
 
 #: Every metric name that can appear in a results table, with its definition.
 METRICS = {
@@ -38,8 +45,14 @@ MODEL_METRICS = {
     "mixture": ("modes_covered", "modal_variance", "total_variance"),
 }
 
+#: k-NN manifold metrics (madutils.metrics.manifold), computed together in one pass.
+MANIFOLD_METRICS = ("precision", "recall", "density", "coverage")
+
 #: Metrics computed from n_eval synthetic samples against n_eval held-out real samples.
-SAMPLE_METRICS = ("frechet", "precision", "recall", "density", "coverage")
+SAMPLE_METRICS = ("frechet", *MANIFOLD_METRICS)
+
+#: Every metric that needs n_eval samples drawn from the model (with lambda).
+NEEDS_SAMPLES = frozenset(SAMPLE_METRICS) | {"modes_covered", "total_variance"}
 
 DEFAULT_METRICS = {
     "gaussian": MODEL_METRICS["gaussian"],

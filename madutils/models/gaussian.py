@@ -59,7 +59,8 @@ class GaussianModel(BatchedModel):
         return int(self.mean_.shape[0])
 
     def _factor(self, lam: float) -> torch.Tensor:
-        return psd_factor(self.covariance_) * lam**0.5
+        factor = psd_factor(self.covariance_)
+        return factor if lam == 1.0 else factor * lam**0.5
 
     def sample(self, n: int, lam: float = 1.0, *, rng: torch.Generator) -> torch.Tensor:
         """Draw ``n`` samples per seed from N(mean_, lam * covariance_).

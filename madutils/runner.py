@@ -1,0 +1,218 @@
+"""Execute a jupytext notebook with papermill at a named scale: ``madutils run``.
+
+Notebooks live in ``notebooks/`` as jupytext ``py:percent`` files. Each has one cell tagged
+``parameters`` holding plain literals, and three parameter files
+``notebooks/params/<name>/{ci,cpu,gpu}.yaml``:
+
+- ``ci``: seconds; what the tests run;
+- ``cpu``: the book's default, sized to show the paper's result on a 2-core machine;
+- ``gpu``: the paper's sizes.
+
+:func:`run_notebook` reads the notebook, checks every parameter name and value type against the
+``parameters`` cell (papermill itself only warns about unknown names), executes it with
+papermill and writes the executed ``.ipynb`` to the output directory, together with a
+``timings.json`` entry. Every notebook also receives ``output_dir``, where it writes its
+figures and its claim summary (see :mod:`madutils.claims`). Loop results go to the results store
+(the notebook's ``runs_dir``), so re-executing a notebook after a finished run does not recompute
+the loops.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ._validation import check_choice
+from .results import atomic_write
+
+__all__ = [
+    "SCALES",
+    "find_notebook",
+    "load_parameter_file",
+    "notebook_parameters",
+    "run_notebook",
+]
+
+SCALES = ("ci", "cpu", "gpu")
+#: Parameters every notebook has and the runner sets.
+RESERVED = ("output_dir",)
+
+
+def find_notebook(notebook: str | Path, notebooks_dir: str | Path = "notebooks") -> Path:
+    """Resolve a notebook given as a path or as a bare name in ``notebooks_dir``."""
+    candidates = [
+        Path(notebook),
+        Path(notebooks_dir) / notebook,
+        Path(notebooks_dir) / f"{notebook}.py",
+    ]
+    for path in candidates:
+        if path.is_file() and path.suffix == ".py":
+            return path
+    available = sorted(p.stem for p in Path(notebooks_dir).glob("*.py"))
+    raise ValueError(
+        f"notebook {str(notebook)!r} not found; available in {notebooks_dir}/: "
+        + (", ".join(available) or "none")
+    )
+
+
+def _read(path: Path):
+    import jupytext
+
+    return jupytext.read(path, fmt="py:percent")
+
+
+def _parameters_cell(notebook, path: Path):
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path} must have exactly one cell tagged 'parameters'; has {len(cells)}")
+    return cells[0]
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """The parameters of a notebook and their default values, from its ``parameters`` cell."""
+    path = Path(path)
+    cell = _parameters_cell(_read(path), path)
+    out = {}
+    for node in ast.parse(cell.source).body:
+        if not (isinstance(node, ast.Assign | ast.AnnAssign)):
+            raise ValueError(f"{path}: the parameters cell may only hold assignments of literals")
+        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        if not isinstance(target, ast.Name):
+            raise ValueError(f"{path}: parameters must be plain names")
+        out[target.id] = ast.literal_eval(node.value)
+    return out
+
+
+def parameter_file(path: str | Path, scale: str) -> Path:
+    """``notebooks/params/<name>/<scale>.yaml`` for the notebook at ``path``."""
+    check_choice(scale, "scale", SCALES)
+    path = Path(path)
+    return path.parent / "params" / path.stem / f"{scale}.yaml"
+
+
+def load_parameter_file(path: str | Path, scale: str) -> dict:
+    """The parameter values a scale sets for the notebook at ``path`` (may be empty)."""
+    file = parameter_file(path, scale)
+    if not file.exists():
+        raise ValueError(f"no {scale!r} parameter file for {Path(path).name}: expected {file}")
+    return yaml.safe_load(file.read_text()) or {}
+
+
+def _check_values(values: dict, defaults: dict, source: str) -> dict:
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown parameter(s) {', '.join(unknown)}; valid names: "
+            + ", ".join(sorted(defaults))
+        )
+    for name, value in values.items():
+        default = defaults[name]
+        expected = type(default)
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if isinstance(value, bool) != isinstance(default, bool) or not ok:
+            raise ValueError(
+                f"{source}: parameter {name} must be of type {expected.__name__} "
+                f"(default {default!r}); got {value!r}"
+            )
+    return values
+
+
+def parse_cli_value(text: str):
+    """A ``-p NAME VALUE`` value read as YAML (``3`` int, ``0.5`` float, ``[1, 2]`` list)."""
+    return yaml.safe_load(text)
+
+
+@dataclass
+class NotebookRun:
+    """Where :func:`run_notebook` wrote its output and how long it took."""
+
+    notebook: str
+    scale: str
+    executed: Path
+    seconds: float
+    parameters: dict
+
+
+def run_notebook(
+    notebook: str | Path,
+    *,
+    scale: str = "cpu",
+    parameters: dict | None = None,
+    out: str | Path = "executed",
+    notebooks_dir: str | Path = "notebooks",
+    progress: bool = True,
+) -> NotebookRun:
+    """Execute a notebook with the parameters of ``scale`` plus ``parameters``.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        Path of a jupytext ``.py`` notebook, or its name in ``notebooks_dir``.
+    scale : {"ci", "cpu", "gpu"}
+        Which parameter file to start from.
+    parameters : dict, optional
+        Overrides; each name must be a parameter of the notebook and keep its type.
+    out : str or Path
+        Directory for the executed notebook (``<name>.ipynb``), its figures and
+        ``timings.json``.
+
+    Returns
+    -------
+    NotebookRun
+    """
+    import papermill
+
+    path = find_notebook(notebook, notebooks_dir)
+    defaults = notebook_parameters(path)
+    missing = [name for name in RESERVED if name not in defaults]
+    if missing:
+        raise ValueError(f"{path} lacks the parameter(s) {', '.join(missing)} every notebook has")
+    values = _check_values(
+        load_parameter_file(path, scale), defaults, str(parameter_file(path, scale))
+    )
+    overrides = _check_values(dict(parameters or {}), defaults, "parameters")
+    reserved = sorted(set(overrides) & set(RESERVED))
+    if reserved:
+        raise ValueError(f"parameter(s) {', '.join(reserved)} are set by the runner (use out)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    values = {**values, **overrides, "output_dir": str(out.resolve())}
+    executed = out / f"{path.stem}.ipynb"
+    start = time.perf_counter()
+    papermill.execute_notebook(
+        _read(path),
+        str(executed),
+        parameters=values,
+        kernel_name="python3",
+        language="python",
+        progress_bar=progress,
+        cwd=str(Path.cwd()),
+    )
+    seconds = time.perf_counter() - start
+    _record_timing(out, path.stem, scale, seconds, values)
+    return NotebookRun(path.stem, scale, executed, seconds, values)
+
+
+def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dict) -> None:
+    import platform
+
+    import torch
+
+    file = out / "timings.json"
+    timings = json.loads(file.read_text()) if file.exists() else {}
+    timings[name] = {
+        "scale": scale,
+        "seconds": round(seconds, 1),
+        "parameters": {k: v for k, v in values.items() if k not in RESERVED},
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu_count": __import__("os").cpu_count(),
+        "machine": platform.machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    text = json.dumps(timings, indent=2, sort_keys=True) + "\n"
+    atomic_write(file, lambda tmp: Path(tmp).write_text(text))

@@ -1,7 +1,9 @@
 """The ``madutils`` command line.
 
-``madutils loop ...`` runs one loop configuration (see ``madutils loop --help``) and prints the
-run directory; ``madutils metrics`` lists the metric names of the results tables.
+- ``madutils loop ...`` runs one loop configuration and prints the run directory;
+- ``madutils run NOTEBOOK -p NAME VALUE --scale ci|cpu|gpu --out DIR`` executes a notebook;
+- ``madutils book --scale cpu`` executes every notebook and builds the site;
+- ``madutils metrics`` lists the metric names of the results tables.
 """
 
 from __future__ import annotations
@@ -136,16 +138,90 @@ def _run_loop_command(args, parser) -> int:
     return 0
 
 
+def _run_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "run",
+        help="execute a notebook with papermill at a scale, with parameter overrides",
+        description="Execute notebooks/NOTEBOOK.py with the parameters of --scale, overridden by "
+        "-p NAME VALUE (VALUE read as YAML: 3, 0.5, '[1.0, 0.8]'). Unknown names are errors.",
+    )
+    p.add_argument("notebook", help="a notebook name in notebooks/ (e.g. fresh_data) or a path")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override one parameter (repeatable)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("ci", "cpu", "gpu"),
+        default="cpu",
+        help="parameter file to start from (default: cpu)",
+    )
+    p.add_argument(
+        "--out",
+        default="executed",
+        help="directory for the executed notebook, its figures and timings (default: executed)",
+    )
+    p.add_argument("--notebooks-dir", default="notebooks", help="where the notebook sources are")
+    return p
+
+
+def _run_notebook_command(args, parser) -> int:
+    from .runner import parse_cli_value, run_notebook
+
+    overrides = {name: parse_cli_value(value) for name, value in args.parameter}
+    try:
+        result = run_notebook(
+            args.notebook,
+            scale=args.scale,
+            parameters=overrides,
+            out=args.out,
+            notebooks_dir=args.notebooks_dir,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"{result.notebook} ({result.scale}) took {result.seconds:.1f} s: {result.executed}")
+    return 0
+
+
+def _book_command(args, parser) -> int:
+    from .book import build_book
+
+    try:
+        index = build_book(args.scale)
+    except (ValueError, RuntimeError) as error:
+        print(f"madutils book: {error}", file=sys.stderr)
+        return 1
+    print(f"the book is built: open {index}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="madutils", description="Self-consuming generative loops (Alemohammad et al. 2024)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     loop_parser = _loop_parser(sub)
+    run_parser = _run_parser(sub)
+    book_parser = sub.add_parser("book", help="execute every notebook and build the site")
+    book_parser.add_argument(
+        "--scale",
+        choices=("ci", "cpu", "gpu"),
+        default="cpu",
+        help="parameter files of the notebooks (default: cpu)",
+    )
     sub.add_parser("metrics", help="list the metric names of the results tables")
     args = parser.parse_args(argv)
     if args.command == "loop":
         return _run_loop_command(args, loop_parser)
+    if args.command == "run":
+        return _run_notebook_command(args, run_parser)
+    if args.command == "book":
+        return _book_command(args, book_parser)
     for name, description in METRICS.items():
         print(f"{name}: {description}")
     return 0

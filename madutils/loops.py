@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import LoopConfig
 from .distributions import make_distribution
@@ -52,7 +52,7 @@ from .models.mixture import GaussianMixtureModel
 from .results import COLUMNS, RunStore
 from .rng import stream
 
-__all__ = ["LoopResult", "run_loop"]
+__all__ = ["LoopResult", "iterate_loop", "run_loop"]
 
 _DATA, _FIT, _EVAL = 0, 1, 2  # stream purposes within a generation
 
@@ -339,3 +339,25 @@ def run_loop(
     return LoopResult(
         table=table, config=cfg, run_dir=store.path if store else None, models=loop.models
     )
+
+
+def iterate_loop(config: LoopConfig):
+    """Run a loop in memory, yielding ``(generation, model, values)`` after each generation.
+
+    For looking inside a run (sample snapshots, parameter paths) without storing it; the
+    values are those :func:`run_loop` records, and the random streams are the same, so the
+    models are those of ``run_loop(config)``.
+
+    Yields
+    ------
+    generation : int
+    model : BatchedModel
+        The model fitted in that generation (all seeds).
+    values : dict of ndarray
+        Metric values of shape ``(seeds,)``.
+    """
+    cfg = config.resolved()
+    loop = _Loop(cfg, None)
+    for generation in range(1, cfg.generations + 1):
+        values = loop.step(generation)
+        yield generation, loop.models[-1], values

@@ -1,0 +1,67 @@
+"""Claim summaries: how each chapter's result compares with the paper's claim.
+
+Each loop notebook records, for every claim of the paper it tests, the claim, the paper's
+figure, the number this reproduction measured and a verdict. The "paper vs this reproduction"
+page collects them, so its table never holds a hand-typed number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ._validation import check_choice
+from .results import atomic_write
+
+__all__ = ["VERDICTS", "Claim", "load_claims", "record_claims"]
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "GPU-only", "not yet run")
+
+
+@dataclass
+class Claim:
+    """One claim of the paper and what this reproduction found.
+
+    Attributes
+    ----------
+    claim : str
+        The paper's claim, in a sentence.
+    figure : str
+        Where the paper shows it, e.g. ``"Fig. 10 (left)"``.
+    result : str
+        What was measured here, with its number(s).
+    verdict : str
+        One of :data:`VERDICTS`.
+    """
+
+    claim: str
+    figure: str
+    result: str
+    verdict: str
+
+    def __post_init__(self):
+        check_choice(self.verdict, "verdict", VERDICTS)
+
+
+def record_claims(output_dir: str | Path, chapter: str, claims: list[Claim]) -> Path:
+    """Write a chapter's claims to ``<output_dir>/claims/<chapter>.json``."""
+    path = Path(output_dir) / "claims" / f"{chapter}.json"
+    text = json.dumps([asdict(c) for c in claims], indent=2) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def load_claims(output_dir: str | Path, chapters: list[str] | None = None) -> pd.DataFrame:
+    """All recorded claims as a table with a ``chapter`` column (in ``chapters`` order)."""
+    folder = Path(output_dir) / "claims"
+    files = sorted(folder.glob("*.json")) if folder.exists() else []
+    if chapters is not None:
+        by_name = {f.stem: f for f in files}
+        files = [by_name[c] for c in chapters if c in by_name]
+    frames = [pd.DataFrame(json.loads(f.read_text())).assign(chapter=f.stem) for f in files]
+    if not frames:
+        return pd.DataFrame(columns=["chapter", "claim", "figure", "result", "verdict"])
+    return pd.concat(frames, ignore_index=True)[["chapter", "claim", "figure", "result", "verdict"]]

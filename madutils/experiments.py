@@ -1,0 +1,234 @@
+"""Multi-run experiments behind the book's chapters.
+
+The notebooks stay thin: each figure's data comes from one call here.
+
+- :func:`run_sweep`: one loop configuration varied over a grid of settings, results stored.
+- :func:`gaussian_paths`: the fitted means and covariance traces of every generation (E1).
+- :func:`sample_snapshots`: samples of chosen generations, for scatter plots.
+- :func:`fresh_data_limits`: limiting distances of many fresh-data Gaussian loops, all cells
+  of an (n_real, n_synthetic, lambda) grid simulated as one batch with the exact statistics
+  path; :func:`effective_sample_sizes` turns them into n_e / n_r (E6b, E8's Gaussian analogue).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ._validation import check_positive_int
+from .config import LoopConfig
+from .distributions import GaussianDistribution
+from .gaussian_statistics import draw_gaussian_statistics
+from .linalg import psd_factor
+from .loops import iterate_loop, run_loop
+from .metrics.effective import effective_sample_size
+from .rng import stream
+
+__all__ = [
+    "effective_sample_sizes",
+    "fresh_data_limits",
+    "gaussian_paths",
+    "run_sweep",
+    "sample_snapshots",
+]
+
+
+def run_sweep(
+    base: LoopConfig, runs_dir: str | Path | None = None, *, progress: bool = True, **vary
+) -> pd.DataFrame:
+    """Run ``base`` for every combination of the settings in ``vary``; concatenate the tables.
+
+    Parameters
+    ----------
+    base : LoopConfig
+        Settings shared by all runs.
+    runs_dir : str or Path, optional
+        Results store; finished runs are read back instead of recomputed.
+    **vary : list
+        Setting name to the values it takes, e.g. ``lam=[1.0, 0.8], family=[...]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The long-form tables of all runs, with one extra column per varied setting that the
+        table does not already have.
+    """
+    names = list(vary)
+    unknown = [n for n in names if n not in {f.name for f in dataclasses.fields(LoopConfig)}]
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; valid: {sorted(LoopConfig().to_dict())}")
+    tables = []
+    combos = list(itertools.product(*(vary[n] for n in names)))
+    for combo in tqdm(combos, desc="runs", disable=not progress or len(combos) == 1):
+        settings = dict(zip(names, combo, strict=True))
+        table = run_loop(dataclasses.replace(base, **settings), runs_dir, progress=False).table
+        for name, value in settings.items():
+            if name not in table.columns:
+                table[name] = value if not isinstance(value, tuple) else str(value)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def gaussian_paths(config: LoopConfig) -> dict[str, np.ndarray]:
+    """Fitted means and covariance traces of every generation of a Gaussian loop.
+
+    Returns
+    -------
+    dict
+        ``"mean"``: shape (generations, seeds, dim); ``"trace"``: shape (generations, seeds).
+    """
+    if config.model != "gaussian":
+        raise ValueError(f"gaussian_paths needs model='gaussian'; got {config.model!r}")
+    means, traces = [], []
+    for _, model, _ in iterate_loop(config):
+        means.append(model.mean_.cpu().numpy())
+        traces.append(torch.diagonal(model.covariance_, dim1=-2, dim2=-1).sum(-1).cpu().numpy())
+    return {"mean": np.stack(means), "trace": np.stack(traces)}
+
+
+def sample_snapshots(
+    config: LoopConfig, generations, *, n: int = 1000, seed_index: int = 0
+) -> dict[int, np.ndarray]:
+    """Samples (drawn with the loop's lambda) of the models of the chosen generations.
+
+    Parameters
+    ----------
+    config : LoopConfig
+    generations : iterable of int
+        Generations to show (each between 1 and ``config.generations``).
+    n : int
+        Samples per snapshot.
+    seed_index : int
+        Which replicate to show.
+
+    Returns
+    -------
+    dict
+        Generation to an array of shape ``(n, dim)``.
+    """
+    wanted = sorted(set(int(g) for g in generations))
+    if not wanted or wanted[0] < 1 or wanted[-1] > config.generations:
+        raise ValueError(f"generations must lie in 1..{config.generations}; got {wanted}")
+    if not 0 <= seed_index < config.seeds:
+        raise ValueError(f"seed_index must be in 0..{config.seeds - 1}; got {seed_index}")
+    out = {}
+    for generation, model, _ in iterate_loop(dataclasses.replace(config, generations=wanted[-1])):
+        if generation in wanted:
+            rng = stream(config.seed, generation, 99)
+            out[generation] = model.sample(n, config.lam, rng=rng)[seed_index].cpu().numpy()
+    return out
+
+
+def _grid(n_real, n_synthetic, lam, cells=None) -> pd.DataFrame:
+    if cells is None:
+        product = itertools.product(
+            np.atleast_1d(n_real), np.atleast_1d(n_synthetic), np.atleast_1d(lam)
+        )
+        cells = pd.DataFrame(list(product), columns=["n_real", "n_synthetic", "lam"])
+    else:
+        missing = {"n_real", "n_synthetic", "lam"} - set(cells.columns)
+        if missing:
+            raise ValueError(
+                f"cells must have the columns n_real, n_synthetic, lam; missing {missing}"
+            )
+        cells = cells.reset_index(drop=True).copy()
+    for name in ("n_real", "n_synthetic"):
+        if (cells[name] < 0).any() or (cells[name] % 1 != 0).any():
+            raise ValueError(f"{name} must hold non-negative integers")
+    if (cells.n_real < 1).any():
+        raise ValueError("n_real must be >= 1 in every cell")
+    if ((cells.lam <= 0) | (cells.lam > 1)).any():
+        raise ValueError("lam must lie in (0, 1] in every cell")
+    return cells.astype({"n_real": int, "n_synthetic": int, "lam": float})
+
+
+def fresh_data_limits(
+    n_real=None,
+    n_synthetic=None,
+    lam=None,
+    *,
+    cells: pd.DataFrame | None = None,
+    dim: int,
+    generations: int,
+    tail: int,
+    seeds: int,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Limiting squared W2 of fresh-data Gaussian loops over a grid of settings.
+
+    Every cell of the grid ``n_real x n_synthetic x lam`` (or every row of ``cells``, a table
+    with those three columns and any others, which are kept) is the loop of
+    :func:`madutils.loops.run_loop` with ``family="fresh_data"``, ``n_ini = n_real``,
+    ``synthetic_source="last"``, ``path="statistics"`` and P_r = N(0, I_dim); all cells and seeds
+    are simulated together as one batch (per-row sample counts and lambda). The limit is the
+    mean of W2^2 over the seeds and the last ``tail`` generations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell: ``n_real, n_synthetic, lam, limit, limit_se, drift`` where
+        ``limit_se`` is the standard error across seeds and ``drift`` the relative difference
+        between the two halves of the tail window (near 0 once the loop has converged).
+    """
+    dim = check_positive_int(dim, "dim")
+    generations = check_positive_int(generations, "generations")
+    tail = check_positive_int(tail, "tail")
+    seeds = check_positive_int(seeds, "seeds")
+    if tail > generations:
+        raise ValueError(f"tail must be at most generations ({generations}); got {tail}")
+    cells = _grid(n_real, n_synthetic, lam, cells)
+    if (cells.n_real + cells.n_synthetic < 2).any():
+        raise ValueError("every cell needs n_real + n_synthetic >= 2")
+    rows = len(cells) * seeds
+    dev = torch.device(device)
+    per_row = lambda column: torch.as_tensor(  # noqa: E731
+        np.repeat(cells[column].to_numpy(), seeds), dtype=torch.float64, device=dev
+    )
+    n_r, n_s, lam_rows = per_row("n_real"), per_row("n_synthetic"), per_row("lam")
+    zero_mean = torch.zeros(rows, dim, dtype=torch.float64, device=dev)
+    identity = torch.eye(dim, dtype=torch.float64, device=dev).expand(rows, dim, dim)
+    history = torch.empty(tail, rows, dtype=torch.float64)
+    mean = cov = None
+    for generation in tqdm(range(1, generations + 1), desc="fresh-data grid", disable=not progress):
+        rng = stream(seed, generation, 0, device=dev)
+        stats = draw_gaussian_statistics(n_r, zero_mean, identity, rng=rng)
+        if generation > 1:
+            factor = psd_factor(cov) * lam_rows.sqrt().view(-1, 1, 1)
+            stats = stats.combine(draw_gaussian_statistics(n_s, mean, factor, rng=rng))
+        mean, cov = stats.mean, stats.covariance()
+        if generation > generations - tail:
+            eig = torch.linalg.eigvalsh(cov).clamp_min(0)
+            w2 = (mean**2).sum(-1) + ((eig.sqrt() - 1) ** 2).sum(-1)
+            history[generation - (generations - tail) - 1] = w2.cpu()
+    per_seed = history.mean(0).view(len(cells), seeds)
+    half = tail // 2
+    first = history[:half].mean(0).view(len(cells), seeds).mean(1) if half else per_seed.mean(1)
+    second = history[half:].mean(0).view(len(cells), seeds).mean(1)
+    cells["limit"] = per_seed.mean(1).numpy()
+    cells["limit_se"] = (per_seed.std(1) / seeds**0.5).numpy()
+    cells["drift"] = ((second - first) / second).numpy()
+    return cells
+
+
+def effective_sample_sizes(
+    limits: pd.DataFrame, *, dim: int, n_seeds: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Add ``ratio = n_e / n_real`` to a table of :func:`fresh_data_limits`."""
+    out = limits.copy()
+    out["ratio"] = np.nan
+    rng = torch.Generator().manual_seed(seed)
+    distribution = GaussianDistribution(dim)
+    for n_real, group in out.groupby("n_real"):
+        out.loc[group.index, "ratio"] = effective_sample_size(
+            group["limit"].to_numpy(), int(n_real), distribution, n_seeds=n_seeds, rng=rng
+        )
+    out["admissible"] = out["ratio"] >= 1
+    return out

@@ -1,0 +1,345 @@
+"""Every figure of the book, drawn with seaborn from tidy tables.
+
+One style for the whole book, set by :func:`set_style`: colour = lambda, line style = loop family
+(or another setting), one column per metric, x = generation. Plot functions take long-form
+tables as :func:`madutils.loops.run_loop` returns them (or arrays of samples) and return the
+matplotlib figure; they never compute metrics. Error bands are explicit: the 50% interval
+across seeds (``errorbar=("pi", 50)``), never seaborn's slow default bootstrap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+__all__ = [
+    "lam_palette",
+    "limit_curves",
+    "mean_paths",
+    "memory_curve",
+    "metric_curves",
+    "phase_diagram",
+    "sample_grid",
+    "save_figure",
+    "set_style",
+    "trace_distribution",
+    "trace_vs_theory",
+]
+
+#: Axis labels of the metrics.
+METRIC_LABELS = {
+    "w2_squared": r"$W_2^2$ to $P_r$",
+    "cov_trace": r"tr $\Sigma_t$",
+    "mean_drift": r"$\|\mu_t-\mu_1\|^2$",
+    "mean_error": r"$\|\mu_t-\mu_r\|^2$",
+    "frechet": "Fréchet distance",
+    "precision": "precision",
+    "recall": "recall",
+    "density": "density",
+    "coverage": "coverage",
+    "modes_covered": "modes covered",
+    "modal_variance": "modal variance",
+    "total_variance": "total variance",
+}
+FAMILY_LABELS = {
+    "fully_synthetic": "fully synthetic",
+    "synthetic_augmentation": "synthetic augmentation",
+    "fresh_data": "fresh data",
+}
+ERRORBAR = ("pi", 50)
+
+
+def set_style() -> None:
+    """The book's figure style (call once per notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "savefig.bbox": "tight"})
+
+
+def lam_palette(lams) -> dict:
+    """Colour per lambda: darkest for 1 (unbiased), lighter as the bias grows."""
+    values = sorted(set(float(v) for v in lams), reverse=True)
+    colours = sns.color_palette("viridis", n_colors=max(len(values), 2))
+    return dict(zip(values, colours, strict=False))
+
+
+def metric_curves(
+    table: pd.DataFrame,
+    metrics=None,
+    *,
+    hue: str = "lam",
+    style: str | None = "family",
+    log_metrics=(),
+    height: float = 3.0,
+    errorbar=ERRORBAR,
+):
+    """Metric against generation, one panel per metric, median and 50% band across seeds.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long-form results (columns ``generation, metric, value`` and ``hue``/``style``).
+    metrics : list of str, optional
+        Panels, in order (default: every metric in the table).
+    hue, style : str
+        Columns mapped to colour and line style.
+    log_metrics : iterable of str
+        Metrics drawn on a log y-axis.
+    """
+    metrics = list(metrics or dict.fromkeys(table["metric"]))
+    data = table[table["metric"].isin(metrics)].copy()
+    data["metric"] = pd.Categorical(data["metric"], metrics)
+    if style == "family" and "family" in data:
+        data["family"] = data["family"].map(FAMILY_LABELS).fillna(data["family"])
+    palette = lam_palette(data["lam"]) if hue == "lam" else None
+    if style is not None and data[style].nunique() <= 1:
+        style = None
+    grid = sns.relplot(
+        data=data,
+        x="generation",
+        y="value",
+        col="metric",
+        hue=hue,
+        style=style,
+        kind="line",
+        estimator="median",
+        errorbar=errorbar,
+        palette=palette,
+        height=height,
+        aspect=1.25,
+        facet_kws={"sharey": False},
+    )
+    for ax, name in zip(grid.axes.flat, metrics, strict=False):
+        ax.set_title(METRIC_LABELS.get(name, name))
+        ax.set_ylabel("")
+        if name in log_metrics:
+            ax.set_yscale("log")
+    if grid.legend is not None and hue == "lam":
+        grid.legend.set_title(r"$\lambda$")
+    return grid.figure
+
+
+def trace_vs_theory(table: pd.DataFrame, theory: pd.DataFrame, metric: str, *, log: bool = False):
+    """Simulated mean and median of ``metric`` per lambda, with the closed form drawn over it.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long-form results with ``lam``.
+    theory : DataFrame
+        Columns ``lam, generation, value``: the closed-form expectation.
+    """
+    data = table[table["metric"] == metric]
+    summary = data.groupby(["lam", "generation"])["value"].agg(["mean", "median"]).reset_index()
+    palette = lam_palette(summary["lam"])
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for lam, group in summary.groupby("lam"):
+        colour = palette[float(lam)]
+        ax.plot(group["generation"], group["mean"], color=colour, lw=1.8, label=f"mean, λ={lam:g}")
+        ax.plot(
+            group["generation"],
+            group["median"],
+            color=colour,
+            lw=1.2,
+            ls=":",
+            label=f"median, λ={lam:g}",
+        )
+        exact = theory[theory["lam"] == lam]
+        ax.plot(exact["generation"], exact["value"], color="black", lw=0.9, ls="--")
+    ax.plot([], [], color="black", lw=0.9, ls="--", label="closed form (expectation)")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8, ncols=2)
+    return fig
+
+
+def trace_distribution(table: pd.DataFrame, generations, *, lam: float = 1.0):
+    """Histograms of log10 tr(Sigma_t) across seeds at a few generations (one lambda)."""
+    data = table[(table["metric"] == "cov_trace") & (table["lam"] == lam)]
+    data = data[data["generation"].isin(list(generations))].copy()
+    data["log10 trace"] = np.log10(data["value"].clip(lower=1e-300))
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    sns.histplot(
+        data=data,
+        x="log10 trace",
+        hue="generation",
+        element="step",
+        fill=False,
+        stat="density",
+        common_norm=False,
+        bins=60,
+        palette="rocket_r",
+        ax=ax,
+    )
+    ax.set_xlabel(r"$\log_{10}$ tr $\Sigma_t$")
+    return fig
+
+
+def mean_paths(means: np.ndarray, *, n_paths: int = 8, lam: float | None = None):
+    """2-D random walks of the fitted mean across generations, one line per seed.
+
+    Parameters
+    ----------
+    means : ndarray, shape (generations, seeds, 2)
+    """
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    colours = sns.color_palette("tab10", n_colors=n_paths)
+    for s in range(min(n_paths, means.shape[1])):
+        ax.plot(means[:, s, 0], means[:, s, 1], lw=0.9, color=colours[s])
+        ax.plot(*means[-1, s], "o", ms=3, color=colours[s])
+    ax.plot(0, 0, "k+", ms=12, mew=2, label=r"real mean $\mu_r$")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(r"$\mu_{t,1}$")
+    ax.set_ylabel(r"$\mu_{t,2}$")
+    ax.legend(loc="upper right", fontsize=8)
+    if lam is not None:
+        ax.set_title(rf"fitted means, $\lambda$ = {lam:g}")
+    return fig
+
+
+def sample_grid(real: np.ndarray, snapshots: dict, *, title: str = "", lim: float | None = None):
+    """Scatter of real (grey) and synthetic samples, one panel per generation.
+
+    Parameters
+    ----------
+    real : ndarray, shape (n, 2)
+    snapshots : dict
+        Generation to synthetic samples of shape ``(m, 2)``.
+    """
+    generations = sorted(snapshots)
+    fig, axes = plt.subplots(
+        1,
+        len(generations),
+        figsize=(2.7 * len(generations), 2.9),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, generation in zip(axes[0], generations, strict=True):
+        ax.scatter(real[:, 0], real[:, 1], s=2, color="0.75", label="real", rasterized=True)
+        synth = snapshots[generation]
+        ax.scatter(synth[:, 0], synth[:, 1], s=2, color="C3", label="synthetic", rasterized=True)
+        ax.set_title(f"generation {generation}")
+        if lim is not None:
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+    axes[0, 0].legend(loc="lower left", fontsize=7, markerscale=3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def phase_diagram(
+    cells: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    value: str = "ratio",
+    col: str | None = None,
+    log_x: bool = True,
+    log_y: bool = True,
+):
+    """Heatmap of ``value`` (n_e / n_r) over two settings, admissible region outlined.
+
+    The colour scale is logarithmic and centred on 1; cells with ``value >= 1`` (synthetic data
+    helped) are marked with a dot.
+    """
+    from matplotlib.colors import LogNorm
+
+    panels = [None] if col is None else sorted(cells[col].unique())
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels), 3.5), squeeze=False)
+    spread = float(np.nanmax(np.abs(np.log10(cells[value].clip(lower=1e-6)))))
+    norm = LogNorm(vmin=10 ** -max(spread, 0.1), vmax=10 ** max(spread, 0.1))
+    mesh = None
+    for ax, panel in zip(axes[0], panels, strict=True):
+        data = cells if panel is None else cells[cells[col] == panel]
+        pivot = data.pivot_table(index=y, columns=x, values=value)
+        xs, ys = pivot.columns.to_numpy(float), pivot.index.to_numpy(float)
+        mesh = ax.pcolormesh(
+            _edges(xs, log_x),
+            _edges(ys, log_y),
+            pivot.to_numpy(),
+            cmap="RdBu",
+            norm=norm,
+            shading="flat",
+        )
+        good = pivot.to_numpy() >= 1
+        gx, gy = np.meshgrid(xs, ys)
+        ax.scatter(gx[good], gy[good], s=8, color="black", label=r"$n_e/n_r \geq 1$")
+        if log_x:
+            ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(y.replace("_", " "))
+        if panel is not None:
+            ax.set_title(f"{col.replace('lam', 'λ').replace('_', ' ')} = {panel:g}")
+    axes[0, 0].legend(loc="lower left", fontsize=7)
+    fig.colorbar(mesh, ax=axes[0].tolist(), label=r"$n_e / n_r$")
+    return fig
+
+
+def memory_curve(summary: pd.DataFrame):
+    """Effective sample size ``ratio`` against the memory ``K`` (columns ``K, ratio``)."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    ax.plot(summary["K"], summary["ratio"], "o-", color="C0")
+    ax.axhline(1.0, color="0.5", lw=0.8, ls="--", label="$n_e = n_r$")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(summary["K"], [str(k) for k in summary["K"]])
+    ax.set_xlabel("K (most recent models used)")
+    ax.set_ylabel(r"$n_e / n_r$")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def limit_curves(cells: pd.DataFrame, *, x: str, hue: str, col: str, y: str = "limit"):
+    """Limiting distance against a setting, one line per ``hue``, one panel per ``col``."""
+    panels = sorted(cells[col].unique(), reverse=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.8 * len(panels), 3.3), sharey=True, squeeze=False
+    )
+    colours = dict(
+        zip(
+            sorted(cells[hue].unique()),
+            sns.color_palette("mako", n_colors=cells[hue].nunique()),
+            strict=True,
+        )
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for value, group in cells[cells[col] == panel].groupby(hue):
+            group = group.sort_values(x)
+            ax.plot(
+                group[x], group[y], "o-", ms=3, color=colours[value], label=f"{hue} = {value:g}"
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(x)
+        name = "λ" if col == "lam" else col
+        ax.set_title(f"{name} = {panel:g}")
+    axes[0, 0].set_ylabel(r"limiting $W_2^2$ to $P_r$")
+    axes[0, -1].legend(fontsize=8)
+    return fig
+
+
+def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
+    values = np.log10(centres) if log else centres
+    if len(values) == 1:
+        edges = np.array([values[0] - 0.5, values[0] + 0.5])
+    else:
+        mids = (values[1:] + values[:-1]) / 2
+        edges = np.concatenate([[2 * values[0] - mids[0]], mids, [2 * values[-1] - mids[-1]]])
+    return 10**edges if log else edges
+
+
+def save_figure(fig, output_dir: str | Path, name: str) -> Path:
+    """Save ``fig`` as ``<output_dir>/figures/<name>.png`` and return the path."""
+    path = Path(output_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

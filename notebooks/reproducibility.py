@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Reproducibility
+#
+# ## Overview
+#
+# Everything in this book is produced by the commands below from the code in the repository; nothing is downloaded at run time.
+# This page records how this build was made: the scale of every chapter, the machine, how long each notebook took, and how to rerun at the paper's sizes.
+#
+# ## Scales
+#
+# Every notebook has three parameter files in `notebooks/params/<chapter>/`:
+#
+# - `ci`: seconds; what the tests run;
+# - `cpu`: the default of the book, sized to show the paper's result on a 2-core machine;
+# - `gpu`: the paper's sizes where the paper states them.
+#
+# Rerun one chapter with `madutils run <chapter> --scale gpu --out book/executed`, or the whole book with `madutils book --scale gpu`.
+# Any parameter can be changed on the command line: `madutils run fresh_data -p seeds 1000`.
+#
+# ## Seeds
+#
+# Every run's random numbers derive from its `seed` parameter: generation $t$ of a run draws from independent streams named by (seed, $t$, purpose), made with NumPy's `SeedSequence`, so a run resumed after an interruption gives the same results as an uninterrupted one.
+# All replicates of a run are simulated together as one batch.
+# Loop results are stored in `runs/` under a name derived from all their settings; rebuilding the book reads finished runs back instead of recomputing them.
+
+# %%
+import json
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from IPython.display import HTML
+from myst_nb import glue
+
+import madutils
+from madutils.allocator import tuning_state
+
+# %% tags=["parameters"]
+notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are
+output_dir = "executed"  # where the executed notebooks and timings.json are (set by madutils run)
+
+# %% [markdown]
+# ## This build
+
+# %%
+timings_file = Path(output_dir) / "timings.json"
+timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+rows = [
+    {
+        "notebook": name,
+        "scale": t["scale"],
+        "seconds": t["seconds"],
+        "device": t["device"],
+        "finished": t["finished"],
+    }
+    for name, t in timings.items()
+    if name != "reproducibility"
+]
+runs = pd.DataFrame(rows, columns=["notebook", "scale", "seconds", "device", "finished"])
+total_minutes = runs.seconds.sum() / 60
+glue("repro_total_minutes", total_minutes, display=False)
+machine = {
+    "madutils": madutils.__version__,
+    "torch": torch.__version__,
+    "Python": platform.python_version(),
+    "CPU cores": os.cpu_count(),
+    "CUDA device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    "glibc allocator tuning": tuning_state(),
+}
+HTML(pd.Series(machine, name="value").to_frame().to_html())
+
+# %% [markdown]
+# Executing the chapters took {glue:text}`repro_total_minutes:.1f` minutes in all:
+
+# %%
+HTML(runs.to_html(index=False))
+
+# %% [markdown]
+# ## Parameters of each scale
+#
+# The values each scale sets (anything not listed keeps the default in the notebook's `parameters` cell):
+
+# %%
+scales = []
+for chapter in runs.notebook:
+    folder = Path(notebooks_dir) / "params" / chapter
+    for scale in ("ci", "cpu", "gpu"):
+        file = folder / f"{scale}.yaml"
+        values = yaml.safe_load(file.read_text()) if file.exists() else {}
+        scales.append(
+            {
+                "chapter": chapter,
+                "scale": scale,
+                "settings": ", ".join(f"{k} = {v}" for k, v in (values or {}).items()),
+            }
+        )
+HTML(pd.DataFrame(scales).to_html(index=False))
+
+# %% [markdown]
+# ## Commands
+#
+# ```bash
+# make book    # install, execute every notebook at the cpu scale, build _build/html
+# make test    # the test suite
+# madutils book --scale gpu   # the paper's sizes, on a machine with a GPU
+# ```

@@ -1,4 +1,5 @@
 # The README's commands. Each target sets up what it needs in .venv first.
+#   make book        execute every notebook at the cpu scale and build the site into _build/html
 #   make test        run the test suite (fast default selection)
 #   make test-slow   the long statistical checks too
 #   make lint        ruff on the package, tests and benchmarks
@@ -14,7 +15,9 @@ PY := $(VENV)/bin/python
 TORCH_CONSTRAINT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow lint bench clean
+SCALE ?= cpu
+
+.PHONY: setup book test test-slow lint bench clean
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +26,9 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+book: setup
+	$(VENV)/bin/madutils book --scale $(SCALE)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -38,4 +44,4 @@ bench: setup
 	cd benchmarks && for script in bench_*.py; do ../$(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache _build book/executed

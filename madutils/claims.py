@@ -1,4 +1,7 @@
-"""Claim summaries: how each chapter's result compares with the paper's claim.
+"""Claim summaries and glued numbers: how a chapter's measurements reach the book's prose.
+
+:func:`glue_value` hands a number to myst-nb's ``glue`` as a plain Python value (NumPy scalars
+cannot be formatted by ``{glue:text}`key:.2f```), without displaying it.
 
 Each loop notebook records, for every claim of the paper it tests, the claim, the paper's
 figure, the number this reproduction measured and a verdict. The "paper vs this reproduction"
@@ -16,9 +19,18 @@ import pandas as pd
 from ._validation import check_choice
 from .results import atomic_write
 
-__all__ = ["VERDICTS", "Claim", "load_claims", "record_claims"]
+__all__ = ["VERDICTS", "Claim", "glue_value", "load_claims", "record_claims"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "GPU-only", "not yet run")
+
+
+def glue_value(name: str, value) -> None:
+    """Glue ``value`` under ``name`` for ``{glue:text}`` in the chapter's prose (not displayed)."""
+    from myst_nb import glue
+
+    if hasattr(value, "item"):  # NumPy and torch scalars
+        value = value.item()
+    glue(name, value, display=False)
 
 
 @dataclass
@@ -46,12 +58,12 @@ class Claim:
         check_choice(self.verdict, "verdict", VERDICTS)
 
 
-def record_claims(output_dir: str | Path, chapter: str, claims: list[Claim]) -> Path:
-    """Write a chapter's claims to ``<output_dir>/claims/<chapter>.json``."""
+def record_claims(output_dir: str | Path, chapter: str, claims: list[Claim]) -> None:
+    """Write a chapter's claims to ``<output_dir>/claims/<chapter>.json`` (returns nothing, so
+    a notebook cell ending with this call shows no output)."""
     path = Path(output_dir) / "claims" / f"{chapter}.json"
     text = json.dumps([asdict(c) for c in claims], indent=2) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-    return path
 
 
 def load_claims(output_dir: str | Path, chapters: list[str] | None = None) -> pd.DataFrame:

@@ -337,9 +337,11 @@ def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
     return 10**edges if log else edges
 
 
-def save_figure(fig, output_dir: str | Path, name: str) -> Path:
-    """Save ``fig`` as ``<output_dir>/figures/<name>.png`` and return the path."""
+def save_figure(fig, output_dir: str | Path, name: str) -> None:
+    """Save ``fig`` as ``<output_dir>/figures/<name>.png``.
+
+    Returns nothing, so that a notebook cell ending with this call shows only the figure.
+    """
     path = Path(output_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    return path

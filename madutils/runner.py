@@ -181,7 +181,7 @@ def run_notebook(
         raise ValueError(f"parameter(s) {', '.join(reserved)} are set by the runner (use out)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    values = {**values, **overrides, "output_dir": str(out.resolve())}
+    values = {**values, **overrides, "output_dir": _display_path(out)}
     executed = out / f"{path.stem}.ipynb"
     start = time.perf_counter()
     papermill.execute_notebook(
@@ -196,6 +196,15 @@ def run_notebook(
     seconds = time.perf_counter() - start
     _record_timing(out, path.stem, scale, seconds, values)
     return NotebookRun(path.stem, scale, executed, seconds, values)
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies inside it (shown on the page)."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dict) -> None:

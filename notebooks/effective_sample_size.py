@@ -28,10 +28,9 @@
 
 # %%
 import numpy as np
-from myst_nb import glue
 
 from madutils import plotting
-from madutils.claims import Claim, record_claims
+from madutils.claims import Claim, glue_value, record_claims
 from madutils.experiments import effective_sample_sizes, fresh_data_limits
 
 plotting.set_style()
@@ -73,7 +72,7 @@ grid = effective_sample_sizes(
     n_seeds=curve_seeds,
     seed=seed,
 )
-glue("ess_max_drift_pct", 100 * float(grid["drift"].abs().max()), display=False)
+glue_value("ess_max_drift_pct", 100 * float(grid["drift"].abs().max()))
 
 # %% mystnb={"figure": {"caption": "Effective sample size $n_e/n_r$ of the fresh data loop over $(n_r, n_s)$ for three values of $\\lambda$ (blue: synthetic data helped, red: it hurt; dots: admissible, $n_e/n_r \\ge 1$). The paper's Figure 11.", "name": "fig-ess-grid"}}
 fig = plotting.phase_diagram(grid, x="n_synthetic", y="n_real", col="lam")
@@ -91,10 +90,10 @@ largest_admissible = {
 admissible_sizes = [v for v in largest_admissible.values() if v > 0]
 admissible_growth = admissible_sizes[-1] / admissible_sizes[0] if admissible_sizes else 1.0
 n_real_growth = max(grid_n_real) / min(grid_n_real)
-glue("ess_best_unbiased", best_unbiased, display=False)
-glue("ess_admissible_unbiased_pct", 100 * admissible_unbiased, display=False)
-glue("ess_worst_biased", worst_biased, display=False)
-glue("ess_biased_lam", min(grid_lams), display=False)
+glue_value("ess_best_unbiased", best_unbiased)
+glue_value("ess_admissible_unbiased_pct", 100 * admissible_unbiased)
+glue_value("ess_worst_biased", worst_biased)
+glue_value("ess_biased_lam", min(grid_lams))
 largest_admissible
 
 # %% [markdown]
@@ -131,7 +130,7 @@ strongest = {
     int(n_r): float(g[g.admissible].lam.min()) if g.admissible.any() else np.nan
     for n_r, g in lam_grid.groupby("n_real")
 }
-glue("ess_strongest_bias", min(v for v in strongest.values() if not np.isnan(v)), display=False)
+glue_value("ess_strongest_bias", min(v for v in strongest.values() if not np.isnan(v)))
 strongest
 
 # %% [markdown]

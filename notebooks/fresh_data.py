@@ -27,10 +27,9 @@
 
 # %%
 import pandas as pd
-from myst_nb import glue
 
 from madutils import plotting
-from madutils.claims import Claim, record_claims
+from madutils.claims import Claim, glue_value, record_claims
 from madutils.config import LoopConfig
 from madutils.distributions import GaussianDistribution
 from madutils.experiments import fresh_data_limits, run_sweep
@@ -102,16 +101,20 @@ limits = {
     for lam in lams
 }
 starts = table[table.generation == 1].groupby("n_ini").value.median()
-for (n_ini, lam), value in limits.items():
-    glue(f"fresh_limit_{n_ini}_{lam:g}", value, display=False)
-for n_ini in n_inis:
-    glue(f"fresh_start_{n_ini}", starts[str(n_ini)], display=False)
+for i, n_ini in enumerate((n_inis[0], n_inis[-1])):
+    which = ("first", "last")[i]
+    glue_value(f"fresh_n_ini_{which}", n_ini)
+    glue_value(f"fresh_start_{which}", starts[str(n_ini)])
+    for j, lam in enumerate((lams[0], lams[-1])):
+        glue_value(f"fresh_limit_{which}_{('lam1', 'lam2')[j]}", limits[(n_ini, lam)])
+glue_value("fresh_lam1", lams[0])
+glue_value("fresh_lam2", lams[-1])
 gap = max(abs(limits[(n_inis[0], lam)] / limits[(n_inis[-1], lam)] - 1) for lam in lams)
-glue("fresh_gap_pct", 100 * gap, display=False)
-glue("fresh_tail", tail, display=False)
+glue_value("fresh_gap_pct", 100 * gap)
+glue_value("fresh_tail", tail)
 
 # %% [markdown]
-# The two starting points are far apart, $W_2^2$ = {glue:text}`fresh_start_100:.1f` with $n_{\text{ini}} = 100$ and {glue:text}`fresh_start_1000:.1f` with 1000, but over the last {glue:text}`fresh_tail` generations both settle at the same level: {glue:text}`fresh_limit_100_1:.2f` and {glue:text}`fresh_limit_1000_1:.2f` at $\lambda = 1$, {glue:text}`fresh_limit_100_0.8:.2f` and {glue:text}`fresh_limit_1000_0.8:.2f` at $\lambda = 0.8$ (largest relative difference {glue:text}`fresh_gap_pct:.1f`%).
+# The two starting points are far apart, $W_2^2$ = {glue:text}`fresh_start_first:.1f` with $n_{\text{ini}}$ = {glue:text}`fresh_n_ini_first` and {glue:text}`fresh_start_last:.1f` with {glue:text}`fresh_n_ini_last`, but over the last {glue:text}`fresh_tail` generations both settle at the same level: {glue:text}`fresh_limit_first_lam1:.2f` and {glue:text}`fresh_limit_last_lam1:.2f` at $\lambda$ = {glue:text}`fresh_lam1`, {glue:text}`fresh_limit_first_lam2:.2f` and {glue:text}`fresh_limit_last_lam2:.2f` at $\lambda$ = {glue:text}`fresh_lam2` (largest relative difference {glue:text}`fresh_gap_pct:.1f`%).
 # The bias costs accuracy: the biased loop's limit is higher, because its synthetic samples keep underestimating the covariance.
 #
 # ## Synthetic data from the $K$ most recent models
@@ -156,9 +159,9 @@ memory_increasing = bool((memory_summary.ratio.diff().iloc[1:] > 0).all())
 memory_diminishing = bool((gain_per_model.diff().iloc[1:] < 0).all())
 ratio_1 = memory_summary.ratio.iloc[0]
 ratio_k = memory_summary.ratio.iloc[-1]
-glue("fresh_memory_ratio_first", ratio_1, display=False)
-glue("fresh_memory_ratio_last", ratio_k, display=False)
-glue("fresh_memory_k_last", memory_ks[-1], display=False)
+glue_value("fresh_memory_ratio_first", ratio_1)
+glue_value("fresh_memory_ratio_last", ratio_k)
+glue_value("fresh_memory_k_last", memory_ks[-1])
 
 # %% [markdown]
 # With $K = 1$ the loop is worth {glue:text}`fresh_memory_ratio_first:.2f` times its fresh real data; with $K$ = {glue:text}`fresh_memory_k_last` it is worth {glue:text}`fresh_memory_ratio_last:.2f` times.
@@ -195,14 +198,14 @@ unbiased, biased = max(pool_lams), min(pool_lams)
 slowdown = min(by[(unbiased, small_p, n)] / by[(unbiased, big_p, n)] for n in pool_sizes)
 gain_unbiased = by[(unbiased, small_p, pool_sizes[0])] / by[(unbiased, small_p, pool_sizes[-1])]
 gain_biased = by[(biased, small_p, pool_sizes[0])] / by[(biased, small_p, pool_sizes[-1])]
-glue("pool_slowdown", slowdown, display=False)
-glue("pool_gain_unbiased", gain_unbiased, display=False)
-glue("pool_gain_biased", gain_biased, display=False)
-glue("pool_n_first", pool_sizes[0], display=False)
-glue("pool_n_last", pool_sizes[-1], display=False)
-glue("pool_p_small", small_p, display=False)
-glue("pool_p_big", big_p, display=False)
-glue("pool_lam_biased", biased, display=False)
+glue_value("pool_slowdown", slowdown)
+glue_value("pool_gain_unbiased", gain_unbiased)
+glue_value("pool_gain_biased", gain_biased)
+glue_value("pool_n_first", pool_sizes[0])
+glue_value("pool_n_last", pool_sizes[-1])
+glue_value("pool_p_small", small_p)
+glue_value("pool_p_big", big_p)
+glue_value("pool_lam_biased", biased)
 
 # %% [markdown]
 # At $\lambda = 1$ every size $n$ gives a limit at least {glue:text}`pool_slowdown:.1f` times higher with $p$ = {glue:text}`pool_p_small` than with $p$ = {glue:text}`pool_p_big`: less real data per generation slows the progress, though the unbiased limit still falls with $n$ (by a factor {glue:text}`pool_gain_unbiased:.0f` from $n$ = {glue:text}`pool_n_first` to {glue:text}`pool_n_last` with $p$ = {glue:text}`pool_p_small`).

@@ -26,10 +26,9 @@
 # ## Imports and parameters
 
 # %%
-from myst_nb import glue
 
 from madutils import plotting
-from madutils.claims import Claim, record_claims
+from madutils.claims import Claim, glue_value, record_claims
 from madutils.config import LoopConfig
 from madutils.distributions import GridMixture
 from madutils.experiments import run_sweep, sample_snapshots
@@ -75,9 +74,9 @@ plotting.save_figure(fig, output_dir, "fully_synthetic_gaussian")
 # %%
 w2 = gaussian[gaussian.metric == "w2_squared"].groupby(["lam", "generation"]).value.median()
 g_first, g_last = w2[(1.0, 1)], w2[(1.0, gaussian_generations)]
-glue("fs_gauss_w2_first", g_first, display=False)
-glue("fs_gauss_w2_last", g_last, display=False)
-glue("fs_gauss_generations", gaussian_generations, display=False)
+glue_value("fs_gauss_w2_first", g_first)
+glue_value("fs_gauss_w2_last", g_last)
+glue_value("fs_gauss_generations", gaussian_generations)
 
 # %% [markdown]
 # At $\lambda = 1$ the median squared distance grows from {glue:text}`fs_gauss_w2_first:.3f` at generation 1 to {glue:text}`fs_gauss_w2_last:.3f` at generation {glue:text}`fs_gauss_generations`: the mean wanders and the covariance shrinks, as the [previous chapter](gaussian_theory.ipynb) predicted.
@@ -121,13 +120,13 @@ values = {
     for name in ("modes_covered", "recall", "modal_variance", "total_variance", "precision")
 }
 for name, (first, last) in values.items():
-    glue(f"fs_mix_{name}_first", first, display=False)
-    glue(f"fs_mix_{name}_last", last, display=False)
-glue("fs_mix_generations", mixture_generations, display=False)
+    glue_value(f"fs_mix_{name}_first", first)
+    glue_value(f"fs_mix_{name}_last", last)
+glue_value("fs_mix_generations", mixture_generations)
 tv_change = 100 * (values["total_variance"][1] / values["total_variance"][0] - 1)
 mv_change = 100 * (values["modal_variance"][1] / values["modal_variance"][0] - 1)
-glue("fs_mix_tv_change", tv_change, display=False)
-glue("fs_mix_mv_change", mv_change, display=False)
+glue_value("fs_mix_tv_change", tv_change)
+glue_value("fs_mix_mv_change", mv_change)
 print({k: (round(a, 4), round(b, 4)) for k, (a, b) in values.items()})
 
 # %% [markdown]

@@ -36,10 +36,9 @@
 # %%
 import numpy as np
 import pandas as pd
-from myst_nb import glue
 
 from madutils import plotting
-from madutils.claims import Claim, record_claims
+from madutils.claims import Claim, glue_value, record_claims
 from madutils.config import LoopConfig
 from madutils.experiments import gaussian_paths, run_sweep
 
@@ -128,13 +127,13 @@ mean_ratio = float(traces[generations].mean() / trace_r)
 early = min(10, generations)
 early_mean = float(traces[early].mean() / trace_r)
 early_se = float(traces[early].std() / np.sqrt(seeds) / trace_r)
-glue("theory_generations", generations, display=False)
-glue("theory_median_ratio", median_ratio, display=False)
-glue("theory_collapsed_pct", 100 * collapsed_share, display=False)
-glue("theory_mean_ratio", mean_ratio, display=False)
-glue("theory_early", early, display=False)
-glue("theory_early_mean", early_mean, display=False)
-glue("theory_early_se", early_se, display=False)
+glue_value("theory_generations", generations)
+glue_value("theory_median_ratio", median_ratio)
+glue_value("theory_collapsed_pct", 100 * collapsed_share)
+glue_value("theory_mean_ratio", mean_ratio)
+glue_value("theory_early", early)
+glue_value("theory_early_mean", early_mean)
+glue_value("theory_early_se", early_se)
 print(
     f"median tr ratio {median_ratio:.3g}, collapsed {collapsed_share:.1%}, mean ratio {mean_ratio:.3g}"
 )

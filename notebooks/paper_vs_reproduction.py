@@ -19,9 +19,8 @@
 # %%
 import pandas as pd
 from IPython.display import HTML
-from myst_nb import glue
 
-from madutils.claims import Claim, load_claims
+from madutils.claims import Claim, glue_value, load_claims
 
 # %% tags=["parameters"]
 output_dir = "executed"  # where the chapters wrote their claim summaries (set by madutils run)
@@ -77,8 +76,8 @@ later = pd.DataFrame(
 ).assign(chapter="later chapters")
 claims = pd.concat([measured, later], ignore_index=True)
 counts = claims.verdict.value_counts()
-glue("claims_total", len(claims), display=False)
-glue("claims_reproduced", int(counts.get("reproduced", 0)), display=False)
+glue_value("claims_total", len(claims))
+glue_value("claims_reproduced", int(counts.get("reproduced", 0)))
 
 # %% [markdown]
 # Of the {glue:text}`claims_total` claims listed, {glue:text}`claims_reproduced` are reproduced by this build.

@@ -43,10 +43,10 @@ import pandas as pd
 import torch
 import yaml
 from IPython.display import HTML
-from myst_nb import glue
 
 import madutils
 from madutils.allocator import tuning_state
+from madutils.claims import glue_value
 
 # %% tags=["parameters"]
 notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are
@@ -71,7 +71,7 @@ rows = [
 ]
 runs = pd.DataFrame(rows, columns=["notebook", "scale", "seconds", "device", "finished"])
 total_minutes = runs.seconds.sum() / 60
-glue("repro_total_minutes", total_minutes, display=False)
+glue_value("repro_total_minutes", total_minutes)
 machine = {
     "madutils": madutils.__version__,
     "torch": torch.__version__,

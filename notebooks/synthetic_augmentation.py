@@ -27,10 +27,9 @@
 
 # %%
 import pandas as pd
-from myst_nb import glue
 
 from madutils import plotting
-from madutils.claims import Claim, record_claims
+from madutils.claims import Claim, glue_value, record_claims
 from madutils.config import LoopConfig
 from madutils.experiments import run_sweep
 
@@ -105,14 +104,21 @@ ratios = {
     for loop in LOOP_NAMES.values()
     for lam in lams
 }
-for (loop, lam), ratio in ratios.items():
-    glue(f"aug_ratio_{loop.split(',')[-1].strip().replace(' ', '_')}_{lam:g}", ratio, display=False)
-glue("aug_generations", generations, display=False)
+SHORT = {
+    "fully synthetic": "fully",
+    "augmentation, last model": "last",
+    "augmentation, accumulated pool": "pool",
+}
+for loop, short in SHORT.items():
+    glue_value(f"aug_ratio_{short}_unbiased", ratios[(loop, lams[0])])
+    glue_value(f"aug_ratio_{short}_biased", ratios[(loop, lams[-1])])
+glue_value("aug_lam_biased", lams[-1])
+glue_value("aug_generations", generations)
 print({k: round(v, 2) for k, v in ratios.items()})
 
 # %% [markdown]
-# After {glue:text}`aug_generations` generations at $\lambda = 1$ the median squared distance is {glue:text}`aug_ratio_fully_synthetic_1:.1f` times its generation-1 value in the fully synthetic loop, but only {glue:text}`aug_ratio_last_model_1:.2f` times with the fixed real set and synthetic data from the last model, and {glue:text}`aug_ratio_accumulated_pool_1:.2f` times with the accumulated pool.
-# With $\lambda = 0.6$ the augmented loops end at {glue:text}`aug_ratio_last_model_0.6:.2f` and {glue:text}`aug_ratio_accumulated_pool_0.6:.2f` times their starting distance: the biased synthetic samples keep pulling the covariance below the real one, and the real data cannot fully undo it.
+# After {glue:text}`aug_generations` generations at $\lambda = 1$ the median squared distance is {glue:text}`aug_ratio_fully_unbiased:.1f` times its generation-1 value in the fully synthetic loop, but only {glue:text}`aug_ratio_last_unbiased:.2f` times with the fixed real set and synthetic data from the last model, and {glue:text}`aug_ratio_pool_unbiased:.2f` times with the accumulated pool.
+# With $\lambda$ = {glue:text}`aug_lam_biased` the augmented loops end at {glue:text}`aug_ratio_last_biased:.2f` and {glue:text}`aug_ratio_pool_biased:.2f` times their starting distance: the biased synthetic samples keep pulling the covariance below the real one, and the real data cannot fully undo it.
 #
 # ## Mixture: modes survive longer
 #
@@ -146,16 +152,12 @@ fig = plotting.metric_curves(
 plotting.save_figure(fig, output_dir, "augmentation_mixture")
 # %%
 modes = mixture[mixture.metric == "modes_covered"].groupby(["loop", "generation"]).value.median()
-for loop in LOOP_NAMES.values():
-    glue(
-        f"aug_modes_{loop.split(',')[-1].strip().replace(' ', '_')}",
-        modes[(loop, mixture_generations)],
-        display=False,
-    )
-glue("aug_mixture_generations", mixture_generations, display=False)
+for loop, short in SHORT.items():
+    glue_value(f"aug_modes_{short}", modes[(loop, mixture_generations)])
+glue_value("aug_mixture_generations", mixture_generations)
 
 # %% [markdown]
-# After {glue:text}`aug_mixture_generations` generations the fully synthetic mixture covers {glue:text}`aug_modes_fully_synthetic:.0f` modes (median), the augmented loops {glue:text}`aug_modes_last_model:.0f` (last model) and {glue:text}`aug_modes_accumulated_pool:.0f` (accumulated pool).
+# After {glue:text}`aug_mixture_generations` generations the fully synthetic mixture covers {glue:text}`aug_modes_fully:.0f` modes (median), the augmented loops {glue:text}`aug_modes_last:.0f` (last model) and {glue:text}`aug_modes_pool:.0f` (accumulated pool).
 
 # %%
 worst_aug = max(ratios[(loop, lam)] for loop in list(LOOP_NAMES.values())[1:] for lam in lams)

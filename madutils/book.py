@@ -1,0 +1,390 @@
+"""Build the book: ``madutils book``.
+
+The book's pages are listed in ``_toc.yml`` (jupyter-book 1, repository root = book root). The
+pages under ``book/executed/`` are notebooks: :func:`build_book` executes each one from its
+jupytext source ``notebooks/<name>.py`` with :func:`madutils.runner.run_notebook`, in the
+order of the table of contents, then builds the HTML site with
+``jupyter-book build . -W -n --keep-going`` (the book itself never executes anything:
+``execute_notebooks: "off"``).
+
+A build succeeds only when jupyter-book exits with 0, its log (``_build/build.log``) has no
+warning or error line, no executed notebook holds an error output, ``_build/html/index.html``
+exists and :func:`check_site` finds nothing wrong in the pages: jupyter-book's exit code alone
+is not a reliable signal.
+
+MathJax is served from the site itself (copied at build time from the ``django-static-mathjax``
+wheel into ``book/_static/mathjax/``, which is not under version control), so the pages load
+nothing from another host and read offline.
+
+This module builds; it does not write pages. The browser checks of the built site are in
+``tests/test_book.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+__all__ = [
+    "BUILDER_ARGS",
+    "MATHJAX_DIR",
+    "build_book",
+    "check_site",
+    "executed_notebooks",
+    "install_mathjax",
+    "notebook_errors",
+    "toc_documents",
+]
+
+#: Arguments of ``jupyter-book build``: warnings are errors, nitpicky references, report all.
+BUILDER_ARGS = ("-W", "-n", "--keep-going")
+#: Where the local MathJax goes, relative to the book root (matches ``mathjax_path`` in
+#: ``_config.yml``, which is relative to the static directory ``book/_static``).
+MATHJAX_DIR = Path("book/_static/mathjax")
+#: The MathJax entry point the pages load (the ``mathjax_path`` of ``_config.yml``).
+MATHJAX_ENTRY = "tex-mml-chtml.js"
+_MATHJAX_DIST = "django-static-mathjax"
+#: A log line that fails the build: Sphinx's ``WARNING:``/``ERROR:``/``CRITICAL:`` messages,
+#: docutils' ``(SEVERE/4)`` and the like, and Python tracebacks.
+_BAD_LOG_LINE = re.compile(
+    r"\b(WARNING|ERROR|CRITICAL|SEVERE)\b|\((WARNING|ERROR|SEVERE)/\d\)|^Traceback \("
+)
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def toc_documents(root: str | Path = ".") -> list[str]:
+    """The documents of the book, in reading order, from ``<root>/_toc.yml``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The book root (the directory holding ``_config.yml`` and ``_toc.yml``).
+
+    Returns
+    -------
+    list of str
+        Document names without suffix, relative to ``root`` (``"book/intro"``, ...), the
+        root document first.
+    """
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise ValueError(f"{Path(root) / '_toc.yml'} has no 'root' entry")
+    return list(_toc_files(toc))
+
+
+def _toc_files(node) -> Iterator[str]:
+    """Every ``root``/``file`` entry of a parsed ``_toc.yml``, depth first, in order."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file"):
+                yield str(Path(value).with_suffix("")) if Path(value).suffix else str(value)
+            elif isinstance(value, list | dict):
+                yield from _toc_files(value)
+
+
+def executed_notebooks(root: str | Path = ".", out: str | Path = "book/executed") -> list[str]:
+    """The notebooks the book executes: the table-of-contents entries under ``out``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The book root.
+    out : str or Path
+        Directory of the executed notebooks, relative to ``root``.
+
+    Returns
+    -------
+    list of str
+        Notebook names (``"gaussian_theory"``, ...) in execution order; each is executed from
+        ``<root>/notebooks/<name>.py`` into ``<root>/<out>/<name>.ipynb``.
+    """
+    prefix = Path(out).as_posix().strip("/") + "/"
+    names = [doc[len(prefix) :] for doc in toc_documents(root) if doc.startswith(prefix)]
+    nested = [name for name in names if "/" in name]
+    if nested:
+        raise ValueError(f"_toc.yml: notebooks must sit directly in {out}/; got {nested}")
+    if not names:
+        raise ValueError(f"_toc.yml lists no document under {out}/: nothing to execute")
+    return names
+
+
+def install_mathjax(root: str | Path = ".") -> Path:
+    """Copy MathJax 3 from the ``django-static-mathjax`` wheel into ``<root>/book/_static``.
+
+    Only the ``es5`` distribution goes (without the combined entry points the pages do not
+    load): about 10 MB. A copy of the same version is left as it is.
+
+    Parameters
+    ----------
+    root : str or Path
+        The book root.
+
+    Returns
+    -------
+    Path
+        The MathJax directory (``<root>/book/_static/mathjax``).
+    """
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the book needs a local MathJax: pip install django-static-mathjax "
+            '(part of the "book" extra: pip install -e ".[book]")'
+        )
+    source = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    if not (source / MATHJAX_ENTRY).is_file():
+        raise RuntimeError(f"{source / MATHJAX_ENTRY} is missing: reinstall {_MATHJAX_DIST}")
+    version = importlib.metadata.version(_MATHJAX_DIST)
+    target = Path(root) / MATHJAX_DIR
+    stamp = target / "madutils-mathjax-version.txt"
+    if stamp.is_file() and stamp.read_text().strip() == version:
+        return target
+    combined = {p.name for p in source.glob("*.js")} - {MATHJAX_ENTRY}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return combined & set(names) if Path(directory) == source else set()
+
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=ignore)
+    stamp.write_text(version + "\n")
+    return target
+
+
+def notebook_errors(path: str | Path) -> list[str]:
+    """The error outputs of an executed notebook, one line each (empty when there is none)."""
+    notebook = json.loads(Path(path).read_text())
+    errors = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                errors.append(
+                    f"{Path(path).name}, cell {index}: "
+                    f"{output.get('ename', '?')}: {output.get('evalue', '')}"
+                )
+    return errors
+
+
+class _Refs(HTMLParser):
+    """Collects the ``href``/``src`` of a page, split into links and loaded resources."""
+
+    _RESOURCES = {"img": "src", "script": "src", "link": "href", "source": "src", "iframe": "src"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.resources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("href"):
+            self.links.append(values["href"])
+        attribute = self._RESOURCES.get(tag)
+        if attribute and values.get(attribute):
+            rel = (values.get("rel") or "").split()
+            # <link rel="canonical"/"next"/...> is a link, not something the page loads
+            if tag != "link" or {"stylesheet", "icon", "preload", "modulepreload"} & set(rel):
+                self.resources.append(values[attribute])
+            else:
+                self.links.append(values[attribute])
+
+
+def _local_target(html_dir: Path, page: Path, ref: str) -> Path | None:
+    """The file a same-site reference points to, or ``None`` for another site or a fragment."""
+    parts = urlsplit(ref)
+    if parts.scheme or parts.netloc or not parts.path:
+        return None
+    path = unquote(parts.path)
+    target = (html_dir / path.lstrip("/")) if path.startswith("/") else (page.parent / path)
+    target = Path(os.path.normpath(target))
+    return target / "index.html" if target.is_dir() else target
+
+
+def check_site(html_dir: str | Path, documents: Iterable[str]) -> list[str]:
+    """Problems of a built HTML site that need no browser to find.
+
+    For each document: its page exists; every link (``<a href>``) and resource (``img``,
+    ``script``, stylesheet, ...) that points into the site names an existing file inside the
+    site; no resource is loaded from another host (links to other sites are fine).
+
+    Parameters
+    ----------
+    html_dir : str or Path
+        The built site (``_build/html``).
+    documents : iterable of str
+        Document names, as returned by :func:`toc_documents`.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty when the site is sound.
+    """
+    html_dir = Path(html_dir).resolve()
+    problems = []
+    for document in documents:
+        page = html_dir / f"{document}.html"
+        if not page.is_file():
+            problems.append(f"{document}: page {page} is missing")
+            continue
+        parser = _Refs()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for ref in parser.resources:
+            if urlsplit(ref).netloc or ref.startswith("//"):
+                problems.append(f"{document}: loads {ref} from another host")
+        for ref in parser.links + parser.resources:
+            target = _local_target(html_dir, page, ref)
+            if target is None:
+                continue
+            if not target.is_relative_to(html_dir):
+                problems.append(f"{document}: {ref} points outside the site")
+            elif not target.is_file():
+                problems.append(f"{document}: {ref} does not exist")
+    return problems
+
+
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _fail(what: str, lines: Sequence[str], log: Path | None = None) -> RuntimeError:
+    shown = list(lines[:40]) + ([f"... and {len(lines) - 40} more"] if len(lines) > 40 else [])
+    where = f" (full log: {log})" if log else ""
+    return RuntimeError(f"book build failed: {what}{where}:\n  " + "\n  ".join(shown))
+
+
+def build_book(
+    scale: str = "cpu",
+    *,
+    notebooks: Iterable[str] | None = None,
+    out: str | Path = "book/executed",
+    builder_args: Sequence[str] = BUILDER_ARGS,
+    progress: bool = True,
+    root: str | Path = ".",
+) -> Path:
+    """Execute the book's notebooks at ``scale`` and build the HTML site.
+
+    Parameters
+    ----------
+    scale : {"ci", "cpu", "gpu"}
+        Parameter files of the notebooks (``notebooks/params/<name>/<scale>.yaml``): ``ci``
+        takes seconds per notebook, ``cpu`` is the book's default, ``gpu`` the paper's sizes.
+    notebooks : iterable of str, optional
+        Names of the notebooks to execute (default: every notebook of the table of contents,
+        in its order). The others are not executed again; their earlier outputs in ``out`` are
+        used, and a build fails if one is missing. Pass ``()`` to only rebuild the site.
+    out : str or Path
+        Directory of the executed notebooks, their figures, claims and ``timings.json``,
+        relative to ``root``; the table of contents lists its notebooks there.
+    builder_args : sequence of str
+        Extra arguments of ``jupyter-book build``.
+    progress : bool
+        Show papermill's progress bars and print each step and each notebook's time.
+    root : str or Path
+        The book root (holding ``_config.yml``, ``_toc.yml``, ``book/``, ``notebooks/``).
+        Notebooks execute with it as their working directory.
+
+    Returns
+    -------
+    Path
+        ``<root>/_build/html/index.html``.
+
+    Raises
+    ------
+    ValueError
+        If a name in ``notebooks`` is not a notebook of the table of contents.
+    RuntimeError
+        If a notebook fails, jupyter-book exits with an error, its log has a warning or error
+        line, an executed notebook holds an error output, ``index.html`` is missing or
+        :func:`check_site` finds a problem. The message quotes the offending lines.
+    """
+    root = Path(root).resolve()
+    names = executed_notebooks(root, out)
+    selected = names if notebooks is None else list(notebooks)
+    unknown = sorted(set(selected) - set(names))
+    if unknown:
+        raise ValueError(
+            f"not notebooks of the book: {', '.join(unknown)}; the book has: {', '.join(names)}"
+        )
+    say = print if progress else (lambda *args, **kwargs: None)
+    out_dir = root / out
+
+    with _working_directory(root):
+        from .runner import run_notebook
+
+        for name in (name for name in names if name in selected):  # in the book's order
+            say(f"[book] executing {name} at scale {scale!r}", flush=True)
+            run = run_notebook(name, scale=scale, out=out_dir, progress=progress)
+            say(f"[book] {name}: {run.seconds:.1f} s", flush=True)
+
+    errors = []
+    for name in names:
+        executed = out_dir / f"{name}.ipynb"
+        if not executed.is_file():
+            errors.append(f"{executed} is missing: execute it (notebooks={name!r})")
+        else:
+            errors.extend(notebook_errors(executed))
+    if errors:
+        raise _fail("executed notebooks", errors)
+
+    install_mathjax(root)
+    build_dir = root / "_build"
+    build_dir.mkdir(exist_ok=True)
+    log = build_dir / "build.log"
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build",
+        str(root),
+        *builder_args,
+    ]
+    say(f"[book] jupyter-book build (log: {log})", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"},
+        check=False,
+    )
+    output = _ANSI_ESCAPE.sub("", result.stdout)
+    log.write_text(output)
+    say(f"[book] jupyter-book build: {time.perf_counter() - start:.1f} s", flush=True)
+    bad = [line for line in output.splitlines() if _BAD_LOG_LINE.search(line)]
+    if result.returncode != 0:
+        tail = output.splitlines()[-20:]
+        raise _fail(f"jupyter-book exited with {result.returncode}", bad or tail, log)
+    if bad:
+        raise _fail("warnings or errors in the build log", bad, log)
+    index = build_dir / "html" / "index.html"
+    if not index.is_file():
+        raise _fail("no index page", [f"{index} is missing"], log)
+    problems = check_site(build_dir / "html", toc_documents(root))
+    if problems:
+        raise _fail("problems in the built pages", problems, log)
+    say(f"[book] built {index}", flush=True)
+    return index

@@ -106,7 +106,7 @@ real = GridMixture().sample(mixture_n, rng=stream(seed, 0, 98))[0].numpy()
 # %% mystnb={"figure": {"caption": "Real samples (grey) and samples of one replicate's model (red) at a few generations of the fully synthetic mixture loop: modes merge and vanish.", "name": "fig-fully-mixture-scatter"}}
 fig = plotting.sample_grid(real, snapshots, lim=3.0)
 plotting.save_figure(fig, output_dir, "fully_synthetic_mixture_scatter")
-# %% mystnb={"figure": {"caption": "Fully synthetic mixture loop, median and 50% band across replicates: modes covered, recall and the average per-component variance fall together, while the total variance of the samples hardly moves.", "name": "fig-fully-mixture-metrics"}}
+# %% mystnb={"figure": {"caption": "Fully synthetic mixture loop, median and 50% band across replicates: modes covered, recall and the average per-component variance fall together, while the total variance of the samples falls far less.", "name": "fig-fully-mixture-metrics"}}
 fig = plotting.metric_curves(
     mixture,
     ["modes_covered", "recall", "precision", "modal_variance", "total_variance"],
@@ -131,7 +131,7 @@ print({k: (round(a, 4), round(b, 4)) for k, (a, b) in values.items()})
 
 # %% [markdown]
 # Over {glue:text}`fs_mix_generations` generations the median number of covered modes falls from {glue:text}`fs_mix_modes_covered_first:.0f` to {glue:text}`fs_mix_modes_covered_last:.0f` and recall from {glue:text}`fs_mix_recall_first:.2f` to {glue:text}`fs_mix_recall_last:.2f`.
-# The average per-component variance changes by {glue:text}`fs_mix_mv_change:.0f`% and tracks the loss, but the total variance of the samples changes by only {glue:text}`fs_mix_tv_change:.0f`%: the surviving components spread over the grid, so a diversity measure that looks only at the overall spread misses the collapse, as the paper points out.
+# The average per-component variance changes by {glue:text}`fs_mix_mv_change:.0f`% and tracks the loss, while the total variance of the samples changes by {glue:text}`fs_mix_tv_change:.0f`%: the surviving components still spread over much of the grid, so a diversity measure that looks only at the overall spread badly understates the collapse, as the paper points out.
 
 # %%
 record_claims(
@@ -156,7 +156,13 @@ record_claims(
                 f"{values['recall'][0]:.2f} → {values['recall'][1]:.2f}, modal variance {mv_change:+.0f}%, "
                 f"total variance {tv_change:+.0f}%"
             ),
-            verdict="reproduced",
+            verdict=(
+                "reproduced"
+                if values["modes_covered"][1] < values["modes_covered"][0]
+                and values["recall"][1] < values["recall"][0]
+                and abs(tv_change) < abs(mv_change) / 2
+                else "partly"
+            ),
         ),
     ],
 )

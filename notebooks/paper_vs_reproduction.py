@@ -16,7 +16,7 @@
 # One row per claim of the paper: the claim, where the paper shows it, what this reproduction measured (the numbers come from the executed chapters of this build, not typed by hand), and a verdict:
 # *reproduced*, *partly*, *not reproduced*, *GPU-only* (needs hardware or data this build does not have) or *not yet run* (the chapter that tests it is still to be written).
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import HTML
 
@@ -25,7 +25,7 @@ from madutils.claims import Claim, glue_value, load_claims
 # %% tags=["parameters"]
 output_dir = "executed"  # where the chapters wrote their claim summaries (set by madutils run)
 
-# %%
+# %% tags=["hide-input"]
 CHAPTERS = [
     "gaussian_theory",
     "fully_synthetic",
@@ -82,7 +82,7 @@ glue_value("claims_reproduced", int(counts.get("reproduced", 0)))
 # %% [markdown]
 # Of the {glue:text}`claims_total` claims listed, {glue:text}`claims_reproduced` are reproduced by this build.
 
-# %%
+# %% tags=["hide-input"]
 table = claims.rename(columns=str.capitalize)[["Claim", "Figure", "Result", "Verdict", "Chapter"]]
 HTML(table.to_html(index=False, escape=True, classes="claims-table"))
 

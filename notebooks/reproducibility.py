@@ -33,7 +33,7 @@
 # All replicates of a run are simulated together as one batch.
 # Loop results are stored in `runs/` under a name derived from all their settings; rebuilding the book reads finished runs back instead of recomputing them.
 
-# %%
+# %% tags=["hide-input"]
 import json
 import os
 import platform
@@ -55,7 +55,7 @@ output_dir = "executed"  # where the executed notebooks and timings.json are (se
 # %% [markdown]
 # ## This build
 
-# %%
+# %% tags=["hide-input"]
 timings_file = Path(output_dir) / "timings.json"
 timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
 rows = [
@@ -85,7 +85,7 @@ HTML(pd.Series(machine, name="value").to_frame().to_html())
 # %% [markdown]
 # Executing the chapters took {glue:text}`repro_total_minutes:.1f` minutes in all:
 
-# %%
+# %% tags=["hide-input"]
 HTML(runs.to_html(index=False))
 
 # %% [markdown]
@@ -93,7 +93,7 @@ HTML(runs.to_html(index=False))
 #
 # The values each scale sets (anything not listed keeps the default in the notebook's `parameters` cell):
 
-# %%
+# %% tags=["hide-input"]
 scales = []
 for chapter in runs.notebook:
     folder = Path(notebooks_dir) / "params" / chapter

@@ -120,7 +120,7 @@ def sample_snapshots(
     out = {}
     for generation, model, _ in iterate_loop(dataclasses.replace(config, generations=wanted[-1])):
         if generation in wanted:
-            rng = stream(config.seed, generation, 99)
+            rng = stream(config.seed, generation, 99, device=config.resolved().device)
             out[generation] = model.sample(n, config.lam, rng=rng)[seed_index].cpu().numpy()
     return out
 
@@ -188,6 +188,8 @@ def fresh_data_limits(
     if (cells.n_real + cells.n_synthetic < 2).any():
         raise ValueError("every cell needs n_real + n_synthetic >= 2")
     rows = len(cells) * seeds
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     per_row = lambda column: torch.as_tensor(  # noqa: E731
         np.repeat(cells[column].to_numpy(), seeds), dtype=torch.float64, device=dev

@@ -47,6 +47,7 @@ tail = 100  # last generations averaged for the limit
 seeds = 20  # replicates per cell
 curve_seeds = 2000  # Monte-Carlo replicates of the real-fit curve used to convert limits into n_e
 seed = 0  # random seed of the runs
+device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
 # %% [markdown]
@@ -62,6 +63,7 @@ grid = effective_sample_sizes(
         grid_n_synthetic,
         grid_lams,
         dim=dim,
+        device=device,
         generations=generations,
         tail=tail,
         seeds=seeds,
@@ -111,6 +113,7 @@ lam_grid = effective_sample_sizes(
         grid_n_synthetic,
         lam_values,
         dim=dim,
+        device=device,
         generations=generations,
         tail=tail,
         seeds=seeds,

@@ -60,6 +60,7 @@ pool_generations = 80  # generations of the real-fraction experiment
 pool_tail = 30  # last generations averaged for the limit
 pool_seeds = 40  # replicates per cell of the real-fraction experiment
 seed = 0  # random seed of the runs
+device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
@@ -72,6 +73,7 @@ output_dir = "executed"  # where figures and the claim summary go (set by maduti
 # %% mystnb={"figure": {"caption": "Fresh data loop, $d = 100$, $n_r = 100$, $n_s = 900$: squared $W_2$ to $P_r$ (median and 50% band across replicates) for two initial sample sizes and two values of $\\lambda$. The paper's Figure 10 (left).", "name": "fig-fresh-limit"}}
 table = run_sweep(
     LoopConfig(
+        device=device,
         family="fresh_data",
         dim=dim,
         n_real=n_real,
@@ -125,6 +127,7 @@ glue_value("fresh_tail", tail)
 # %%
 memory = run_sweep(
     LoopConfig(
+        device=device,
         family="fresh_data",
         dim=memory_dim,
         n_ini=memory_n_real,
@@ -181,6 +184,7 @@ pool_cells = pd.DataFrame(
     ]
 )
 pool = fresh_data_limits(
+    device=device,
     cells=pool_cells,
     dim=pool_dim,
     generations=pool_generations,

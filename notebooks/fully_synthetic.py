@@ -47,6 +47,7 @@ mixture_generations = 200  # generations of the mixture experiment (paper: 2000)
 mixture_seeds = 10  # replicates of the mixture experiment
 mixture_lams = [1.0]  # sampling biases for the mixture (the paper runs 1.0 only)
 seed = 0  # random seed of the runs
+device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
@@ -58,6 +59,7 @@ output_dir = "executed"  # where figures and the claim summary go (set by maduti
 # %% mystnb={"figure": {"caption": "Fully synthetic Gaussian loop: squared $W_2$ distance to $P_r$ and total variance of the fitted Gaussian, median and 50% band across replicates. With $\\lambda < 1$ the variance collapses geometrically and the distance saturates at tr $\\Sigma_r$.", "name": "fig-fully-gaussian"}}
 gaussian = run_sweep(
     LoopConfig(
+        device=device,
         family="fully_synthetic",
         dim=gaussian_dim,
         n_ini=gaussian_n,
@@ -88,6 +90,7 @@ glue_value("fs_gauss_generations", gaussian_generations)
 
 # %%
 mixture_base = LoopConfig(
+    device=device,
     family="fully_synthetic",
     model="mixture",
     n_ini=mixture_n,

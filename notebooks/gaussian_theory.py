@@ -51,6 +51,7 @@ generations = 200  # generations, including the first fit to real data
 lams = [1.0, 0.9, 0.7]  # sampling biases lambda to compare (1.0 means unbiased)
 seeds = 2000  # independent replicates, simulated as one batch
 seed = 0  # random seed of the runs
+device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
@@ -61,6 +62,7 @@ output_dir = "executed"  # where figures and the claim summary go (set by maduti
 
 # %%
 base = LoopConfig(
+    device=device,
     family="fully_synthetic",
     dim=dim,
     n_ini=n_samples,

@@ -46,6 +46,7 @@ mixture_n = 500  # real samples of the mixture experiment
 mixture_generations = 100  # generations of the mixture experiment
 mixture_seeds = 5  # replicates of the mixture experiment
 seed = 0  # random seed of the runs
+device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
@@ -81,7 +82,7 @@ common = dict(
 )
 tables = [
     run_sweep(
-        LoopConfig(family=family, synthetic_source=source, **common),
+        LoopConfig(device=device, family=family, synthetic_source=source, **common),
         runs_dir,
         lam=lams,
         progress=False,
@@ -137,7 +138,7 @@ mixture = name_loops(
     pd.concat(
         [
             run_sweep(
-                LoopConfig(family=family, synthetic_source=source, **mixture_common),
+                LoopConfig(device=device, family=family, synthetic_source=source, **mixture_common),
                 runs_dir,
                 progress=False,
             ).assign(synthetic_source=source)

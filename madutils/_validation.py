@@ -20,6 +20,7 @@ __all__ = [
     "check_fraction",
     "check_lam",
     "check_nonnegative_int",
+    "check_positive_number",
     "check_positive_int",
     "check_same_dim",
 ]
@@ -46,6 +47,16 @@ def check_nonnegative_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (>= 0); got {value!r}")
     return int(value)
+
+
+def check_positive_number(value, name: str, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as ``float`` if it is a finite number > 0 (>= 0 with ``allow_zero``)."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
+    return float(value)
 
 
 def _check_unit_interval(value, name: str, meaning: str) -> float:

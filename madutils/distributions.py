@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._validation import check_finite, check_positive_int
+from ._validation import check_finite, check_positive_int, check_positive_number
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -97,9 +97,7 @@ class GridMixture:
 
     def __init__(self, grid_size: int = 5, variance: float = 0.01):
         self.grid_size = check_positive_int(grid_size, "grid_size")
-        if not (isinstance(variance, int | float) and math.isfinite(variance) and variance > 0):
-            raise ValueError(f"variance must be a positive number; got {variance!r}")
-        self.variance = float(variance)
+        self.variance = check_positive_number(variance, "variance")
         half = (self.grid_size - 1) / 2
         axis = torch.linspace(-half, half, self.grid_size, dtype=DTYPE)
         xx, yy = torch.meshgrid(axis, axis, indexing="ij")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,8 +210,6 @@ def _display_path(path: Path) -> str:
 
 
 def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dict) -> None:
-    import platform
-
     import torch
 
     file = out / "timings.json"
@@ -219,7 +219,7 @@ def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dic
         "seconds": round(seconds, 1),
         "parameters": {k: v for k, v in values.items() if k not in RESERVED},
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -6,15 +6,12 @@ are integers in ``[0, n_classes)``. Every error names the parameter and what is 
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
 import torch
 
 from .._validation import check_choice
 
-__all__ = ["check_images", "check_labels", "check_positive_float", "resolve_device"]
+__all__ = ["check_images", "check_labels", "resolve_device"]
 
 
 def check_images(images, name: str, image_size: int) -> torch.Tensor:
@@ -66,15 +63,6 @@ def check_labels(labels, name: str, n_images: int, n_classes: int) -> torch.Tens
             f"{name} must be in [0, n_classes) = [0, {n_classes}); got values in [{low}, {high}]"
         )
     return labels
-
-
-def check_positive_float(value, name: str) -> float:
-    """Return ``value`` as ``float`` if it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive; got {value!r}")
-    return float(value)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -41,11 +41,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .._validation import check_choice, check_lam, check_positive_int
+from .._validation import check_choice, check_lam, check_positive_int, check_positive_number
 from ..results import atomic_write
 from ._checks import check_images as _check_images
 from ._checks import check_labels as _check_labels
-from ._checks import check_positive_float as _check_positive_float
 from ._checks import resolve_device as _resolve_device
 
 __all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "guided_noise"]
@@ -259,7 +258,7 @@ class ConditionalDDPM:
             raise ValueError(f"cond_dropout must be a number in [0, 1); got {c!r}")
         check_positive_int(self.epochs, "epochs")
         check_positive_int(self.batch_size, "batch_size")
-        _check_positive_float(self.lr, "lr")
+        check_positive_number(self.lr, "lr")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
         _resolve_device(self.device)

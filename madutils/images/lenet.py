@@ -41,12 +41,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .._validation import check_fraction, check_nonnegative_int, check_positive_int
+from .._validation import (
+    check_fraction,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+)
 from ..results import atomic_write
 from ..rng import stream
 from ._checks import check_images as _check_images
 from ._checks import check_labels as _check_labels
-from ._checks import check_positive_float as _check_positive_float
 from ._checks import resolve_device as _resolve_device
 
 __all__ = [
@@ -257,7 +261,7 @@ class FeatureNetwork:
         self.feature_dim = check_positive_int(feature_dim, "feature_dim")
         self.epochs = check_positive_int(epochs, "epochs")
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.lr = _check_positive_float(lr, "lr")
+        self.lr = check_positive_number(lr, "lr")
         self.seed = check_nonnegative_int(seed, "seed")
         if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
             raise ValueError(f"cache_dir must be a path or None; got {cache_dir!r}")

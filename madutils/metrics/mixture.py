@@ -17,12 +17,9 @@ are needed, as references.
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import torch
 
-from madutils._validation import check_finite, check_positive_int
+from madutils._validation import check_finite, check_positive_int, check_positive_number
 
 __all__ = [
     "GRID_MODE_STD",
@@ -59,7 +56,7 @@ def grid_mode_means(grid_size: int = 5, spacing: float = 1.0) -> torch.Tensor:
     Tensor of float64, shape (grid_size**2, 2)
     """
     grid_size = check_positive_int(grid_size, "grid_size")
-    spacing = _check_positive_real(spacing, "spacing")
+    spacing = check_positive_number(spacing, "spacing")
     axis = (torch.arange(grid_size, dtype=torch.float64) - (grid_size - 1) / 2) * spacing
     first, second = torch.meshgrid(axis, axis, indexing="ij")
     return torch.stack([first.reshape(-1), second.reshape(-1)], dim=1)
@@ -96,8 +93,8 @@ def mode_assignments(
         Index into ``mode_means``, or -1.
     """
     samples, mode_means = _check_samples_and_modes(samples, mode_means)
-    mode_std = _check_positive_real(mode_std, "mode_std")
-    radius = _check_positive_real(radius, "radius")
+    mode_std = check_positive_number(mode_std, "mode_std")
+    radius = check_positive_number(radius, "radius")
     distance, nearest = torch.cdist(samples, mode_means.expand(len(samples), -1, -1)).min(-1)
     return torch.where(distance <= radius * mode_std, nearest, -1)
 
@@ -165,7 +162,7 @@ def modes_covered(
     Tensor of int64, shape (n_seeds,)
     """
     samples, mode_means = _check_samples_and_modes(samples, mode_means)
-    min_share = _check_positive_real(min_share, "min_share")
+    min_share = check_positive_number(min_share, "min_share")
     if min_share > 1:
         raise ValueError(f"min_share must be in (0, 1]; got {min_share!r}")
     counts = mode_counts(samples, mode_means, mode_std, radius=radius)
@@ -308,17 +305,6 @@ def mixture_metrics(
 
 
 # ---------------------------------------------------------------------- validation helpers
-
-
-def _check_positive_real(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return float(value)
 
 
 def _check_samples(samples) -> torch.Tensor:

@@ -11,12 +11,17 @@ of the grid experiment (modes covered, modal and total variance) live in
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import NamedTuple
 
 import torch
 
-from madutils._validation import check_choice, check_finite, check_lam, check_positive_int
+from madutils._validation import (
+    check_choice,
+    check_finite,
+    check_lam,
+    check_positive_int,
+    check_positive_number,
+)
 from madutils.linalg import psd_factor
 from madutils.models.base import BatchedModel
 
@@ -131,8 +136,8 @@ class GaussianMixtureModel(BatchedModel):
     def _check_params(self) -> None:
         check_positive_int(self.n_components, "n_components")
         check_positive_int(self.max_iter, "max_iter")
-        _check_real(self.tol, "tol", positive=True)
-        _check_real(self.reg_covar, "reg_covar", positive=False)
+        check_positive_number(self.tol, "tol")
+        check_positive_number(self.reg_covar, "reg_covar", allow_zero=True)
         check_choice(self.init, "init", _INITS)
         if self.n_local_trials is not None:
             check_positive_int(self.n_local_trials, "n_local_trials")
@@ -365,15 +370,6 @@ class GaussianMixtureModel(BatchedModel):
 
 
 # ---------------------------------------------------------------------- batched building blocks
-
-
-def _check_real(value, name: str, *, positive: bool) -> float:
-    bound = "> 0" if positive else ">= 0"
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
-    return float(value)
 
 
 def _check_generator(rng) -> None:

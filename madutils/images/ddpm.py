@@ -148,7 +148,8 @@ def _norm_groups(channels: tuple[int, ...]) -> int:
     return 1
 
 
-def _check_image_size(value, channels: tuple[int, ...]) -> int:
+def check_unet_image_size(value, channels) -> int:
+    """Check that the UNet with ``channels`` (one entry per level) can take ``value`` pixels."""
     value = check_positive_int(value, "image_size")
     factor = 2 ** (len(channels) - 1)
     if value % factor:
@@ -212,6 +213,9 @@ class ConditionalDDPM:
         start).
     """
 
+    #: The model is class-conditional: it samples one image per requested label.
+    conditional = True
+
     def __init__(
         self,
         image_size: int = 28,
@@ -249,7 +253,7 @@ class ConditionalDDPM:
 
     def _validate(self) -> None:
         channels = _check_channels(self.channels)
-        _check_image_size(self.image_size, channels)
+        check_unet_image_size(self.image_size, channels)
         check_positive_int(self.n_classes, "n_classes")
         check_positive_int(self.layers_per_block, "layers_per_block")
         check_positive_int(self.num_train_timesteps, "num_train_timesteps")

@@ -1,0 +1,413 @@
+"""The three self-consuming loop families for image models (one replicate per run).
+
+:func:`run_image_loop` runs the loop of :class:`~madutils.images.loop_config.ImageLoopConfig`:
+
+1. The real images are loaded, resized, and split once into a training part and ``held_out``
+   images that no generative model ever sees. A LeNet feature network
+   (:class:`~madutils.images.lenet.FeatureNetwork`, cached on disk) is trained on the training
+   part; its held-out accuracy is recorded.
+2. Generation 1 trains a model from scratch on ``n_ini`` real images drawn (class-balanced)
+   from the training part. Its weights depend only on the real images, the model settings and
+   the seed, so they are cached under ``<out>/first_generation/`` and shared by every run
+   that starts the same way (all ``lam`` values, all three families).
+3. Every generation samples ``max(n_synthetic, n_eval)`` images with the sampling bias
+   ``lam``, for class labels balanced over the classes; the first ``n_synthetic`` train the
+   next generation (plus the family's real images), the first ``n_eval`` are measured.
+
+Metrics (:data:`~madutils.images.loop_config.IMAGE_METRICS`): Fréchet distance ("FID") of
+feature-network features, and k-NN precision, recall, density and coverage, always against the
+held-out real images. Generation 0 holds the same metrics for ``n_eval`` real training images:
+the floor a perfect model would reach with this many samples.
+
+Storage (when ``out`` is given): the :class:`~madutils.results.RunStore` files plus, per
+generation, ``models/NNNNN.pt`` (weights) and ``samples/NNNNN.pt`` (the images as uint8 and
+their labels). Synthetic images are quantised to 8 bits before they are measured or reused, as
+saved images would be, so a resumed run continues exactly where an uninterrupted one would.
+``timings.csv`` records seconds spent training, sampling and measuring per generation.
+
+Randomness: generation ``t`` uses the streams ``(seed, t, purpose)`` of
+:func:`madutils.rng.stream`; the real-image split and the pool order use their own streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..metrics.frechet import frechet_distance
+from ..metrics.manifold import ManifoldReference
+from ..results import COLUMNS, RunStore, atomic_write
+from ..rng import stream
+from .data import ImageSet, RealImagePool, check_enough_real_images, load_dataset
+from .ddpm import ConditionalDDPM
+from .lenet import FeatureNetwork
+from .loop_config import IMAGE_METRICS, ImageLoopConfig
+
+__all__ = [
+    "ImageLoopResult",
+    "ImageRun",
+    "RealImages",
+    "generation_seconds",
+    "measure",
+    "prepare_real_images",
+    "run_image_loop",
+]
+
+_SPLIT, _POOL, _FLOOR = 1_000_001, 1_000_002, 1_000_003  # streams outside the per-generation ones
+_FIT, _SAMPLE, _LABELS = 0, 1, 2  # purposes within a generation
+
+
+@dataclass
+class RealImages:
+    """The real images of a run, split once, with the feature network trained on them."""
+
+    train: ImageSet
+    held_out: ImageSet
+    features: FeatureNetwork
+    reference: ManifoldReference  # k-NN manifold of the held-out features
+    reference_features: torch.Tensor
+
+
+def prepare_real_images(
+    config: ImageLoopConfig, *, cache_dir=None, progress: bool = False
+) -> RealImages:
+    """Load and split the real images of ``config`` and fit (or load) its feature network.
+
+    The split is class-stratified and depends only on the data set, the image size,
+    ``held_out`` and ``seed``, so every run with these settings measures against the same
+    held-out images with the same feature network.
+    """
+    cfg = config.resolved()
+    kwargs = {"path": cfg.data_path} if cfg.data_path else {}
+    data = load_dataset(cfg.dataset, **kwargs)
+    if data.images.shape[1] != 1:
+        raise ValueError(
+            f"the image models take one-channel images; dataset={cfg.dataset!r} has "
+            f"{data.images.shape[1]} channels (load the folder with grayscale=True)"
+        )
+    if cfg.image_size != data.images.shape[-1]:
+        data = data.resized(cfg.image_size)
+    if cfg.held_out >= len(data):
+        raise ValueError(
+            f"held_out must be smaller than the {len(data)} images of dataset={cfg.dataset!r}; "
+            f"got {cfg.held_out}"
+        )
+    held_out, train = data.split(cfg.held_out / len(data), rng=stream(cfg.seed, _SPLIT))
+    network = FeatureNetwork(
+        image_size=cfg.image_size,
+        n_classes=data.n_classes,
+        epochs=cfg.feature_epochs,
+        seed=cfg.seed,
+        cache_dir=cache_dir,
+        device=cfg.device,
+        progress=progress,
+    )
+    network.fit(train.images, train.labels, held_out.images, held_out.labels)
+    reference_features = network.features(held_out.images)
+    reference = ManifoldReference(reference_features, k=cfg.k)
+    return RealImages(train, held_out, network, reference, reference_features)
+
+
+def measure(real: RealImages, images: torch.Tensor) -> dict[str, float]:
+    """The image metrics of ``images`` against the held-out real images."""
+    features = real.features.features(images)
+    values = {"fid": float(frechet_distance(real.reference_features, features))}
+    values.update({k: float(v) for k, v in real.reference.compute(features).items()})
+    return {name: values[name] for name in IMAGE_METRICS}
+
+
+def _quantise(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
+def _dequantise(images: torch.Tensor) -> torch.Tensor:
+    return images.to(torch.float32) / 255.0
+
+
+def _balanced_labels(n: int, n_classes: int, rng: torch.Generator) -> torch.Tensor:
+    labels = torch.arange(n) % n_classes
+    return labels[torch.randperm(n, generator=rng)]
+
+
+@dataclass
+class ImageLoopResult:
+    """What :func:`run_image_loop` returns.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Long-form results (columns :data:`madutils.results.COLUMNS`); generation 0 is the
+        real-data floor.
+    timings : pandas.DataFrame
+        Seconds per generation: columns ``generation, fit_seconds, sample_seconds,
+        measure_seconds``.
+    config : ImageLoopConfig
+        The settings with every default resolved.
+    run_dir : Path or None
+    feature_accuracy : float
+        Held-out accuracy of the feature network.
+    """
+
+    table: pd.DataFrame
+    timings: pd.DataFrame
+    config: ImageLoopConfig
+    run_dir: Path | None
+    feature_accuracy: float
+
+    def run(self) -> ImageRun:
+        """Open the stored run to read its samples and models."""
+        if self.run_dir is None:
+            raise ValueError("this run was kept in memory: run it with out= to keep samples")
+        return ImageRun(self.run_dir)
+
+
+class ImageRun:
+    """Read access to a stored image run: per-generation samples and models."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        settings = json.loads((self.path / "config.json").read_text())["settings"]
+        self.config = ImageLoopConfig.from_dict(settings)
+
+    @property
+    def generations(self) -> list[int]:
+        """The finished generations whose samples are stored."""
+        return sorted(int(p.stem) for p in (self.path / "samples").glob("*.pt"))
+
+    def samples(self, generation: int) -> ImageSet:
+        """The images generation ``generation`` sampled (float32 in [0, 1]) and their labels."""
+        state = torch.load(self.path / "samples" / f"{generation:05d}.pt", weights_only=True)
+        return ImageSet(
+            _dequantise(state["images"]), state["labels"], n_classes=int(state["n_classes"])
+        )
+
+    def model(self, generation: int) -> ConditionalDDPM:
+        """The model trained in generation ``generation``."""
+        return ConditionalDDPM.load(self.path / "models" / f"{generation:05d}.pt", progress=False)
+
+
+class _ImageLoop:
+    def __init__(self, cfg: ImageLoopConfig, store: RunStore | None, real: RealImages, progress):
+        self.cfg = cfg
+        self.store = store
+        self.real = real
+        self.progress = progress
+        self.pool = RealImagePool(real.train, rng=stream(cfg.seed, _POOL))
+        check_enough_real_images(
+            self.pool, cfg.n_ini, cfg.n_real if cfg.family == "fresh_data" else 0, cfg.generations
+        )
+        self.first_real: ImageSet | None = None
+        self.previous: ImageSet | None = None  # the last generation's synthetic images
+        self.timings: list[dict] = []
+
+    # -- models --------------------------------------------------------------------------------
+    def new_model(self, generation: int) -> ConditionalDDPM:
+        cfg = self.cfg
+        seed = int(torch.randint(2**31 - 1, (1,), generator=stream(cfg.seed, generation, _FIT)))
+        return ConditionalDDPM(
+            image_size=cfg.image_size,
+            n_classes=self.real.train.n_classes,
+            channels=cfg.channels,
+            layers_per_block=cfg.layers_per_block,
+            num_train_timesteps=cfg.timesteps,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=seed,
+            device=cfg.device,
+            mixed_precision=cfg.mixed_precision,
+            progress=self.progress,
+        )
+
+    def _first_generation_path(self, model: ConditionalDDPM, real: ImageSet) -> Path | None:
+        if self.store is None:
+            return None
+        params = model.get_params()
+        identity = {k: v for k, v in params.items() if k not in ("device", "progress")}
+        identity["channels"] = list(identity["channels"])
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+        digest.update(real.images.numpy().tobytes())
+        digest.update(real.labels.numpy().tobytes())
+        return self.store.path.parent / "first_generation" / f"ddpm-{digest.hexdigest()[:16]}.pt"
+
+    def fit(self, generation: int, training: ImageSet) -> ConditionalDDPM:
+        model = self.new_model(generation)
+        cached = self._first_generation_path(model, training) if generation == 1 else None
+        if cached is not None and cached.exists():
+            state = torch.load(cached, map_location="cpu", weights_only=True)
+            return model.load_state_dict(state)
+        model.fit(training.images, training.labels)
+        if cached is not None:
+            model.save(cached)
+        return model
+
+    # -- one generation ------------------------------------------------------------------------
+    def training_set(self, generation: int) -> ImageSet:
+        cfg = self.cfg
+        if generation == 1:
+            self.first_real = self.pool.draw(cfg.n_ini)
+            return self.first_real
+        parts = []
+        if cfg.family == "synthetic_augmentation":
+            parts.append(self.first_real)
+        elif cfg.family == "fresh_data":
+            parts.append(self.pool.draw(cfg.n_real))
+        if cfg.n_synthetic:
+            parts.append(self.previous.subset(torch.arange(cfg.n_synthetic)))
+        return ImageSet(
+            torch.cat([p.images for p in parts]),
+            torch.cat([p.labels for p in parts]),
+            n_classes=self.real.train.n_classes,
+        )
+
+    def step(self, generation: int) -> dict[str, float]:
+        cfg = self.cfg
+        training = self.training_set(generation)
+        start = time.perf_counter()
+        model = self.fit(generation, training)
+        fitted = time.perf_counter()
+        n_samples = max(cfg.n_synthetic, cfg.n_eval)
+        n_classes = self.real.train.n_classes
+        labels = _balanced_labels(n_samples, n_classes, stream(cfg.seed, generation, _LABELS))
+        rng = stream(cfg.seed, generation, _SAMPLE, device=model.device_)
+        images = model.sample(labels, cfg.lam, rng=rng, sampler=cfg.sampler, steps=cfg.steps)
+        quantised = _quantise(images)
+        sampled = time.perf_counter()
+        self.previous = ImageSet(_dequantise(quantised), labels, n_classes=n_classes)
+        values = measure(self.real, self.previous.images[: cfg.n_eval])
+        measured = time.perf_counter()
+        self.timings.append(
+            {
+                "generation": generation,
+                "fit_seconds": fitted - start,
+                "sample_seconds": sampled - fitted,
+                "measure_seconds": measured - sampled,
+            }
+        )
+        if self.store is not None:
+            path = self.store.path
+            model.save(path / "models" / f"{generation:05d}.pt")
+            content = {"images": quantised, "labels": labels, "n_classes": n_classes}
+            atomic_write(
+                path / "samples" / f"{generation:05d}.pt", lambda tmp: torch.save(content, tmp)
+            )
+            rows = _rows(cfg, [(generation, values)])
+            self.store.save_generation(generation, rows, self.state(generation))
+        return values
+
+    # -- resuming ------------------------------------------------------------------------------
+    def state(self, generation: int) -> dict:
+        return {
+            "generation": generation,
+            "pool_drawn": self.pool.n_drawn,
+            "timings": list(self.timings),
+        }
+
+    def restore(self, state: dict) -> int:
+        generation = int(state["generation"])
+        self.first_real = self.pool.draw(self.cfg.n_ini)
+        if state["pool_drawn"] > self.cfg.n_ini:
+            self.pool.draw(state["pool_drawn"] - self.cfg.n_ini)
+        self.previous = ImageRun(self.store.path).samples(generation)
+        self.timings = list(state["timings"])
+        return generation
+
+
+def _rows(cfg: ImageLoopConfig, records: list[tuple[int, dict]]) -> pd.DataFrame:
+    rows = [
+        (cfg.family, cfg.model, cfg.lam, cfg.seed, generation, name, value)
+        for generation, values in records
+        for name, value in values.items()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_image_loop(
+    config: ImageLoopConfig,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+    cache_dir=None,
+) -> ImageLoopResult:
+    """Run (or resume) a self-consuming loop of an image model.
+
+    Parameters
+    ----------
+    config : ImageLoopConfig
+        The settings.
+    out : str or Path, optional
+        Parent directory of the run directory. When given, every finished generation is saved
+        (rows, weights, samples), a rerun with the same settings resumes after the last
+        finished generation (asking for more generations extends the run), and a directory
+        holding other settings is refused. When ``None`` nothing is written.
+    progress : bool
+        Progress bars over generations and over each model's training epochs.
+    cache_dir : str or Path, optional
+        Where the feature network's weights are cached (default: ``$MADUTILS_CACHE`` or
+        ``~/.cache/madutils``).
+
+    Returns
+    -------
+    ImageLoopResult
+    """
+    if not isinstance(config, ImageLoopConfig):
+        raise ValueError(f"config must be an ImageLoopConfig; got {type(config).__name__}")
+    cfg = config.resolved()
+    store = RunStore.open(out, cfg.to_dict()) if out is not None else None
+    real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
+    loop = _ImageLoop(cfg, store, real, progress)
+    done = 0
+    if store is not None:
+        state = store.load_state()
+        if state is not None:
+            done = loop.restore(state)
+    records = []
+    desc = f"{cfg.family} {cfg.model} lam={cfg.lam:g}"
+    bar = tqdm(
+        range(done + 1, cfg.generations + 1),
+        total=cfg.generations,
+        initial=min(done, cfg.generations),
+        desc=desc,
+        unit="gen",
+        disable=not progress,
+    )
+    for generation in bar:
+        records.append((generation, loop.step(generation)))
+    n_floor = min(cfg.n_eval, len(real.train))
+    floor = torch.randperm(len(real.train), generator=stream(cfg.seed, _FLOOR))[:n_floor]
+    table = _rows(cfg, [(0, measure(real, real.train.images[floor]))])
+    if store is not None:
+        table = pd.concat([table, store.results(min(cfg.generations, done + len(records)))])
+    else:
+        table = pd.concat([table, _rows(cfg, records)])
+    table = table[table["generation"] <= cfg.generations].reset_index(drop=True)
+    if store is not None:
+        store.write_results(table)
+    timings = pd.DataFrame(
+        loop.timings,
+        columns=["generation", "fit_seconds", "sample_seconds", "measure_seconds"],
+    )
+    timings = timings[timings["generation"] <= cfg.generations].reset_index(drop=True)
+    if store is not None:
+        atomic_write(store.path / "timings.csv", lambda tmp: timings.to_csv(tmp, index=False))
+    return ImageLoopResult(
+        table=table,
+        timings=timings,
+        config=cfg,
+        run_dir=store.path if store is not None else None,
+        feature_accuracy=float(real.features.held_out_accuracy_),
+    )
+
+
+def generation_seconds(result: ImageLoopResult) -> float:
+    """Median seconds per generation (training, sampling and measuring) of a run."""
+    totals = result.timings[["fit_seconds", "sample_seconds", "measure_seconds"]].sum(axis=1)
+    return float(np.median(totals)) if len(totals) else float("nan")

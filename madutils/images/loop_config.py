@@ -1,0 +1,186 @@
+"""Settings of one self-consuming loop of an image model, validated in one place.
+
+:class:`ImageLoopConfig` is the image counterpart of :class:`madutils.config.LoopConfig`: the
+same three families and the same meaning of ``n_ini``, ``n_real``, ``n_synthetic`` and
+``lam``, plus the data set, the network and its training, and the sampler. Every setting is a
+plain value, so a run can be written to ``config.json``, hashed into a run directory name and
+rebuilt; every invalid value raises ``ValueError`` naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .._validation import (
+    check_choice,
+    check_lam,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+)
+from ..config import FAMILIES
+from ._checks import resolve_device
+from .data import DATASETS
+from .ddpm import check_unet_image_size
+
+__all__ = ["IMAGE_METRICS", "IMAGE_MODELS", "ImageLoopConfig"]
+
+IMAGE_MODELS = ("ddpm",)
+#: Metrics of every image generation, on feature-network features against held-out real images.
+IMAGE_METRICS = ("fid", "precision", "recall", "density", "coverage")
+SAMPLERS = ("ddpm", "ddim")
+_NATIVE_SIZE = {"mnist": 28, "digits": 8}
+
+
+@dataclass(frozen=True)
+class ImageLoopConfig:
+    """Every setting of one run of a self-consuming loop of an image model.
+
+    Generation 1 trains a model from scratch on ``n_ini`` real images. Every later generation
+    trains a new model from scratch on ``n_real`` real and ``n_synthetic`` synthetic images
+    (synthetic images carry class labels, balanced over the classes):
+
+    - ``fully_synthetic``: only the previous model's images (``n_real = 0``);
+    - ``synthetic_augmentation``: generation 1's real images again (``n_real = n_ini``) plus
+      the previous model's;
+    - ``fresh_data``: ``n_real`` real images never used before plus the previous model's.
+
+    ``n_synthetic`` defaults to ``n_ini`` and ``n_real`` to the family's value (``n_ini`` for
+    fresh data too). The real images are split once: ``held_out`` of them are kept for the
+    metrics (and to report the feature network's accuracy) and never trained on.
+    """
+
+    family: str = "fully_synthetic"  # one of madutils.config.FAMILIES
+    model: str = "ddpm"  # one of IMAGE_MODELS
+    dataset: str = "mnist"  # one of madutils.images.data.DATASETS
+    data_path: str | None = None  # directory for dataset "idx" or "folder"
+    image_size: int | None = None  # None: the data set's own size (28 for MNIST, 8 for digits)
+    held_out: int = 1000  # real images kept out of training, the metrics' reference
+    n_ini: int = 1000  # real images of generation 1
+    n_real: int | None = None  # real images per generation t >= 2; None: family default
+    n_synthetic: int | None = None  # synthetic images per generation t >= 2; None: n_ini
+    generations: int = 5  # generations to run, including generation 1
+    lam: float = 1.0  # sampling bias in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)
+    channels: tuple[int, ...] = (32, 64, 64)  # UNet block_out_channels, one per level
+    layers_per_block: int = 1  # ResNet layers per UNet block
+    timesteps: int = 500  # diffusion steps T (paper: 500)
+    epochs: int = 20  # training passes over each generation's training set
+    batch_size: int = 128  # training batch size
+    lr: float = 1e-3  # AdamW learning rate
+    sampler: str = "ddim"  # "ddpm" (T ancestral steps) or "ddim" (deterministic, fewer steps)
+    steps: int | None = None  # denoising steps; None: T for ddpm, 50 for ddim
+    n_eval: int | None = None  # synthetic images measured per generation; None: held_out
+    k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
+    feature_epochs: int = 10  # training epochs of the LeNet feature network
+    seed: int = 0  # the run's random seed
+    device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
+    mixed_precision: str = "auto"  # "auto", "bf16" or "no" (see ConditionalDDPM)
+
+    def __post_init__(self):
+        check_choice(self.family, "family", FAMILIES)
+        check_choice(self.model, "model", IMAGE_MODELS)
+        check_choice(self.dataset, "dataset", DATASETS)
+        if self.dataset in ("idx", "folder") and not self.data_path:
+            raise ValueError(f"data_path must name a directory for dataset={self.dataset!r}")
+        if self.image_size is None and self.dataset not in _NATIVE_SIZE:
+            raise ValueError(f"image_size must be given for dataset={self.dataset!r}")
+        if self.image_size is not None:
+            check_positive_int(self.image_size, "image_size")
+        check_positive_int(self.held_out, "held_out")
+        check_positive_int(self.n_ini, "n_ini")
+        for name in ("n_real", "n_synthetic", "steps", "n_eval"):
+            if getattr(self, name) is not None:
+                check = check_nonnegative_int if name.startswith("n_") else check_positive_int
+                check(getattr(self, name), name)
+        check_positive_int(self.generations, "generations")
+        check_lam(self.lam, "lam")
+        if not isinstance(self.channels, tuple | list) or not self.channels:
+            raise ValueError(f"channels must be a non-empty tuple of ints; got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        for width in self.channels:
+            check_positive_int(width, "channels")
+        for name in ("layers_per_block", "timesteps", "epochs", "batch_size", "k"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.feature_epochs, "feature_epochs")
+        if self.model == "ddpm":
+            check_unet_image_size(self.resolved_image_size, self.channels)
+        check_positive_number(self.lr, "lr")
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        if self.steps is not None and self.steps > self.timesteps:
+            raise ValueError(
+                f"steps must be at most timesteps = {self.timesteps}; got {self.steps}"
+            )
+        check_nonnegative_int(self.seed, "seed")
+        resolve_device(self.device)
+        check_choice(self.mixed_precision, "mixed_precision", ("auto", "bf16", "no"))
+        self._check_sizes()
+
+    def _sizes(self) -> tuple[int, int]:
+        n_synthetic = self.n_ini if self.n_synthetic is None else self.n_synthetic
+        if self.family == "fully_synthetic":
+            n_real = 0 if self.n_real is None else self.n_real
+        else:
+            n_real = self.n_ini if self.n_real is None else self.n_real
+        return n_real, n_synthetic
+
+    def _check_sizes(self) -> None:
+        n_real, n_synthetic = self._sizes()
+        if self.family == "fully_synthetic":
+            if n_real != 0:
+                raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
+            if n_synthetic < 1:
+                raise ValueError(
+                    "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
+                )
+        elif self.family == "synthetic_augmentation":
+            if n_real != self.n_ini:
+                raise ValueError(
+                    "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
+                    f"generation 1's, fixed); got n_real={n_real}, n_ini={self.n_ini}"
+                )
+        elif n_real < 1:
+            raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+        n_eval = self.held_out if self.n_eval is None else self.n_eval
+        if self.k >= min(n_eval, self.held_out):
+            raise ValueError(
+                f"k must be smaller than n_eval and held_out (the k-NN manifolds' sizes); got "
+                f"k={self.k}, n_eval={n_eval}, held_out={self.held_out}"
+            )
+
+    @property
+    def resolved_image_size(self) -> int:
+        return self.image_size if self.image_size is not None else _NATIVE_SIZE[self.dataset]
+
+    def resolved(self) -> ImageLoopConfig:
+        """The same settings with every ``None`` and ``"auto"`` replaced by its value."""
+        n_real, n_synthetic = self._sizes()
+        steps = self.steps
+        if steps is None:
+            steps = self.timesteps if self.sampler == "ddpm" else min(50, self.timesteps)
+        return dataclasses.replace(
+            self,
+            image_size=self.resolved_image_size,
+            n_real=n_real,
+            n_synthetic=n_synthetic,
+            steps=steps,
+            n_eval=self.held_out if self.n_eval is None else self.n_eval,
+            device=resolve_device(self.device).type,
+        )
+
+    @property
+    def real_images_needed(self) -> int:
+        """Real training images the run draws (fresh data never reuses one)."""
+        n_real, _ = self._sizes()
+        if self.family == "fresh_data":
+            return self.n_ini + n_real * (self.generations - 1)
+        return self.n_ini
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["channels"] = list(out["channels"])
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ImageLoopConfig:
+        return cls(**values)

@@ -1,0 +1,145 @@
+"""Tests of the image loops: tiny DDPMs on the 8x8 scikit-learn digits, a few seconds each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from madutils.images.loop import ImageRun, run_image_loop
+from madutils.images.loop_config import IMAGE_METRICS, ImageLoopConfig
+
+TINY = dict(
+    dataset="digits",
+    held_out=150,
+    n_ini=60,
+    n_eval=60,
+    generations=3,
+    channels=(8, 16),
+    timesteps=10,
+    steps=3,
+    epochs=1,
+    batch_size=32,
+    feature_epochs=1,
+    device="cpu",
+    mixed_precision="no",
+)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return tmp_path / "cache"
+
+
+def _run(tmp_path, cache, **changes):
+    config = ImageLoopConfig(**{**TINY, **changes})
+    return run_image_loop(config, tmp_path / "runs", progress=False, cache_dir=cache)
+
+
+def _values(table):
+    return table.sort_values(["generation", "metric"])["value"].to_numpy()
+
+
+@pytest.mark.parametrize("family", ["fully_synthetic", "synthetic_augmentation", "fresh_data"])
+def test_every_family_runs_and_stores_each_generation(tmp_path, cache, family):
+    result = _run(tmp_path, cache, family=family, lam=0.8)
+    table = result.table
+    assert sorted(table.generation.unique()) == [0, 1, 2, 3]
+    assert set(table.metric) == set(IMAGE_METRICS)
+    assert (table.family == family).all() and (table.lam == 0.8).all()
+    run = ImageRun(result.run_dir)
+    assert run.generations == [1, 2, 3]
+    samples = run.samples(2)
+    assert samples.images.shape == (60, 1, 8, 8)
+    assert torch.bincount(samples.labels, minlength=10).tolist() == [6] * 10  # balanced
+    assert run.model(3).is_fitted
+    assert len(result.timings) == 3
+    assert json.loads((result.run_dir / "config.json").read_text())["settings"]["sampler"]
+
+
+def test_real_data_floor_is_better_than_an_untrained_model(tmp_path, cache):
+    table = _run(tmp_path, cache, generations=1).table
+    fid = table[table.metric == "fid"].set_index("generation").value
+    recall = table[table.metric == "recall"].set_index("generation").value
+    assert fid[0] < fid[1]
+    assert recall[0] > recall[1]
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, cache):
+    in_memory = run_image_loop(
+        ImageLoopConfig(**{**TINY, "generations": 4, "family": "fresh_data"}),
+        None,
+        progress=False,
+        cache_dir=cache,
+    )
+    _run(tmp_path, cache, family="fresh_data", generations=2)
+    resumed = _run(tmp_path, cache, family="fresh_data", generations=4)
+    assert resumed.run_dir is not None
+    torch.testing.assert_close(
+        torch.tensor(_values(resumed.table)), torch.tensor(_values(in_memory.table))
+    )
+
+
+def test_first_generation_is_shared_between_lams_and_families(tmp_path, cache):
+    first = _run(tmp_path, cache, lam=1.0, generations=1)
+    other = _run(tmp_path, cache, lam=0.5, family="synthetic_augmentation", generations=1)
+    assert len(list((tmp_path / "runs" / "first_generation").glob("*.pt"))) == 1
+    weights = [ImageRun(r.run_dir).model(1).model_.state_dict() for r in (first, other)]
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name])
+    assert other.timings.fit_seconds[0] < first.timings.fit_seconds[0]
+
+
+def test_other_settings_never_overwrite_a_run(tmp_path, cache):
+    result = _run(tmp_path, cache, generations=1)
+    settings = json.loads((result.run_dir / "config.json").read_text())["settings"]
+    settings["epochs"] = 7
+    (result.run_dir / "config.json").write_text(json.dumps({"settings": settings}))
+    with pytest.raises(FileExistsError, match="epochs"):
+        _run(tmp_path, cache, generations=1)
+
+
+def test_running_out_of_fresh_real_images_is_a_clear_error(tmp_path, cache):
+    with pytest.raises(ValueError, match=r"needs 1660 real images .* but only 1647"):
+        _run(tmp_path, cache, family="fresh_data", n_ini=60, n_real=200, generations=9)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"family": "both"}, "family"),
+        ({"model": "vae"}, "model"),
+        ({"dataset": "cifar"}, "dataset"),
+        ({"dataset": "idx"}, "data_path"),
+        ({"lam": 0.0}, "lam"),
+        ({"lam": 1.2}, "lam"),
+        ({"sampler": "euler"}, "sampler"),
+        ({"steps": 20}, "steps"),
+        ({"family": "fully_synthetic", "n_real": 5}, "n_real"),
+        ({"family": "synthetic_augmentation", "n_real": 5}, "n_real"),
+        ({"k": 60}, "k"),
+        ({"channels": ()}, "channels"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_settings_name_the_parameter(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ImageLoopConfig(**{**TINY, **changes})
+
+
+def test_image_size_the_unet_cannot_take_is_refused():
+    with pytest.raises(ValueError, match="image_size must be divisible by 4"):
+        ImageLoopConfig(**{**TINY, "image_size": 10, "channels": (8, 16, 16)})
+
+
+def test_resolved_settings_are_plain_values():
+    cfg = ImageLoopConfig(**TINY).resolved()
+    assert cfg.image_size == 8 and cfg.n_real == 0 and cfg.n_synthetic == 60
+    assert cfg.device == "cpu"
+    again = ImageLoopConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert dataclasses.replace(cfg, sampler="ddpm").resolved().steps == 3
+    assert isinstance(pd.DataFrame([cfg.to_dict()]), pd.DataFrame)

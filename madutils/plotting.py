@@ -17,6 +17,8 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = [
+    "embedding_scatter",
+    "image_panels",
     "lam_palette",
     "limit_curves",
     "mean_paths",
@@ -37,6 +39,7 @@ METRIC_LABELS = {
     "mean_drift": r"$\|\mu_t-\mu_1\|^2$",
     "mean_error": r"$\|\mu_t-\mu_r\|^2$",
     "frechet": "Fréchet distance",
+    "fid": "FID (LeNet features)",
     "precision": "precision",
     "recall": "recall",
     "density": "density",
@@ -331,6 +334,85 @@ def limit_curves(cells: pd.DataFrame, *, x: str, hue: str, col: str, y: str = "l
         ax.set_title(f"{name} = {panel:g}")
     axes[0, 0].set_ylabel(r"limiting $W_2^2$ to $P_r$")
     axes[0, -1].legend(fontsize=8)
+    return fig
+
+
+def _tile(images: np.ndarray, per_row: int) -> np.ndarray:
+    """Tile ``(N, 1, H, W)`` images into one array, ``per_row`` per row, 1-pixel gaps."""
+    n, _, h, w = images.shape
+    rows = -(-n // per_row)
+    canvas = np.zeros((rows * (h + 1) - 1, per_row * (w + 1) - 1))  # white gaps
+    for i, image in enumerate(images):
+        r, c = divmod(i, per_row)
+        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image[0]
+    return canvas
+
+
+def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncols: int = 4):
+    """Grey-scale image grids side by side, one panel per entry of ``panels``.
+
+    Parameters
+    ----------
+    panels : dict
+        Panel key to images of shape ``(N, 1, H, W)`` with values in [0, 1] (array or tensor).
+    per_row : int
+        Images per row inside a panel (the sample panels put one class per row).
+    titles : dict, optional
+        Panel key to title (default: the key).
+    ncols : int
+        Panels per figure row.
+    """
+    keys = list(panels)
+    ncols = min(ncols, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.7 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys, strict=False):
+        images = np.asarray(panels[key], dtype=float)
+        ax.imshow(_tile(images, per_row), cmap="gray_r", vmin=0.0, vmax=1.0)
+        ax.set_title((titles or {}).get(key, str(key)), fontsize=9)
+    return fig
+
+
+def embedding_scatter(frame: pd.DataFrame, *, col: str = "generation", row: str | None = "run"):
+    """t-SNE map of real (grey) and synthetic (coloured by class) features, one panel per set.
+
+    ``frame`` as :func:`madutils.images.analysis.feature_embedding` returns it: columns
+    ``x, y, label, run, generation``; the real points (``run == "real"``) are drawn in grey
+    behind every panel.
+    """
+    real = frame[frame["run"] == "real"]
+    synthetic = frame[frame["run"] != "real"]
+    cols = sorted(synthetic[col].unique())
+    rows = list(dict.fromkeys(synthetic[row])) if row else [None]
+    fig, axes = plt.subplots(
+        len(rows),
+        len(cols),
+        figsize=(2.5 * len(cols), 2.5 * len(rows)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    palette = sns.color_palette("tab10", n_colors=max(10, int(frame["label"].max()) + 1))
+    for i, row_value in enumerate(rows):
+        for j, col_value in enumerate(cols):
+            ax = axes[i, j]
+            part = synthetic[synthetic[col] == col_value]
+            if row:
+                part = part[part[row] == row_value]
+            ax.scatter(real["x"], real["y"], s=3, color="0.82", rasterized=True)
+            ax.scatter(
+                part["x"],
+                part["y"],
+                s=4,
+                c=[palette[k] for k in part["label"]],
+                rasterized=True,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = f"{col} {col_value}"
+            ax.set_title(title if not row else f"{row_value}, {title}", fontsize=8)
     return fig
 
 

@@ -46,7 +46,13 @@ from ..metrics.frechet import frechet_distance
 from ..metrics.manifold import ManifoldReference
 from ..results import COLUMNS, RunStore, atomic_write
 from ..rng import stream
-from .data import ImageSet, RealImagePool, check_enough_real_images, load_dataset
+from .data import (
+    ImageSet,
+    RealImagePool,
+    check_enough_real_images,
+    load_dataset,
+    load_idx_mnist,
+)
 from .ddpm import ConditionalDDPM
 from .lenet import FeatureNetwork
 from .loop_config import IMAGE_METRICS, ImageLoopConfig
@@ -81,13 +87,24 @@ def prepare_real_images(
 ) -> RealImages:
     """Load and split the real images of ``config`` and fit (or load) its feature network.
 
-    The split is class-stratified and depends only on the data set, the image size,
+    For ``dataset="idx"`` (full MNIST) the training and test files are pooled before the
+    split, so ``held_out=10000`` gives 60,000 training images as in the paper. The split is
+    class-stratified and depends only on the data set, the image size,
     ``held_out`` and ``seed``, so every run with these settings measures against the same
     held-out images with the same feature network.
     """
     cfg = config.resolved()
-    kwargs = {"path": cfg.data_path} if cfg.data_path else {}
-    data = load_dataset(cfg.dataset, **kwargs)
+    if cfg.dataset == "idx":  # full MNIST: training and test files together, split below
+        parts = [load_idx_mnist(cfg.data_path, split) for split in ("train", "test")]
+        data = ImageSet(
+            torch.cat([p.images for p in parts]),
+            torch.cat([p.labels for p in parts]),
+            n_classes=parts[0].n_classes,
+            name=parts[0].name,
+        )
+    else:
+        kwargs = {"path": cfg.data_path} if cfg.data_path else {}
+        data = load_dataset(cfg.dataset, **kwargs)
     if data.images.shape[1] != 1:
         raise ValueError(
             f"the image models take one-channel images; dataset={cfg.dataset!r} has "

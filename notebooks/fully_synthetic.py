@@ -242,7 +242,9 @@ pr_fall = (
     and d[(1.0, "recall", "last")] < d[(1.0, "recall", "first")]
 )
 bias_recall = d[(lam_low, "recall", "last")] < d[(lam_low, "recall", "first")]
-bias_precision_holds = d[(lam_low, "precision", "last")] >= d[(lam_low, "precision", "first")] - 0.05
+bias_precision_holds = (
+    d[(lam_low, "precision", "last")] >= d[(lam_low, "precision", "first")] - 0.05
+)
 print({k: round(v, 3) for k, v in d.items()})
 
 # %% [markdown]
@@ -296,7 +298,9 @@ record_claims(
                 f"recall {d[(1.0, 'recall', 'first')]:.2f} → {d[(1.0, 'recall', 'last')]:.2f} "
                 f"(control FID ≤ {control_fid.value.max():.1f})"
             ),
-            verdict="reproduced" if fid_rises and pr_fall else ("partly" if fid_rises else "not reproduced"),
+            verdict="reproduced"
+            if fid_rises and pr_fall
+            else ("partly" if fid_rises else "not reproduced"),
         ),
         Claim(
             claim="With sampling bias the DDPM loop keeps precision while recall collapses.",

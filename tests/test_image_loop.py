@@ -143,3 +143,52 @@ def test_resolved_settings_are_plain_values():
     assert again == cfg
     assert dataclasses.replace(cfg, sampler="ddpm").resolved().steps == 3
     assert isinstance(pd.DataFrame([cfg.to_dict()]), pd.DataFrame)
+
+
+def test_full_mnist_from_idx_files_pools_train_and_test(tmp_path, cache):
+    from test_image_data import write_idx
+
+    from madutils.images.data import load_sklearn_digits
+
+    digits = load_sklearn_digits()
+    pixels = (digits.images[:, 0] * 255).round().to(torch.uint8).numpy()
+    labels = digits.labels.to(torch.uint8).numpy()
+    write_idx(tmp_path, "train", pixels[:1200], labels[:1200], gz=True)
+    write_idx(tmp_path, "t10k", pixels[1200:], labels[1200:], gz=False)
+    config = ImageLoopConfig(
+        **{**TINY, "dataset": "idx", "data_path": str(tmp_path), "image_size": 8, "held_out": 597}
+    )
+    result = run_image_loop(
+        dataclasses.replace(config, generations=1), None, progress=False, cache_dir=cache
+    )
+    assert set(result.table.generation) == {0, 1}
+    from madutils.images.loop import prepare_real_images
+
+    real = prepare_real_images(config, cache_dir=cache)
+    assert len(real.train) == 1200 and len(real.held_out) == 597
+
+
+def test_sample_panels_and_feature_map(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MADUTILS_CACHE", str(cache))
+    from madutils import plotting
+    from madutils.images.analysis import feature_embedding, run_image_sweep, sample_panels
+
+    runs = run_image_sweep(
+        ImageLoopConfig(**{**TINY, "generations": 2}), tmp_path / "runs", lam=[1.0, 0.5]
+    )
+    assert [r.config.lam for r in runs] == [1.0, 0.5]
+    assert (runs[1].table.lam == 0.5).all()
+    panels = sample_panels(runs[0], [0, 2], per_class=3)
+    assert panels[2].shape == (30, 1, 8, 8)
+    stored = ImageRun(runs[0].run_dir).samples(2)
+    first_of_class_1 = stored.images[stored.labels == 1][0]
+    assert torch.equal(panels[2][3], first_of_class_1)  # class order, 3 per class
+    frame = feature_embedding({"a": runs[0], "b": runs[1]}, [1, 2], n_per_set=40)
+    assert len(frame) == 40 * 5
+    assert set(frame.run) == {"real", "a", "b"}
+    fig = plotting.embedding_scatter(frame)
+    assert len(fig.axes) == 4
+    fig = plotting.image_panels(panels, per_row=3)
+    assert len(fig.axes[0].images) == 1
+    with pytest.raises(ValueError, match="unknown setting"):
+        run_image_sweep(ImageLoopConfig(**TINY), None, lamda=[1.0])

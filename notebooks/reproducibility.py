@@ -51,6 +51,7 @@ from madutils.claims import glue_value
 # %% tags=["parameters"]
 notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are
 output_dir = "executed"  # where the executed notebooks and timings.json are (set by madutils run)
+runs_dir = "runs"  # results store of the chapters, read for the deep models' cost per generation
 
 # %% [markdown]
 # ## This build
@@ -87,6 +88,41 @@ HTML(pd.Series(machine, name="value").to_frame().to_html())
 
 # %% tags=["hide-input"]
 HTML(runs.to_html(index=False))
+
+# %% [markdown]
+# ## Cost per generation of the deep models
+#
+# Every stored run of an image model records the seconds each generation spent training, sampling and measuring (its `timings.csv`); the medians per run:
+
+# %% tags=["hide-input"]
+cost_rows = []
+for timing_file in sorted(Path(runs_dir).glob("*/timings.csv")):
+    settings = json.loads((timing_file.parent / "config.json").read_text())["settings"]
+    seconds = pd.read_csv(timing_file)
+    if seconds.empty:
+        continue
+    cost_rows.append(
+        {
+            "run": timing_file.parent.name,
+            "model": settings["model"],
+            "images": f"{settings['image_size']}×{settings['image_size']}",
+            "device": settings["device"],
+            "generations": len(seconds),
+            "train s": seconds.fit_seconds.median(),
+            "sample s": seconds.sample_seconds.median(),
+            "measure s": seconds.measure_seconds.median(),
+        }
+    )
+cost = pd.DataFrame(cost_rows)
+HTML(cost.round(2).to_html(index=False) if len(cost) else "<p>No image runs in this build.</p>")
+
+# %% [markdown]
+# The first generation of a run trains on real data only, so runs that start alike share it (it is cached under `runs/first_generation/`); its training time is counted once.
+#
+# ## Full MNIST for the `gpu` scale
+#
+# The `gpu` parameter sets train on all 70,000 MNIST digits at 28×28 (60,000 for training, 10,000 held out for the metrics), which no package ships.
+# Put the four standard IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, gzipped or not) in `data/mnist/` before `madutils book --scale gpu`, or point the `ddpm` parameter's `data_path` elsewhere; a folder with one sub-folder of images per class works too (`"dataset": "folder"`).
 
 # %% [markdown]
 # ## Parameters of each scale

@@ -192,3 +192,28 @@ def test_sample_panels_and_feature_map(tmp_path, cache, monkeypatch):
     assert len(fig.axes[0].images) == 1
     with pytest.raises(ValueError, match="unknown setting"):
         run_image_sweep(ImageLoopConfig(**TINY), None, lamda=[1.0])
+
+
+def test_wgan_loop_labels_its_samples_with_the_feature_network(tmp_path, cache):
+    changes = dict(model="wgan", width=8, latent_dim=8, lam=0.7, family="fresh_data")
+    in_memory = run_image_loop(
+        ImageLoopConfig(**{**TINY, **changes, "generations": 3}),
+        None,
+        progress=False,
+        cache_dir=cache,
+    )
+    _run(tmp_path, cache, **changes, generations=2)
+    resumed = _run(tmp_path, cache, **changes, generations=3)
+    torch.testing.assert_close(
+        torch.tensor(_values(resumed.table)), torch.tensor(_values(in_memory.table))
+    )
+    run = ImageRun(resumed.run_dir)
+    samples = run.samples(3)
+    assert samples.images.shape == (60, 1, 8, 8)
+    from madutils.images.loop import prepare_real_images
+
+    real = prepare_real_images(run.config, cache_dir=cache)
+    assert torch.equal(samples.labels, real.features.predict(samples.images))
+    assert type(run.model(1)).__name__ == "WGANGP"
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ImageLoopConfig(**{**TINY, **changes, "image_size": 10})

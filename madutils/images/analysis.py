@@ -115,9 +115,7 @@ def feature_embedding(
         pick = torch.randperm(len(images), generator=rng)[:n_per_set]
         pieces.append(real.features.features(images[pick]))
         meta.append(
-            pd.DataFrame(
-                {"label": labels[pick].numpy(), "run": run_name, "generation": generation}
-            )
+            pd.DataFrame({"label": labels[pick].numpy(), "run": run_name, "generation": generation})
         )
 
     add(real.held_out.images, real.held_out.labels, "real", 0)

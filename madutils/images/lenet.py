@@ -421,6 +421,21 @@ class FeatureNetwork:
         return torch.cat(parts)
 
     @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted class of each image: int64 tensor of shape (N,) on the CPU.
+
+        Labels unconditional models' samples in the image loops.
+        """
+        self._check_fitted()
+        images = _check_images(images, "images", self.image_size)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        self.model_.eval()
+        chunks = [
+            self.model_(chunk.to(self.device_)).argmax(dim=1).cpu()
+            for chunk in images.split(batch_size)
+        ]
+        return torch.cat(chunks)
+
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
         """Share of ``images`` whose predicted class is the label.
 
@@ -438,16 +453,10 @@ class FeatureNetwork:
         float
             In [0, 1].
         """
-        self._check_fitted()
         images = _check_images(images, "images", self.image_size)
         labels = _check_labels(labels, "labels", images.shape[0], self.n_classes)
-        batch_size = check_positive_int(batch_size, "batch_size")
-        self.model_.eval()
-        correct = 0
-        for chunk, target in zip(images.split(batch_size), labels.split(batch_size), strict=True):
-            predicted = self.model_(chunk.to(self.device_)).argmax(dim=1).cpu()
-            correct += int((predicted == target.cpu()).sum())
-        return correct / images.shape[0]
+        predicted = self.predict(images, batch_size)
+        return float((predicted == labels.cpu()).double().mean())
 
 
 # ---------------------------------------------------------------------------------------------

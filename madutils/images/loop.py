@@ -11,8 +11,10 @@
    the seed, so they are cached under ``<out>/first_generation/`` and shared by every run
    that starts the same way (all ``lam`` values, all three families).
 3. Every generation samples ``max(n_synthetic, n_eval)`` images with the sampling bias
-   ``lam``, for class labels balanced over the classes; the first ``n_synthetic`` train the
-   next generation (plus the family's real images), the first ``n_eval`` are measured.
+   ``lam``: the conditional DDPM for class labels balanced over the classes, the
+   unconditional WGAN-GP freely, its images then labelled by the feature network. The first
+   ``n_synthetic`` train the next generation (plus the family's real images), the first
+   ``n_eval`` are measured.
 
 Metrics (:data:`~madutils.images.loop_config.IMAGE_METRICS`): Fréchet distance ("FID") of
 feature-network features, and k-NN precision, recall, density and coverage, always against the
@@ -56,6 +58,7 @@ from .data import (
 from .ddpm import ConditionalDDPM
 from .lenet import FeatureNetwork
 from .loop_config import IMAGE_METRICS, ImageLoopConfig
+from .wgan import WGANGP
 
 __all__ = [
     "ImageLoopResult",
@@ -206,9 +209,10 @@ class ImageRun:
             _dequantise(state["images"]), state["labels"], n_classes=int(state["n_classes"])
         )
 
-    def model(self, generation: int) -> ConditionalDDPM:
+    def model(self, generation: int):
         """The model trained in generation ``generation``."""
-        return ConditionalDDPM.load(self.path / "models" / f"{generation:05d}.pt", progress=False)
+        model_class = WGANGP if self.config.model == "wgan" else ConditionalDDPM
+        return model_class.load(self.path / "models" / f"{generation:05d}.pt", progress=False)
 
 
 class _ImageLoop:
@@ -226,22 +230,29 @@ class _ImageLoop:
         self.timings: list[dict] = []
 
     # -- models --------------------------------------------------------------------------------
-    def new_model(self, generation: int) -> ConditionalDDPM:
+    def new_model(self, generation: int):
         cfg = self.cfg
         seed = int(torch.randint(2**31 - 1, (1,), generator=stream(cfg.seed, generation, _FIT)))
-        return ConditionalDDPM(
+        common = dict(
             image_size=cfg.image_size,
-            n_classes=self.real.train.n_classes,
-            channels=cfg.channels,
-            layers_per_block=cfg.layers_per_block,
-            num_train_timesteps=cfg.timesteps,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             seed=seed,
             device=cfg.device,
-            mixed_precision=cfg.mixed_precision,
             progress=self.progress,
+        )
+        if cfg.model == "wgan":
+            return WGANGP(
+                **common, latent_dim=cfg.latent_dim, width=cfg.width, n_critic=cfg.n_critic
+            )
+        return ConditionalDDPM(
+            **common,
+            n_classes=self.real.train.n_classes,
+            channels=cfg.channels,
+            layers_per_block=cfg.layers_per_block,
+            num_train_timesteps=cfg.timesteps,
+            mixed_precision=cfg.mixed_precision,
         )
 
     def _first_generation_path(self, model: ConditionalDDPM, real: ImageSet) -> Path | None:
@@ -249,11 +260,13 @@ class _ImageLoop:
             return None
         params = model.get_params()
         identity = {k: v for k, v in params.items() if k not in ("device", "progress")}
-        identity["channels"] = list(identity["channels"])
+        if "channels" in identity:
+            identity["channels"] = list(identity["channels"])
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(real.images.numpy().tobytes())
         digest.update(real.labels.numpy().tobytes())
-        return self.store.path.parent / "first_generation" / f"ddpm-{digest.hexdigest()[:16]}.pt"
+        name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
+        return self.store.path.parent / "first_generation" / name
 
     def fit(self, generation: int, training: ImageSet) -> ConditionalDDPM:
         model = self.new_model(generation)
@@ -293,10 +306,14 @@ class _ImageLoop:
         fitted = time.perf_counter()
         n_samples = max(cfg.n_synthetic, cfg.n_eval)
         n_classes = self.real.train.n_classes
-        labels = _balanced_labels(n_samples, n_classes, stream(cfg.seed, generation, _LABELS))
         rng = stream(cfg.seed, generation, _SAMPLE, device=model.device_)
-        images = model.sample(labels, cfg.lam, rng=rng, sampler=cfg.sampler, steps=cfg.steps)
-        quantised = _quantise(images)
+        if model.conditional:
+            labels = _balanced_labels(n_samples, n_classes, stream(cfg.seed, generation, _LABELS))
+            images = model.sample(labels, cfg.lam, rng=rng, sampler=cfg.sampler, steps=cfg.steps)
+            quantised = _quantise(images)
+        else:  # the feature network labels what an unconditional model draws
+            quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
+            labels = self.real.features.predict(_dequantise(quantised))
         sampled = time.perf_counter()
         self.previous = ImageSet(_dequantise(quantised), labels, n_classes=n_classes)
         values = measure(self.real, self.previous.images[: cfg.n_eval])

@@ -26,7 +26,7 @@ from .ddpm import check_unet_image_size
 
 __all__ = ["IMAGE_METRICS", "IMAGE_MODELS", "ImageLoopConfig"]
 
-IMAGE_MODELS = ("ddpm",)
+IMAGE_MODELS = ("ddpm", "wgan")
 #: Metrics of every image generation, on feature-network features against held-out real images.
 IMAGE_METRICS = ("fid", "precision", "recall", "density", "coverage")
 SAMPLERS = ("ddpm", "ddim")
@@ -46,13 +46,16 @@ class ImageLoopConfig:
       the previous model's;
     - ``fresh_data``: ``n_real`` real images never used before plus the previous model's.
 
+    The conditional DDPM samples images for balanced class labels; the unconditional WGAN
+    samples images and the feature network labels them (so class counts may drift).
+
     ``n_synthetic`` defaults to ``n_ini`` and ``n_real`` to the family's value (``n_ini`` for
     fresh data too). The real images are split once: ``held_out`` of them are kept for the
     metrics (and to report the feature network's accuracy) and never trained on.
     """
 
     family: str = "fully_synthetic"  # one of madutils.config.FAMILIES
-    model: str = "ddpm"  # one of IMAGE_MODELS
+    model: str = "ddpm"  # one of IMAGE_MODELS: "ddpm" (conditional) or "wgan" (unconditional)
     dataset: str = "mnist"  # one of madutils.images.data.DATASETS
     data_path: str | None = None  # directory for dataset "idx" or "folder"
     image_size: int | None = None  # None: the data set's own size (28 for MNIST, 8 for digits)
@@ -62,14 +65,17 @@ class ImageLoopConfig:
     n_synthetic: int | None = None  # synthetic images per generation t >= 2; None: n_ini
     generations: int = 5  # generations to run, including generation 1
     lam: float = 1.0  # sampling bias in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)
-    channels: tuple[int, ...] = (32, 64, 64)  # UNet block_out_channels, one per level
-    layers_per_block: int = 1  # ResNet layers per UNet block
-    timesteps: int = 500  # diffusion steps T (paper: 500)
     epochs: int = 20  # training passes over each generation's training set
     batch_size: int = 128  # training batch size
-    lr: float = 1e-3  # AdamW learning rate
-    sampler: str = "ddim"  # "ddpm" (T ancestral steps) or "ddim" (deterministic, fewer steps)
-    steps: int | None = None  # denoising steps; None: T for ddpm, 50 for ddim
+    lr: float = 1e-3  # learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))
+    channels: tuple[int, ...] = (32, 64, 64)  # ddpm: UNet block_out_channels, one per level
+    layers_per_block: int = 1  # ddpm: ResNet layers per UNet block
+    timesteps: int = 500  # ddpm: diffusion steps T (paper: 500)
+    sampler: str = "ddim"  # ddpm: "ddpm" (T ancestral steps) or "ddim" (deterministic, fewer)
+    steps: int | None = None  # ddpm: denoising steps; None: T for ddpm, 50 for ddim
+    latent_dim: int = 64  # wgan: dimension of the latent z
+    width: int = 32  # wgan: base channel count of generator and critic
+    n_critic: int = 5  # wgan: critic steps per generator step
     n_eval: int | None = None  # synthetic images measured per generation; None: held_out
     k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
     feature_epochs: int = 10  # training epochs of the LeNet feature network
@@ -100,11 +106,17 @@ class ImageLoopConfig:
         object.__setattr__(self, "channels", tuple(self.channels))
         for width in self.channels:
             check_positive_int(width, "channels")
-        for name in ("layers_per_block", "timesteps", "epochs", "batch_size", "k"):
+        names = ("layers_per_block", "timesteps", "epochs", "batch_size", "k")
+        for name in (*names, "latent_dim", "width", "n_critic"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.feature_epochs, "feature_epochs")
         if self.model == "ddpm":
             check_unet_image_size(self.resolved_image_size, self.channels)
+        elif self.resolved_image_size % 4:
+            raise ValueError(
+                "image_size must be divisible by 4 for model='wgan' (e.g. 8, 12, 16 or 28); "
+                f"got {self.resolved_image_size}"
+            )
         check_positive_number(self.lr, "lr")
         check_choice(self.sampler, "sampler", SAMPLERS)
         if self.steps is not None and self.steps > self.timesteps:

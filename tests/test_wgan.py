@@ -1,0 +1,205 @@
+"""Tests of the unconditional WGAN-GP (tiny seeded models, a few seconds in all)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from madutils.images.wgan import WGANGP
+
+SETTINGS = dict(
+    image_size=8,
+    latent_dim=8,
+    width=8,
+    epochs=2,
+    batch_size=16,
+    lr=1e-3,
+    n_critic=2,
+    seed=3,
+    device="cpu",
+    progress=False,
+)
+
+
+def _data(n: int = 36) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, 8, 8, generator=g)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny networks train fastest on one thread (and do not fight other processes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fitted(_one_thread) -> WGANGP:
+    return WGANGP(**SETTINGS).fit(_data())
+
+
+def _sample(model, lam=1.0, seed=7, n=5, **kwargs):
+    return model.sample(n, lam, rng=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_sample_shapes_and_range(fitted):
+    for lam in (1.0, 0.5):
+        out = _sample(fitted, lam=lam)
+        assert out.shape == (5, 1, 8, 8)
+        assert out.dtype == torch.float32 and out.device.type == "cpu"
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert WGANGP.conditional is False
+    for history in (
+        fitted.loss_history_,
+        fitted.wasserstein_history_,
+        fitted.generator_loss_history_,
+    ):
+        assert len(history) == SETTINGS["epochs"]
+        assert all(isinstance(v, float) for v in history)
+    assert not fitted.generator_.training and not fitted.critic_.training
+    assert fitted.device_ == torch.device("cpu")
+
+
+def test_fit_and_sample_are_deterministic(fitted):
+    state = torch.random.get_rng_state()
+    other = WGANGP(**SETTINGS).fit(_data(), labels=torch.arange(36) % 3)  # labels are ignored
+    assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
+    for net in ("generator_", "critic_"):
+        ours, theirs = getattr(fitted, net).state_dict(), getattr(other, net).state_dict()
+        for (k, a), (_, b) in zip(ours.items(), theirs.items(), strict=True):
+            assert torch.equal(a, b), (net, k)
+    assert other.loss_history_ == fitted.loss_history_
+    assert torch.equal(_sample(fitted), _sample(other))
+    assert torch.equal(_sample(fitted), _sample(fitted))  # same rng seed, same images
+    assert not torch.equal(_sample(fitted, seed=7), _sample(fitted, seed=8))
+    different = WGANGP(**{**SETTINGS, "seed": 4}).fit(_data())
+    assert not torch.equal(
+        next(iter(fitted.generator_.parameters())), next(iter(different.generator_.parameters()))
+    )
+    assert not torch.equal(_sample(fitted), _sample(different))
+
+
+def test_sample_does_not_depend_on_batch_size(fitted):
+    torch.testing.assert_close(_sample(fitted, n=7, batch_size=3), _sample(fitted, n=7))
+
+
+def test_lam_truncates_the_latent(fitted):
+    n, lam = 6, 0.4
+    z = torch.randn((n, SETTINGS["latent_dim"]), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        plain = fitted.generator_(z)
+        truncated = fitted.generator_(z * lam)
+    torch.testing.assert_close(_sample(fitted, lam=1.0, n=n), plain)
+    torch.testing.assert_close(_sample(fitted, lam=lam, n=n), truncated)
+    assert not torch.equal(_sample(fitted, lam=1.0), _sample(fitted, lam=lam))
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    path = fitted.save(tmp_path / "gen3" / "wgan.pt")
+    assert path.exists() and not list(path.parent.glob("*.tmp"))
+    loaded = WGANGP.load(path)
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.loss_history_ == fitted.loss_history_
+    assert loaded.wasserstein_history_ == fitted.wasserstein_history_
+    assert loaded.generator_loss_history_ == fitted.generator_loss_history_
+    assert torch.equal(_sample(loaded, lam=0.8), _sample(fitted, lam=0.8))
+    again = WGANGP(**SETTINGS).load_state_dict(fitted.state_dict())
+    assert torch.equal(_sample(again), _sample(fitted))
+    assert WGANGP.load(path, progress=True).progress is True
+    with pytest.raises(ValueError, match="missing"):
+        WGANGP(**SETTINGS).load_state_dict({"generator": {}})
+
+
+def test_clone_get_params_and_repr(fitted):
+    clone = fitted.clone()
+    assert not clone.is_fitted and fitted.is_fitted
+    assert clone.get_params() == fitted.get_params() == SETTINGS | {"gp_weight": 10.0}
+    assert repr(clone).startswith("WGANGP(image_size=8, latent_dim=8,")
+
+
+def test_default_size_is_small():
+    model = WGANGP(device="cpu")
+    n_params = sum(
+        p.numel()
+        for net in (model.build_generator(), model.build_critic())
+        for p in net.parameters()
+    )
+    assert 100_000 <= n_params <= 400_000
+
+
+def test_training_moves_samples_towards_the_data():
+    # Bright top half, dark bottom half: the untrained generator outputs about 0.5 everywhere.
+    g = torch.Generator().manual_seed(0)
+    images = torch.full((256, 1, 8, 8), 0.1)
+    images[:, :, :4] = 0.9
+    images = (images + 0.05 * torch.randn(images.shape, generator=g)).clamp(0.0, 1.0)
+    # width 16: every seed tried (0-5) separates the halves by > 0.75; width 8 can stall
+    settings = {**SETTINGS, "width": 16, "epochs": 15, "batch_size": 32, "seed": 2}
+    model = WGANGP(**settings).fit(images)
+    samples = _sample(model, n=200)
+    top, bottom = float(samples[:, :, :4].mean()), float(samples[:, :, 4:].mean())
+    assert top - bottom > 0.3
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"image_size": 10}, "image_size"),
+        ({"image_size": 0}, "image_size"),
+        ({"latent_dim": 0}, "latent_dim"),
+        ({"width": 2.5}, "width"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"n_critic": 0}, "n_critic"),
+        ({"gp_weight": -1.0}, "gp_weight"),
+        ({"seed": -1}, "seed"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_settings(changes, match):
+    with pytest.raises(ValueError, match=match):
+        WGANGP(**{**SETTINGS, **changes})
+
+
+def test_image_size_message_lists_examples():
+    with pytest.raises(ValueError, match=r"divisible by 4.*8, 12, 16 or 28"):
+        WGANGP(image_size=10)
+
+
+@pytest.mark.parametrize("lam", [0, 0.0, 1.5, -0.2, float("nan")])
+def test_bad_lam(fitted, lam):
+    with pytest.raises(ValueError, match="lam"):
+        _sample(fitted, lam=lam)
+
+
+def test_bad_sampling_inputs(fitted):
+    rng = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="rng"):
+        fitted.sample(3, rng=0)
+    with pytest.raises(ValueError, match="n must"):
+        fitted.sample(0, rng=rng)
+    with pytest.raises(ValueError, match="batch_size"):
+        fitted.sample(3, rng=rng, batch_size=0)
+    with pytest.raises(RuntimeError, match="fit"):
+        WGANGP(**SETTINGS).sample(3, rng=rng)
+    with pytest.raises(RuntimeError, match="fit"):
+        WGANGP(**SETTINGS).state_dict()
+
+
+def test_bad_training_inputs():
+    images = _data(6)
+    model = WGANGP(**SETTINGS)
+    with pytest.raises(ValueError, match="images"):
+        model.fit(images * 2.0)
+    with pytest.raises(ValueError, match="images"):
+        model.fit(images - 0.5)
+    with pytest.raises(ValueError, match="images"):
+        model.fit(torch.rand(6, 1, 16, 16))
+    with pytest.raises(ValueError, match="images"):
+        model.fit(torch.rand(6, 8, 8))
+    with pytest.raises(ValueError, match="images"):
+        model.fit(torch.rand(6, 3, 8, 8))
+    assert not model.is_fitted

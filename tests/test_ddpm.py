@@ -100,6 +100,15 @@ def test_clone_and_warm_start(fitted):
     assert len(warm.loss_history_) == SETTINGS["epochs"] + 1
 
 
+def test_moving_average_of_weights(fitted):
+    averaged = ConditionalDDPM(**{**SETTINGS, "ema_decay": 0.9}).fit(*_data())
+    again = ConditionalDDPM(**{**SETTINGS, "ema_decay": 0.9}).fit(*_data())
+    last, mean = fitted.model_.state_dict(), averaged.model_.state_dict()
+    assert any(not torch.equal(last[k], mean[k]) for k in last)
+    assert all(torch.equal(mean[k], again.model_.state_dict()[k]) for k in mean)
+    assert averaged.loss_history_ == fitted.loss_history_  # the same training trajectory
+
+
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
@@ -110,6 +119,8 @@ def test_clone_and_warm_start(fitted):
         ({"cond_dropout": 1.0}, "cond_dropout"),
         ({"mixed_precision": "fp16"}, "mixed_precision"),
         ({"device": "tpu"}, "device"),
+        ({"ema_decay": 1.0}, "ema_decay"),
+        ({"ema_decay": -0.1}, "ema_decay"),
     ],
 )
 def test_bad_settings(changes, match):

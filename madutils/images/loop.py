@@ -252,6 +252,7 @@ class _ImageLoop:
             channels=cfg.channels,
             layers_per_block=cfg.layers_per_block,
             num_train_timesteps=cfg.timesteps,
+            ema_decay=cfg.ema_decay,
             mixed_precision=cfg.mixed_precision,
         )
 

@@ -71,6 +71,7 @@ class ImageLoopConfig:
     channels: tuple[int, ...] = (32, 64, 64)  # ddpm: UNet block_out_channels, one per level
     layers_per_block: int = 1  # ddpm: ResNet layers per UNet block
     timesteps: int = 500  # ddpm: diffusion steps T (paper: 500)
+    ema_decay: float = 0.0  # ddpm: decay of the weights' moving average (0: last weights)
     sampler: str = "ddim"  # ddpm: "ddpm" (T ancestral steps) or "ddim" (deterministic, fewer)
     steps: int | None = None  # ddpm: denoising steps; None: T for ddpm, 50 for ddim
     latent_dim: int = 64  # wgan: dimension of the latent z
@@ -118,6 +119,8 @@ class ImageLoopConfig:
                 f"got {self.resolved_image_size}"
             )
         check_positive_number(self.lr, "lr")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be a number in [0, 1); got {self.ema_decay!r}")
         check_choice(self.sampler, "sampler", SAMPLERS)
         if self.steps is not None and self.steps > self.timesteps:
             raise ValueError(

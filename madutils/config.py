@@ -25,11 +25,11 @@ from .metrics import DEFAULT_METRICS, MANIFOLD_METRICS, MODEL_METRICS, SAMPLE_ME
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
 
 FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
-MODELS = ("gaussian", "mixture")
+MODELS = ("gaussian", "mixture", "flow")
 SYNTHETIC_SOURCES = ("last", "accumulate", "memory")
 PATHS = ("samples", "statistics")
 DEVICES = ("cpu", "cuda", "auto")
-DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture"}
+DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture", "flow": "rosenbrock"}
 DATA_CHOICES = ("gaussian", "grid_mixture", "rosenbrock")
 
 
@@ -64,6 +64,10 @@ class LoopConfig:
     seed: int = 0  # the run's random seed
     path: str = "samples"  # gaussian: "samples" draws points, "statistics" is the exact fast path
     n_components: int = 25  # mixture: number of EM components
+    flow_layers: int = 8  # flow: coupling layers (paper: 8)
+    flow_hidden: int = 64  # flow: hidden width of each coupling network (paper: 64)
+    flow_epochs: int = 20  # flow: training epochs per generation (paper: 20)
+    flow_batch_size: int = 256  # flow: minibatch size (paper: 256)
     n_eval: int | None = None  # samples per seed for sample-based metrics; None: n_ini
     k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
     metrics: tuple[str, ...] | None = None  # None: the model's defaults (see madutils.metrics)
@@ -85,6 +89,8 @@ class LoopConfig:
         check_positive_int(self.seeds, "seeds")
         check_nonnegative_int(self.seed, "seed")
         check_positive_int(self.n_components, "n_components")
+        for name in ("flow_layers", "flow_hidden", "flow_epochs", "flow_batch_size"):
+            check_positive_int(getattr(self, name), name)
         check_positive_int(self.k, "k")
         if self.n_eval is not None:
             check_positive_int(self.n_eval, "n_eval")
@@ -144,7 +150,7 @@ class LoopConfig:
                 )
         elif n_real < 1:
             raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
-        min_size = 2 if self.model == "gaussian" else self.n_components
+        min_size = self.n_components if self.model == "mixture" else 2
         if self.n_ini < min_size or n_real + n_synthetic < min_size:
             raise ValueError(
                 f"every training set needs at least {min_size} samples for model={self.model!r}; "

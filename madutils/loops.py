@@ -47,6 +47,8 @@ from .metrics.frechet import frechet_distance, gaussian_w2_squared
 from .metrics.gaussian import covariance_trace, mean_drift
 from .metrics.manifold import ManifoldReference
 from .metrics.mixture import modal_variance, modes_covered, total_variance
+from .metrics.tails import marginal_wasserstein, real_quantile, tail_share
+from .models.flow import CouplingFlow
 from .models.gaussian import GaussianModel
 from .models.mixture import GaussianMixtureModel
 from .results import COLUMNS, RunStore
@@ -130,9 +132,17 @@ class _Loop:
 
     # -- building blocks -------------------------------------------------------------------
     def _new_model(self):
-        if self.cfg.model == "gaussian":
+        cfg = self.cfg
+        if cfg.model == "gaussian":
             return GaussianModel()
-        return GaussianMixtureModel(n_components=self.cfg.n_components)
+        if cfg.model == "flow":
+            return CouplingFlow(
+                n_layers=cfg.flow_layers,
+                hidden=cfg.flow_hidden,
+                epochs=cfg.flow_epochs,
+                batch_size=cfg.flow_batch_size,
+            )
+        return GaussianMixtureModel(n_components=cfg.n_components)
 
     def _draw_real(self, n: int, rng):
         if self.statistics:
@@ -236,6 +246,9 @@ class _Loop:
                 values["mean_error"] = mean_drift(model.mean_, self.data.mean)
         elif "modal_variance" in names:
             values["modal_variance"] = modal_variance(model.covariances_)
+        elif "heldout_nll" in names:
+            real, _ = self._reference_samples()
+            values["heldout_nll"] = -model.score(real.unsqueeze(0).expand(cfg.seeds, -1, -1))
         if names & NEEDS_SAMPLES:
             synthetic = model.sample(cfg.n_eval, cfg.lam, rng=make_rng())
             real, manifold = self._reference_samples()
@@ -250,6 +263,11 @@ class _Loop:
                 )
             if "total_variance" in names:
                 values["total_variance"] = total_variance(synthetic)
+            if "tail_share" in names:
+                threshold = real_quantile(real.unsqueeze(0), 0.99)
+                values["tail_share"] = tail_share(synthetic, threshold)
+            if "marginal_w1" in names:
+                values["marginal_w1"] = marginal_wasserstein(real.unsqueeze(0), synthetic)
         return {name: values[name] for name in cfg.metrics}
 
     # -- persistence -------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Submodules hold the computations: :mod:`.frechet` (Wasserstein/Fréchet distances),
 :mod:`.gaussian` (Gaussian diagnostics), :mod:`.manifold` (precision, recall, density,
-coverage), :mod:`.mixture` (mode diagnostics of the 25-mode grid), :mod:`.effective` (effective
-sample size).
+coverage), :mod:`.mixture` (mode diagnostics of the 25-mode grid), :mod:`.tails` (tails and
+marginals of low-dimensional samples), :mod:`.effective` (effective sample size).
 """
 
 from __future__ import annotations
@@ -37,19 +37,26 @@ METRICS = {
     "(rule in madutils.metrics.mixture.modes_covered)",
     "modal_variance": "average per-component variance tr(Sigma_k)/d of the fitted mixture",
     "total_variance": "trace of the covariance of the synthetic samples",
+    "heldout_nll": "negative log-likelihood per sample of n_eval held-out real samples under "
+    "the fitted model (nats; the Rosenbrock density's entropy is about 2.49)",
+    "tail_share": "share of n_eval synthetic samples whose last coordinate exceeds the 99% "
+    "quantile of the held-out real samples' (about 0.01 for real data)",
+    "marginal_w1": "1-Wasserstein distance between the synthetic and real marginals, "
+    "averaged over coordinates (n_eval samples each)",
 }
 
 #: Metrics computed from a model's parameters, per model.
 MODEL_METRICS = {
     "gaussian": ("w2_squared", "cov_trace", "mean_drift", "mean_error"),
     "mixture": ("modes_covered", "modal_variance", "total_variance"),
+    "flow": ("heldout_nll",),
 }
 
 #: k-NN manifold metrics (madutils.metrics.manifold), computed together in one pass.
 MANIFOLD_METRICS = ("precision", "recall", "density", "coverage")
 
 #: Metrics computed from n_eval synthetic samples against n_eval held-out real samples.
-SAMPLE_METRICS = ("frechet", *MANIFOLD_METRICS)
+SAMPLE_METRICS = ("frechet", *MANIFOLD_METRICS, "tail_share", "marginal_w1")
 
 #: Every metric that needs n_eval samples drawn from the model (with lambda).
 NEEDS_SAMPLES = frozenset(SAMPLE_METRICS) | {"modes_covered", "total_variance"}
@@ -57,4 +64,5 @@ NEEDS_SAMPLES = frozenset(SAMPLE_METRICS) | {"modes_covered", "total_variance"}
 DEFAULT_METRICS = {
     "gaussian": MODEL_METRICS["gaussian"],
     "mixture": ("precision", "recall", "modes_covered", "modal_variance", "total_variance"),
+    "flow": ("heldout_nll", "tail_share", "marginal_w1", "precision", "recall"),
 }

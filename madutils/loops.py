@@ -57,6 +57,7 @@ from .rng import stream
 __all__ = ["LoopResult", "iterate_loop", "run_loop"]
 
 _DATA, _FIT, _EVAL = 0, 1, 2  # stream purposes within a generation
+_SNAPSHOT = 99  # samples kept for pictures (as madutils.experiments.sample_snapshots draws)
 
 
 @dataclass
@@ -79,6 +80,13 @@ class LoopResult:
     config: LoopConfig
     run_dir: Path | None
     models: list
+
+    def snapshots(self, generations) -> dict[int, np.ndarray]:
+        """Stored samples of the first replicate (``keep_samples=True``): generation to array."""
+        if self.run_dir is None:
+            raise ValueError("this run was kept in memory: run it with out= and keep_samples=True")
+        store = RunStore(self.run_dir, self.config.to_dict())
+        return {g: store.load_snapshot(g).numpy() for g in generations}
 
 
 def _table(config: LoopConfig, records: list[tuple[int, dict]]) -> pd.DataFrame:
@@ -115,9 +123,10 @@ def _concat(parts):
 class _Loop:
     """State and steps of one run; see :func:`run_loop`."""
 
-    def __init__(self, config: LoopConfig, store: RunStore | None):
+    def __init__(self, config: LoopConfig, store: RunStore | None, keep_samples: bool = False):
         self.cfg = config
         self.store = store
+        self.keep_samples = keep_samples
         self.device = torch.device(config.device)
         self.statistics = config.path == "statistics"
         self.data = make_distribution(config.data, config.dim)
@@ -304,6 +313,11 @@ class _Loop:
         self.models = (self.models + [model])[-self.n_keep :]
         measured = self.measure(model, generation, lambda: self._stream(generation, _EVAL))
         values = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in measured.items()}
+        if self.store is not None and self.keep_samples:
+            rng = self._stream(generation, _SNAPSHOT)
+            self.store.save_snapshot(
+                generation, model.sample(self.cfg.n_eval, self.cfg.lam, rng=rng)[0]
+            )
         if self.store is not None:
             rows = _table(self.cfg, [(generation, values)])
             self.store.save_generation(generation, rows, self.state(generation))
@@ -311,7 +325,11 @@ class _Loop:
 
 
 def run_loop(
-    config: LoopConfig, out: str | Path | None = None, *, progress: bool = True
+    config: LoopConfig,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+    keep_samples: bool = False,
 ) -> LoopResult:
     """Run (or resume) a self-consuming loop.
 
@@ -325,6 +343,9 @@ def run_loop(
         ``results.csv`` is written at the end. When ``None`` the run is kept in memory.
     progress : bool
         Show a progress bar over generations.
+    keep_samples : bool
+        With ``out``: also store ``n_eval`` samples of the first replicate's model of every
+        generation (drawn with ``lam``), read back with :meth:`LoopResult.snapshots`.
 
     Returns
     -------
@@ -332,7 +353,7 @@ def run_loop(
     """
     cfg = config.resolved()
     store = RunStore.open(out, cfg.to_dict()) if out is not None else None
-    loop = _Loop(cfg, store)
+    loop = _Loop(cfg, store, keep_samples)
     done = 0
     previous = None
     if store is not None:

@@ -8,7 +8,9 @@ A run directory holds
   columns :data:`COLUMNS`;
 - ``generations/NNNNN.csv``: the rows of each finished generation, written atomically;
 - ``state.pt``: what the loop needs to continue after the last finished generation;
-- ``pool/NNNNN.pt``: samples a generation added to an accumulated synthetic pool.
+- ``pool/NNNNN.pt``: samples a generation added to an accumulated synthetic pool;
+- ``samples/NNNNN.pt``: ``n_eval`` samples of one replicate's model per generation, for
+  pictures, when the loop runs with ``keep_samples=True``.
 
 The directory name is derived from a hash of the settings (all but ``generations``, so a rerun
 asking for more generations extends the run). A rerun with the same settings resumes after the
@@ -155,6 +157,19 @@ class RunStore:
 
     def load_pool(self, generation: int) -> torch.Tensor:
         return torch.load(self.path / "pool" / f"{generation:05d}.pt", weights_only=True)
+
+    def save_snapshot(self, generation: int, samples: torch.Tensor) -> None:
+        """Keep samples of one generation's model for pictures (``samples/NNNNN.pt``)."""
+        path = self.path / "samples" / f"{generation:05d}.pt"
+        atomic_write(path, lambda tmp: torch.save(samples.cpu(), tmp))
+
+    def load_snapshot(self, generation: int) -> torch.Tensor:
+        path = self.path / "samples" / f"{generation:05d}.pt"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist: run the loop with keep_samples=True to keep samples"
+            )
+        return torch.load(path, weights_only=True)
 
     def results(self, up_to: int) -> pd.DataFrame:
         """Rows of generations ``1..up_to`` as one long-form table."""

@@ -84,3 +84,17 @@ def test_sampling_bias_loses_the_tails_faster():
 def test_bad_flow_settings_name_the_parameter(name):
     with pytest.raises(ValueError, match=name):
         LoopConfig(model="flow", **{name: 0})
+
+
+def test_kept_samples_are_the_snapshots_of_the_same_models(tmp_path):
+    from madutils.experiments import sample_snapshots
+
+    config = LoopConfig(**TINY_FLOW, lam=0.75)
+    result = run_loop(config, tmp_path, progress=False, keep_samples=True)
+    kept = result.snapshots([1, 3])
+    recomputed = sample_snapshots(config, [1, 3], n=config.n_eval)
+    for generation in (1, 3):
+        assert kept[generation].shape == (400, 2)
+        assert (kept[generation] == recomputed[generation]).all()
+    with pytest.raises(FileNotFoundError, match="keep_samples"):
+        run_loop(LoopConfig(**TINY_FLOW, lam=0.5), tmp_path, progress=False).snapshots([1])

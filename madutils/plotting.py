@@ -17,6 +17,7 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = [
+    "density_grid",
     "embedding_scatter",
     "image_panels",
     "lam_palette",
@@ -334,6 +335,44 @@ def limit_curves(cells: pd.DataFrame, *, x: str, hue: str, col: str, y: str = "l
         ax.set_title(f"{name} = {panel:g}")
     axes[0, 0].set_ylabel(r"limiting $W_2^2$ to $P_r$")
     axes[0, -1].legend(fontsize=8)
+    return fig
+
+
+def density_grid(
+    real: np.ndarray,
+    snapshots: dict,
+    *,
+    threshold: float | None = None,
+    extent=((-3.5, 3.5), (-2.5, 9.0)),
+    bins: int = 70,
+):
+    """2-D histograms (log density) of real samples and of each generation's samples.
+
+    Parameters
+    ----------
+    real : ndarray, shape (n, 2)
+        Drawn first, as the reference panel.
+    snapshots : dict
+        Generation to samples of shape ``(m, 2)``, one panel each.
+    threshold : float, optional
+        A horizontal dashed line at this value of the second coordinate (for example the real
+        99% quantile that :func:`madutils.metrics.tails.tail_share` counts beyond).
+    extent : pair of (low, high)
+        Axis ranges of the histograms.
+    """
+    panels = {"real": real, **{f"generation {g}": x for g, x in sorted(snapshots.items())}}
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(2.3 * len(panels), 2.6), sharex=True, sharey=True, squeeze=False
+    )
+    edges = [np.linspace(low, high, bins + 1) for low, high in extent]
+    for ax, (title, samples) in zip(axes[0], panels.items(), strict=True):
+        counts, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=edges)
+        ax.pcolormesh(edges[0], edges[1], np.log1p(counts.T), cmap="rocket_r", rasterized=True)
+        if threshold is not None:
+            ax.axhline(threshold, color="C0", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("$x_1$")
+    axes[0, 0].set_ylabel("$x_2$")
     return fig
 
 

@@ -41,8 +41,8 @@ CPU_SCALE = dict(
     epochs=60,
     lr=0.002,
     timesteps=500,
-    sampler="ddim",
-    steps=20,
+    sampler="ddpm",
+    steps=100,
 )
 SHAPES = {"8x8, cpu scale": (8, (16, 32)), "28x28, default UNet": (28, (32, 64, 64))}
 
@@ -178,7 +178,7 @@ def main() -> None:
 
     n_samples = 128 if args.quick else 512
     rows = []
-    for sampler, steps in (("ddpm", 500), ("ddim", 50), ("ddim", 20)):
+    for sampler, steps in (("ddpm", 500), ("ddpm", 100), ("ddim", 50), ("ddim", 20)):
         if args.quick and sampler == "ddpm":
             steps = 100
         for lam in (1.0, 0.5):

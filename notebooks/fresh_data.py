@@ -71,8 +71,8 @@ ddpm = {  # settings of the DDPM loops: keep them equal to the fully synthetic c
     "epochs": 60,
     "lr": 0.002,
     "timesteps": 500,
-    "sampler": "ddim",
-    "steps": 20,
+    "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
+    "steps": 100,  # of the T = 500 (more changed little)
 }
 ddpm_n_inis = [500, 1000]  # real images of generation 1 (the paper: 2,000 and 3,000)
 ddpm_fresh = 500  # fresh real and synthetic images per generation, n_r = n_s (paper: 2,000)

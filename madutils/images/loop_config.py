@@ -72,7 +72,7 @@ class ImageLoopConfig:
     layers_per_block: int = 1  # ddpm: ResNet layers per UNet block
     timesteps: int = 500  # ddpm: diffusion steps T (paper: 500)
     ema_decay: float = 0.0  # ddpm: decay of the weights' moving average (0: last weights)
-    sampler: str = "ddim"  # ddpm: "ddpm" (T ancestral steps) or "ddim" (deterministic, fewer)
+    sampler: str = "ddpm"  # ddpm: "ddpm" (ancestral) or "ddim" (deterministic, fewer steps)
     steps: int | None = None  # ddpm: denoising steps; None: T for ddpm, 50 for ddim
     latent_dim: int = 64  # wgan: dimension of the latent z
     width: int = 32  # wgan: base channel count of generator and critic

@@ -15,7 +15,8 @@
 #
 # In the fully synthetic loop every generation after the first trains only on samples of the previous model.
 # The paper's claim is that such a loop always goes MAD: quality or diversity degrades, generation after generation.
-# This chapter runs it with two models whose behaviour can be measured exactly: a Gaussian, with and without sampling bias, and a 25-mode Gaussian mixture (the paper's Figures 14 and 15), where the loss of diversity is visible as modes that disappear.
+# This chapter runs it first with two models whose behaviour can be measured exactly: a Gaussian, with and without sampling bias, and a 25-mode Gaussian mixture (the paper's Figures 14 and 15), where the loss of diversity is visible as modes that disappear.
+# Then with the paper's deep models: a class-conditional diffusion model on MNIST digits (Figures 4–7), a normalizing flow on a 2-D density (Figure 17) and a GAN on MNIST digits (Figure 13).
 #
 # | Concept | Importance |
 # |---|---|
@@ -517,11 +518,20 @@ record_claims(
 # The estimation noise of the weights and covariances scales like $1/n$, so with four times the samples the drift per generation is about four times smaller and modes survive roughly four times longer: the loop still goes MAD, only more slowly.
 # :::
 #
+# 3. The DDPM loop's real-data control retrains on the *same* real digits every generation. Why is that a better control for the fully synthetic loop than a single generation-1 model?
+#
+# :::{admonition} Solution
+# :class: dropdown
+# A single model shows one draw of the training noise. Retraining from scratch with new seeds on the same data shows how much the FID of a model trained with this budget varies by itself; a fully synthetic loop whose FID leaves that band is degrading because of what it trains on, not because one model happened to be weak.
+# :::
+#
 # ## Summary
 #
 # In this chapter we:
 # - ran the fully synthetic loop with a Gaussian and with a 25-mode mixture;
 # - saw the Gaussian drift away from $P_r$, much faster with sampling bias;
 # - saw the mixture lose modes generation after generation, with recall and modal variance tracking the loss and total variance missing it.
+# - ran a diffusion model on MNIST digits, next to a real-data control, and watched FID rise and, with guidance, recall collapse;
+# - saw a normalizing flow lose the tails of its density and a GAN's digits degrade.
 #
 # **What's next:** [synthetic augmentation](synthetic_augmentation.ipynb), which keeps the real data in every generation.

@@ -204,7 +204,8 @@ class ConditionalDDPM:
         If True and the model is already fitted, :meth:`fit` continues training from the
         current weights (fine-tuning) instead of starting from a fresh initialisation.
     progress : bool, default True
-        Show a tqdm progress bar over epochs while training.
+        Show tqdm progress bars: over epochs while training, over denoising steps while
+        sampling.
 
     Attributes
     ----------
@@ -474,6 +475,14 @@ class ConditionalDDPM:
         scheduler.set_timesteps(steps, device=device)
         shape = (1, self.image_size, self.image_size)
         out = []
+        n_batches = -(-labels.shape[0] // batch_size)
+        bar = tqdm(
+            total=n_batches * len(scheduler.timesteps),
+            desc="sampling",
+            unit="step",
+            disable=not self.progress,
+            leave=False,
+        )
         for start in range(0, labels.shape[0], batch_size):
             y = labels[start : start + batch_size]
             x = torch.randn((y.shape[0], *shape), generator=rng, device=rng.device)
@@ -482,7 +491,9 @@ class ConditionalDDPM:
                 with _autocast(device, bf16):
                     eps = guided_noise(model, x, t, y, lam)
                 x = scheduler.step(eps.float(), t, x, generator=rng).prev_sample
+                bar.update()
             out.append(((x + 1.0) / 2.0).clamp(0.0, 1.0).float().cpu())
+        bar.close()
         return torch.cat(out)
 
     # -- saving --------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ ddpm_cfg = ddpm_runs[0].config
 print(f"feature network: held-out accuracy {ddpm_runs[0].feature_accuracy:.3f}")
 print(f"seconds per generation: {generation_seconds(ddpm_runs[0]):.0f}")
 
-# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID (lower is better), precision and recall per generation for each sampling bias; generation 0 is real data. The grey dashed line is the real-data control (a fresh model on the same real images each generation).", "name": "fig-fully-ddpm-metrics"}}
+# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID (lower is better), precision and recall per generation for each sampling bias; generation 0 is real data. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}}
 fig = plotting.metric_curves(ddpm_both, ["fid", "precision", "recall"], style="loop", height=2.8)
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_metrics")
 

@@ -106,10 +106,11 @@ def bare_images_per_second(size, channels, n, epochs) -> float:
     return n * epochs / (time.perf_counter() - start)
 
 
-def child_images_per_second(tuning: str, size, channels, n, epochs) -> float:
+def child_images_per_second(tuning: str, size, channels, n, epochs, threads: int = 2) -> float:
     """Project training throughput in a fresh process with MADUTILS_MALLOC_TUNING=tuning."""
     env = {**os.environ, "MADUTILS_MALLOC_TUNING": tuning}
-    args = [sys.executable, __file__, "--child", json.dumps([size, list(channels), n, epochs])]
+    spec = json.dumps([size, list(channels), n, epochs, threads])
+    args = [sys.executable, __file__, "--child", spec]
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -131,7 +132,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.child:
-        size, channels, n, epochs = json.loads(args.child)
+        size, channels, n, epochs, threads = json.loads(args.child)
+        torch.set_num_threads(threads)
         print(project_images_per_second(size, tuple(channels), n, epochs))
         return
 
@@ -144,6 +146,7 @@ def main() -> None:
         bf16 = project_images_per_second(size, channels, n, e, mixed_precision="bf16")
         untuned = child_images_per_second("0", size, channels, n, e)
         tuned = child_images_per_second("1", size, channels, n, e)
+        one_thread = child_images_per_second("1", size, channels, n, e, threads=1)
         rows.append(
             [
                 name,
@@ -153,6 +156,7 @@ def main() -> None:
                 f"{bf16 / project:.2f}x",
                 f"{untuned:.0f} / {tuned:.0f}",
                 f"{tuned / untuned:.2f}x",
+                f"{tuned / one_thread:.2f}x",
             ]
         )
     suffix = "_quick" if args.quick else ""
@@ -167,12 +171,14 @@ def main() -> None:
             "bf16 / fp32",
             "glibc default / tuned allocator (child processes)",
             "tuned / default",
+            "2 threads / 1 thread",
         ],
         rows,
         notes=(
             "Same UNet, AdamW, batch and in-memory data; fp32 unless stated. The allocator "
             "columns run ConditionalDDPM.fit in fresh processes with MADUTILS_MALLOC_TUNING=0 "
-            "(glibc defaults) and =1 (the package's mallopt settings)."
+            "(glibc defaults) and =1 (the package's mallopt settings); the last column compares "
+            "2 torch threads with 1 in such child processes (an otherwise idle machine)."
         ),
     )
 

@@ -82,7 +82,7 @@ wgan = {  # settings of the WGAN-GP loop (madutils.images.loop_config.ImageLoopC
     "image_size": 8,
     "held_out": 1000,
     "n_ini": 1000,
-    "generations": 15,  # the paper: 100
+    "generations": 12,  # the paper: 100
     "epochs": 100,
     "batch_size": 64,
     "lr": 0.0002,

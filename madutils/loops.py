@@ -31,6 +31,7 @@ resumed run reproduces an uninterrupted one exactly.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class _Loop:
         self.pool = None  # accumulated synthetic pool: statistics or a list of tensors
         self.first_mean = None
         self._reference = None
+        self.timings: list[dict] = []
 
     # -- building blocks -------------------------------------------------------------------
     def _new_model(self):
@@ -287,12 +289,14 @@ class _Loop:
             "fixed_real": self.fixed_real,
             "pool": self.pool if self.statistics else None,
             "first_mean": self.first_mean,
+            "timings": list(self.timings),
         }
 
     def restore(self, state: dict) -> int:
         self.models = [self._new_model().load_state_dict(s) for s in state["models"]]
         self.fixed_real = state["fixed_real"]
         self.first_mean = state["first_mean"]
+        self.timings = list(state.get("timings", []))
         done = state["generation"]
         if self.cfg.synthetic_source == "accumulate" and self.cfg.n_synthetic > 0:
             if self.statistics:
@@ -306,13 +310,22 @@ class _Loop:
 
     def step(self, generation: int) -> dict[str, np.ndarray]:
         """Run one generation; return its metric values, one array of shape (seeds,) each."""
+        start = time.perf_counter()
         data_rng = self._stream(generation, _DATA)
         fit_rng = None if self.statistics else self._stream(generation, _FIT)
         model = self.fit(self.training_set(generation, data_rng), fit_rng)
+        fitted = time.perf_counter()
         self._add_to_pool(model, generation, data_rng)
         self.models = (self.models + [model])[-self.n_keep :]
         measured = self.measure(model, generation, lambda: self._stream(generation, _EVAL))
         values = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in measured.items()}
+        self.timings.append(
+            {
+                "generation": generation,
+                "fit_seconds": fitted - start,
+                "measure_seconds": time.perf_counter() - fitted,
+            }
+        )
         if self.store is not None and self.keep_samples:
             rng = self._stream(generation, _SNAPSHOT)
             self.store.save_snapshot(
@@ -375,6 +388,10 @@ def run_loop(
         table = pd.concat([previous, table], ignore_index=True) if len(table) else previous
     if store is not None:
         store.write_results(table)
+        timings = pd.DataFrame(
+            loop.timings, columns=["generation", "fit_seconds", "measure_seconds"]
+        )
+        store.write_timings(timings[timings["generation"] <= cfg.generations])
     return LoopResult(
         table=table, config=cfg, run_dir=store.path if store else None, models=loop.models
     )

@@ -8,6 +8,7 @@ A run directory holds
   columns :data:`COLUMNS`;
 - ``generations/NNNNN.csv``: the rows of each finished generation, written atomically;
 - ``state.pt``: what the loop needs to continue after the last finished generation;
+- ``timings.csv``: seconds each generation spent fitting (and sampling) and measuring;
 - ``pool/NNNNN.pt``: samples a generation added to an accumulated synthetic pool;
 - ``samples/NNNNN.pt``: ``n_eval`` samples of one replicate's model per generation, for
   pictures, when the loop runs with ``keep_samples=True``.
@@ -177,6 +178,12 @@ class RunStore:
         if not frames:
             return pd.DataFrame(columns=COLUMNS)
         return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+    def write_timings(self, timings: pd.DataFrame) -> Path:
+        """Write ``timings.csv`` (seconds per generation) atomically; return its path."""
+        path = self.path / "timings.csv"
+        atomic_write(path, lambda tmp: timings.to_csv(tmp, index=False))
+        return path
 
     def write_results(self, table: pd.DataFrame) -> Path:
         """Write ``results.csv`` atomically; return its path."""

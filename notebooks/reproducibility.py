@@ -92,29 +92,35 @@ HTML(runs.to_html(index=False))
 # %% [markdown]
 # ## Cost per generation of the deep models
 #
-# Every stored run of an image model records the seconds each generation spent training, sampling and measuring (its `timings.csv`); the medians per run:
+# Every stored run records the seconds each generation spent training, sampling and measuring (its `timings.csv`); the medians per run of the deep models (the flow's training includes its sampling):
 
 # %% tags=["hide-input"]
 cost_rows = []
 for timing_file in sorted(Path(runs_dir).glob("*/timings.csv")):
     settings = json.loads((timing_file.parent / "config.json").read_text())["settings"]
     seconds = pd.read_csv(timing_file)
-    if seconds.empty:
+    if seconds.empty or settings["model"] not in ("ddpm", "wgan", "flow"):
         continue
+    size = settings.get("image_size")
     cost_rows.append(
         {
             "run": timing_file.parent.name,
             "model": settings["model"],
-            "images": f"{settings['image_size']}×{settings['image_size']}",
+            "data": f"{size}×{size} images"
+            if size
+            else f"{settings['data']}, {settings['seeds']} seeds",
+            "training set": settings["n_ini"],
             "device": settings["device"],
             "generations": len(seconds),
             "train s": seconds.fit_seconds.median(),
-            "sample s": seconds.sample_seconds.median(),
+            "sample s": seconds["sample_seconds"].median() if "sample_seconds" in seconds else None,
             "measure s": seconds.measure_seconds.median(),
         }
     )
 cost = pd.DataFrame(cost_rows)
-HTML(cost.round(2).to_html(index=False) if len(cost) else "<p>No image runs in this build.</p>")
+HTML(
+    cost.round(2).to_html(index=False) if len(cost) else "<p>No deep-model runs in this build.</p>"
+)
 
 # %% [markdown]
 # The first generation of a run trains on real data only, so runs that start alike share it (it is cached under `runs/first_generation/`); its training time is counted once.

@@ -11,7 +11,13 @@ from madutils.loops import run_loop
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 
 TINY_FLOW = dict(
-    model="flow", n_ini=400, n_eval=400, generations=3, seeds=2, flow_epochs=2, flow_hidden=16
+    model="flow",
+    n_ini=400,
+    n_eval=400,
+    generations=3,
+    seeds=2,
+    flow_epochs=2,
+    flow_hidden=16,
 )
 
 
@@ -57,7 +63,11 @@ def test_flow_loop_records_likelihood_and_tails_and_resumes(tmp_path):
         "precision",
         "recall",
     }
-    run_loop(LoopConfig(**{**TINY_FLOW, "generations": 2}, lam=0.75), tmp_path, progress=False)
+    run_loop(
+        LoopConfig(**{**TINY_FLOW, "generations": 2}, lam=0.75),
+        tmp_path,
+        progress=False,
+    )
     resumed = run_loop(config, tmp_path, progress=False).table
     key = ["seed", "generation", "metric"]
     a = in_memory.sort_values(key).value.to_numpy()
@@ -98,3 +108,12 @@ def test_kept_samples_are_the_snapshots_of_the_same_models(tmp_path):
         assert (kept[generation] == recomputed[generation]).all()
     with pytest.raises(FileNotFoundError, match="keep_samples"):
         run_loop(LoopConfig(**TINY_FLOW, lam=0.5), tmp_path, progress=False).snapshots([1])
+
+
+def test_stored_runs_record_seconds_per_generation(tmp_path):
+    result = run_loop(LoopConfig(**TINY_FLOW), tmp_path, progress=False)
+    import pandas as pd
+
+    timings = pd.read_csv(result.run_dir / "timings.csv")
+    assert list(timings.generation) == [1, 2, 3]
+    assert (timings.fit_seconds > 0).all() and (timings.measure_seconds > 0).all()

@@ -432,7 +432,7 @@ def run_image_loop(
     )
     timings = timings[timings["generation"] <= cfg.generations].reset_index(drop=True)
     if store is not None:
-        atomic_write(store.path / "timings.csv", lambda tmp: timings.to_csv(tmp, index=False))
+        store.write_timings(timings)
     return ImageLoopResult(
         table=table,
         timings=timings,

@@ -72,10 +72,10 @@ ddpm = {  # settings of the DDPM loops: keep them equal to the fully synthetic c
     "lr": 0.002,
     "timesteps": 500,
     "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the T = 500 (more changed little)
+    "steps": 100,  # of the 500 diffusion steps (more changed little)
 }
 ddpm_n_inis = [1000, 2000]  # real images of generation 1 (the paper: 2,000 and 3,000)
-ddpm_fresh = 500  # fresh real and synthetic images per generation, n_r = n_s (paper: 2,000)
+ddpm_fresh = 500  # fresh real images per generation, and as many synthetic (paper: 2,000)
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed

@@ -67,7 +67,7 @@ ddpm = {  # settings of the DDPM loops (madutils.images.loop_config.ImageLoopCon
     "lr": 0.002,
     "timesteps": 500,  # diffusion steps T, as in the paper
     "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the T = 500 (more changed little)
+    "steps": 100,  # of the 500 diffusion steps (more changed little)
 }
 ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)
 ddpm_control_generations = 3  # generations of the real-data control

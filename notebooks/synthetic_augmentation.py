@@ -58,7 +58,7 @@ ddpm = {  # settings of the DDPM loops: keep them equal to the fully synthetic c
     "lr": 0.002,
     "timesteps": 500,
     "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the T = 500 (more changed little)
+    "steps": 100,  # of the 500 diffusion steps (more changed little)
 }
 ddpm_generations = 4  # generations of the DDPM augmentation loops
 ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)

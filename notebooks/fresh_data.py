@@ -271,7 +271,7 @@ print(fid.unstack(0).round(2))
 # At generation 1 the FID is {glue:text}`fresh_ddpm_small_first:.1f` with the smaller first set and {glue:text}`fresh_ddpm_big_first:.1f` with the larger; averaged over the last two of {glue:text}`fresh_ddpm_generations` generations it is {glue:text}`fresh_ddpm_small_limit:.1f` and {glue:text}`fresh_ddpm_big_limit:.1f` ({glue:text}`fresh_ddpm_limit_gap:.0f`% apart).
 # Both loops move from their first model towards a level set by $n_r$ and $n_s$, worse than generation 1's model (which trained on more real images than any later generation sees) and far from the fully synthetic loop's runaway.
 # With one run per setting and a handful of generations, the FID still moves by about as much from one generation to the next as the two loops differ, so this scale shows the two loops meeting only roughly; the `gpu` parameter set runs the paper's sizes and 15 generations.
-# Once the first real set has been replaced by fresh data, where the loop started matters less and less, as the paper finds: the limit is set by $n_r$, $n_s$ and $\lambda$, not by $n_{ini}$.
+# The paper's point, which the Gaussian loop above shows exactly: once the first real set has been replaced by fresh data, where the loop started matters less and less; the limit is set by $n_r$, $n_s$ and $\lambda$, not by $n_{ini}$.
 
 # %%
 record_claims(

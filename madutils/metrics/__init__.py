@@ -27,6 +27,8 @@ METRICS = {
     "mean_error": "||mu_t - mu_r||^2, squared distance of the fitted mean from the real mean",
     "frechet": "Fréchet distance between Gaussians fitted to n_eval real and n_eval synthetic "
     "samples (synthetic drawn with lambda)",
+    "fid": "image loops: Fréchet distance between Gaussians fitted to the LeNet features of "
+    "n_eval synthetic images (drawn with lambda) and of the held-out real images",
     "precision": "share of n_eval synthetic samples (drawn with lambda) inside the real k-NN "
     "manifold (Kynkäänniemi et al. 2019, membership <=)",
     "recall": "share of n_eval real samples inside the synthetic k-NN manifold",

@@ -18,6 +18,7 @@ __all__ = [
     "check_choice",
     "check_finite",
     "check_fraction",
+    "check_generator",
     "check_lam",
     "check_nonnegative_int",
     "check_positive_number",
@@ -47,6 +48,13 @@ def check_nonnegative_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (>= 0); got {value!r}")
     return int(value)
+
+
+def check_generator(rng, name: str = "rng") -> torch.Generator:
+    """Return ``rng`` if it is a ``torch.Generator``; raise ``ValueError`` otherwise."""
+    if not isinstance(rng, torch.Generator):
+        raise ValueError(f"{name} must be a torch.Generator; got {type(rng).__name__}")
+    return rng
 
 
 def check_positive_number(value, name: str, *, allow_zero: bool = False) -> float:

@@ -41,7 +41,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .._validation import check_choice, check_lam, check_positive_int, check_positive_number
+from .._validation import (
+    check_choice,
+    check_generator,
+    check_lam,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+)
 from ..results import atomic_write
 from ._checks import check_images as _check_images
 from ._checks import check_labels as _check_labels
@@ -273,8 +280,7 @@ class ConditionalDDPM:
         e = self.ema_decay
         if isinstance(e, bool) or not isinstance(e, Real) or not 0.0 <= e < 1.0:
             raise ValueError(f"ema_decay must be a number in [0, 1); got {e!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        check_nonnegative_int(self.seed, "seed")
         _resolve_device(self.device)
         check_choice(self.mixed_precision, "mixed_precision", MIXED_PRECISION)
         if not isinstance(self.warm_start, bool):
@@ -447,8 +453,7 @@ class ConditionalDDPM:
         lam = check_lam(lam)
         check_choice(sampler, "sampler", SAMPLERS)
         batch_size = check_positive_int(batch_size, "batch_size")
-        if not isinstance(rng, torch.Generator):
-            raise ValueError(f"rng must be a torch.Generator; got {type(rng).__name__}")
+        check_generator(rng)
         if not isinstance(labels, torch.Tensor):
             labels = torch.as_tensor(labels)
         if labels.ndim != 1 or labels.shape[0] < 1:

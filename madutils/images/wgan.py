@@ -45,7 +45,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .._validation import check_lam, check_positive_int, check_positive_number
+from .._validation import (
+    check_generator,
+    check_lam,
+    check_nonnegative_int,
+    check_positive_int,
+    check_positive_number,
+)
 from ..results import atomic_write
 from ._checks import check_images as _check_images
 from ._checks import resolve_device as _resolve_device
@@ -70,12 +76,6 @@ def _check_image_size(value) -> int:
             f"got {value}"
         )
     return value
-
-
-def _check_rng(rng) -> torch.Generator:
-    if not isinstance(rng, torch.Generator):
-        raise ValueError(f"rng must be a torch.Generator; got {type(rng).__name__}")
-    return rng
 
 
 def _gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps):
@@ -231,8 +231,7 @@ class WGANGP:
         check_positive_number(self.lr, "lr")
         check_positive_int(self.n_critic, "n_critic")
         check_positive_number(self.gp_weight, "gp_weight")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        check_nonnegative_int(self.seed, "seed")
         _resolve_device(self.device)
 
     def get_params(self) -> dict:
@@ -390,7 +389,7 @@ class WGANGP:
         n = check_positive_int(n, "n")
         lam = check_lam(lam)
         batch_size = check_positive_int(batch_size, "batch_size")
-        rng = _check_rng(rng)
+        rng = check_generator(rng)
         z = torch.randn((n, self.latent_dim), generator=rng, device=rng.device) * lam
         out = []
         for chunk in z.split(batch_size):

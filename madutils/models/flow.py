@@ -19,6 +19,7 @@ import torch
 
 from madutils._validation import (
     check_finite,
+    check_generator,
     check_lam,
     check_positive_int,
     check_positive_number,
@@ -230,7 +231,7 @@ class CouplingFlow(BatchedModel):
             raise ValueError(
                 f"X must hold at least 2 samples per seed to standardize them; got {n_samples}"
             )
-        _check_generator(rng)
+        check_generator(rng)
 
         shift = X.mean(1)
         scale = X.std(1).clamp_min(_MIN_SCALE)
@@ -383,7 +384,7 @@ class CouplingFlow(BatchedModel):
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)
-        _check_generator(rng)
+        check_generator(rng)
         n_seeds, n_features = self.shift_.shape
         device = self.shift_.device
         z = torch.randn(n_seeds, n, n_features, dtype=torch.float64, device=device, generator=rng)
@@ -393,11 +394,6 @@ class CouplingFlow(BatchedModel):
 
 
 # ---------------------------------------------------------------------- batched building blocks
-
-
-def _check_generator(rng) -> None:
-    if not isinstance(rng, torch.Generator):
-        raise ValueError(f"rng must be a torch.Generator; got {type(rng).__name__}")
 
 
 def _masks(n_layers: int, n_features: int, dtype: torch.dtype, device) -> torch.Tensor:

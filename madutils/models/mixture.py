@@ -18,6 +18,7 @@ import torch
 from madutils._validation import (
     check_choice,
     check_finite,
+    check_generator,
     check_lam,
     check_positive_int,
     check_positive_number,
@@ -189,7 +190,7 @@ class GaussianMixtureModel(BatchedModel):
         self._check_params()
         X = self._check_data(X)
         self._check_enough_samples(X)
-        _check_generator(rng)
+        check_generator(rng)
         shift = X.mean(1, keepdim=True)  # centred data: less round-off in _squared_distances
         X = X - shift
         if self.init == "k-means++":
@@ -325,7 +326,7 @@ class GaussianMixtureModel(BatchedModel):
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)
-        _check_generator(rng)
+        check_generator(rng)
         weights, means, covariances = self.weights_, self.means_, self.covariances_
         n_seeds, _, n_features = means.shape
         component = torch.multinomial(weights, n, replacement=True, generator=rng)  # (S, n)
@@ -370,11 +371,6 @@ class GaussianMixtureModel(BatchedModel):
 
 
 # ---------------------------------------------------------------------- batched building blocks
-
-
-def _check_generator(rng) -> None:
-    if not isinstance(rng, torch.Generator):
-        raise ValueError(f"rng must be a torch.Generator; got {type(rng).__name__}")
 
 
 def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

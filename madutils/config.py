@@ -33,6 +33,30 @@ DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture", "flow": "rose
 DATA_CHOICES = ("gaussian", "grid_mixture", "rosenbrock")
 
 
+def check_family_sizes(family: str, n_ini: int, n_real: int, n_synthetic: int) -> None:
+    """The size rules of the loop families, shared by the toy and the image loops.
+
+    Fully synthetic: no real data, at least one synthetic sample; synthetic augmentation:
+    generation 1's real set again (``n_real == n_ini``); fresh data: at least one new real
+    sample per generation.
+    """
+    if family == "fully_synthetic":
+        if n_real != 0:
+            raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
+        if n_synthetic < 1:
+            raise ValueError(
+                "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
+            )
+    elif family == "synthetic_augmentation":
+        if n_real != n_ini:
+            raise ValueError(
+                "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
+                f"generation 1's, fixed); got n_real={n_real}, n_ini={n_ini}"
+            )
+    elif n_real < 1:
+        raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Every setting of one run of a self-consuming loop.
@@ -135,21 +159,7 @@ class LoopConfig:
             if (self.n_real, self.n_synthetic) not in ((None, None), derived):
                 raise ValueError("give either n_real and n_synthetic, or n_total and real_fraction")
         n_real, n_synthetic = self._sizes()
-        if self.family == "fully_synthetic":
-            if n_real != 0:
-                raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
-            if n_synthetic < 1:
-                raise ValueError(
-                    "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
-                )
-        elif self.family == "synthetic_augmentation":
-            if n_real != self.n_ini:
-                raise ValueError(
-                    "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
-                    f"generation 1's, fixed); got n_real={n_real}, n_ini={self.n_ini}"
-                )
-        elif n_real < 1:
-            raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+        check_family_sizes(self.family, self.n_ini, n_real, n_synthetic)
         min_size = self.n_components if self.model == "mixture" else 2
         if self.n_ini < min_size or n_real + n_synthetic < min_size:
             raise ValueError(

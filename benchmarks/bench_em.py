@@ -30,7 +30,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from madutils.distributions import GridMixture
+from madutils.data.distributions import GridMixture
 from madutils.models.mixture import GaussianMixtureModel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "em.md"

@@ -5,7 +5,7 @@ Importing madutils tunes glibc's allocator for CPU torch (see :mod:`madutils.all
 ``MADUTILS_MALLOC_TUNING=0`` to opt out).
 """
 
-from .allocator import tune_glibc_malloc
+from madutils.allocator import tune_glibc_malloc
 
 __version__ = "0.1.0"
 

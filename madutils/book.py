@@ -331,7 +331,7 @@ def build_book(
     out_dir = root / out
 
     with _working_directory(root):
-        from .runner import run_notebook
+        from madutils.runner import run_notebook
 
         for name in (name for name in names if name in selected):  # in the book's order
             say(f"[book] executing {name} at scale {scale!r}", flush=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import DATA_CHOICES, DEVICES, FAMILIES, MODELS, PATHS, SYNTHETIC_SOURCES, LoopConfig
-from .metrics import METRICS
+from madutils.loops.config import DATA_CHOICES, DEVICES, FAMILIES, MODELS, PATHS, SYNTHETIC_SOURCES, LoopConfig
+from madutils.metrics import METRICS
 
 __all__ = ["main"]
 
@@ -119,7 +119,7 @@ def _loop_parser(sub) -> argparse.ArgumentParser:
 
 
 def _run_loop_command(args, parser) -> int:
-    from .loops import run_loop
+    from madutils.loops.batched import run_loop
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "out", "quiet")}
     if values["metrics"] is not None:
@@ -171,7 +171,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
 
 
 def _run_notebook_command(args, parser) -> int:
-    from .runner import parse_cli_value, run_notebook
+    from madutils.runner import parse_cli_value, run_notebook
 
     overrides = {name: parse_cli_value(value) for name, value in args.parameter}
     try:
@@ -189,7 +189,7 @@ def _run_notebook_command(args, parser) -> int:
 
 
 def _book_command(args, parser) -> int:
-    from .book import build_book
+    from madutils.book import build_book
 
     try:
         index = build_book(args.scale)

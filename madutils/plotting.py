@@ -2,7 +2,7 @@
 
 One style for the whole book, set by :func:`set_style`: colour = lambda, line style = loop family
 (or another setting), one column per metric, x = generation. Plot functions take long-form
-tables as :func:`madutils.loops.run_loop` returns them (or arrays of samples) and return the
+tables as :func:`madutils.loops.batched.run_loop` returns them (or arrays of samples) and return the
 matplotlib figure; they never compute metrics. Error bands are explicit: the 50% interval
 across seeds (``errorbar=("pi", 50)``), never seaborn's slow default bootstrap.
 """
@@ -420,7 +420,7 @@ def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncol
 def embedding_scatter(frame: pd.DataFrame, *, col: str = "generation", row: str | None = "run"):
     """t-SNE map of real (grey) and synthetic (coloured by class) features, one panel per set.
 
-    ``frame`` as :func:`madutils.images.analysis.feature_embedding` returns it: columns
+    ``frame`` as :func:`madutils.analysis.images.feature_embedding` returns it: columns
     ``x, y, label, run, generation``; the real points (``run == "real"``) are drawn in grey
     behind every panel.
     """

@@ -4,8 +4,8 @@ A run directory holds
 
 - ``config.json``: every setting, plus the madutils, torch, NumPy and Python versions and the
   git commit of the working tree when there is one;
-- ``results.csv``: the long-form table, one row per (seed, generation, metric), with the
-  columns :data:`COLUMNS`;
+- ``results.csv``: the long-form table, one row per (replicate, generation, metric), with the
+  columns :data:`COLUMNS` (``seed`` is the run's seed, ``replicate`` the replicate's index);
 - ``generations/NNNNN.csv``: the rows of each finished generation, written atomically;
 - ``state.pt``: what the loop needs to continue after the last finished generation;
 - ``timings.csv``: seconds each generation spent fitting (and sampling) and measuring;
@@ -32,10 +32,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["COLUMNS", "RunStore", "atomic_write", "run_name"]
+__all__ = ["COLUMNS", "STORE_FORMAT", "RunStore", "atomic_write", "run_name"]
 
 #: Columns of every results table, in order.
-COLUMNS = ["family", "model", "lam", "seed", "generation", "metric", "value"]
+COLUMNS = ["family", "model", "lam", "seed", "replicate", "generation", "metric", "value"]
+
+#: Version of the run-directory layout, part of every run's name: a directory written by an
+#: older layout is never resumed by newer code (2: the ``replicate`` column).
+STORE_FORMAT = 2
 
 # settings that may differ between a run and its continuation
 _NOT_IDENTITY = ("generations",)
@@ -61,7 +65,8 @@ def _identity(settings: dict) -> dict:
 
 def run_name(settings: dict) -> str:
     """Directory name of a run: readable prefix plus a hash of its identifying settings."""
-    digest = hashlib.sha256(json.dumps(_identity(settings), sort_keys=True).encode()).hexdigest()
+    named = {"store_format": STORE_FORMAT, **_identity(settings)}
+    digest = hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()
     return f"{settings['family']}-{settings['model']}-lam{settings['lam']:g}-{digest[:10]}"
 
 
@@ -80,8 +85,8 @@ def _git_commit() -> str | None:
 
 
 def _environment() -> dict:
-    from . import __version__
-    from .allocator import tuning_state
+    from madutils import __version__
+    from madutils.allocator import tuning_state
 
     return {
         "madutils": __version__,

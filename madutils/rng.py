@@ -13,10 +13,48 @@ belongs to a (run seed, generation) pair, not to a single replicate: replicate `
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 import torch
 
-__all__ = ["generator_from_seed_sequence", "stream"]
+__all__ = ["BatchedStream", "FigureStream", "ImageStream", "generator_from_seed_sequence", "stream"]
+
+
+class BatchedStream(enum.IntEnum):
+    """Purposes of the batched loops' streams ``stream(seed, generation, purpose)``."""
+
+    TRAINING_DATA = 0  # real and synthetic training samples, the accumulated pool's draws
+    FIT = 1  # model fitting (EM initialisation, flow minibatches)
+    EVALUATION = 2  # samples the metrics measure (generation 0: the real reference)
+    SNAPSHOT = 99  # samples kept for pictures (``keep_samples``, ``sample_snapshots``)
+
+
+class ImageStream(enum.IntEnum):
+    """Purposes of the image loops' streams.
+
+    Per generation: ``stream(seed, generation, purpose)`` with the first four; once per run:
+    ``stream(seed, purpose)`` with the last three. The numbering differs from
+    :class:`BatchedStream` because the two kinds of loop were written apart; a run is of one
+    kind, so their streams never meet, and the numbers stay as they are because every stored
+    run and every number of the book depends on them.
+    """
+
+    FIT = 0  # the model's training seed
+    SAMPLE = 1  # the model's samples
+    LABELS = 2  # the class labels a conditional model is asked for
+    MEMORY = 3  # which of the K most recent generations each synthetic image comes from
+    SPLIT = 1_000_001  # the split of the real images into training and held-out images
+    POOL = 1_000_002  # the order in which real training images are drawn
+    FLOOR = 1_000_003  # the real training images measured as generation 0
+
+
+class FigureStream(enum.IntEnum):
+    """Streams ``stream(seed, 0, purpose)`` of real samples drawn only for the book's figures."""
+
+    FLOW_REAL = 97  # Rosenbrock samples beside the flow's
+    MIXTURE_REAL = 98  # grid-mixture samples beside the mixture's
+    EFFECTIVE_SIZE = 7  # the fresh-data memory loop's effective sample size
 
 
 def generator_from_seed_sequence(
@@ -48,4 +86,5 @@ def stream(seed: int, *key: int, device: str | torch.device = "cpu") -> torch.Ge
     >>> a == b and a != stream(0, 4).initial_seed()
     True
     """
-    return generator_from_seed_sequence(np.random.SeedSequence(seed, spawn_key=key), device)
+    spawn_key = tuple(int(k) for k in key)
+    return generator_from_seed_sequence(np.random.SeedSequence(seed, spawn_key=spawn_key), device)

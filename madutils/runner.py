@@ -12,9 +12,17 @@ Notebooks live in ``notebooks/`` as jupytext ``py:percent`` files. Each has one 
 ``parameters`` cell (papermill itself only warns about unknown names), executes it with
 papermill and writes the executed ``.ipynb`` to the output directory, together with a
 ``timings.json`` entry. Every notebook also receives ``output_dir``, where it writes its
-figures and its claim summary (see :mod:`madutils.claims`). Loop results go to the results store
-(the notebook's ``runs_dir``), so re-executing a notebook after a finished run does not recompute
-the loops.
+figures and its claim summary (see :mod:`madutils.analysis.claims`). Loop results go to the
+results store (the notebook's ``runs_dir``), so re-executing a notebook after a finished run does
+not recompute the loops.
+
+The deep models' settings are recipes (:mod:`madutils.recipes`): a ``parameters`` cell holds
+``scale = "cpu"``, which the runner sets to the scale it runs at, and a dict parameter named
+after a recipe (``ddpm = {}``) holds overrides of that recipe at that scale. Dict parameters
+are merged key by key: the notebook's default, then the parameter file's dict, then the
+``parameters`` given here, so ``{"ddpm": {"epochs": 5}}`` changes only the epochs. A key that
+is not a setting of the model, or a value the model's configuration rejects, is an error
+before anything runs.
 """
 
 from __future__ import annotations
@@ -29,20 +37,24 @@ from pathlib import Path
 
 import yaml
 
-from ._validation import check_choice
-from .results import atomic_write
+from madutils._validation import check_choice
+from madutils.recipes import SCALES, available_recipes, merge_settings, recipe, valid_keys
+from madutils.results import atomic_write
 
 __all__ = [
     "SCALES",
     "find_notebook",
     "load_parameter_file",
     "notebook_parameters",
+    "resolve_parameters",
     "run_notebook",
 ]
 
-SCALES = ("ci", "cpu", "gpu")
 #: Parameters every notebook has and the runner sets.
 RESERVED = ("output_dir",)
+#: Parameters the runner sets where a notebook has them: neither a parameter file nor an
+#: override may set them.
+RUNNER_SET = (*RESERVED, "scale")
 
 
 def find_notebook(notebook: str | Path, notebooks_dir: str | Path = "notebooks") -> Path:
@@ -124,6 +136,100 @@ def _check_values(values: dict, defaults: dict, source: str) -> dict:
     return values
 
 
+def recipe_parameters(defaults: dict) -> list[str]:
+    """The parameters that hold overrides of a recipe: dicts named after one, sorted.
+
+    Parameters
+    ----------
+    defaults : dict
+        A notebook's parameters and their defaults (:func:`notebook_parameters`).
+
+    Returns
+    -------
+    list of str
+    """
+    recipes = set(available_recipes())
+    return sorted(n for n, v in defaults.items() if n in recipes and isinstance(v, dict))
+
+
+def _merge_dicts(values: dict, defaults: dict, merged: dict, source: str) -> dict:
+    """``merged`` with the dict parameters of ``values`` merged in key by key."""
+    out = dict(merged)
+    recipes = set(recipe_parameters(defaults))
+    for name, value in values.items():
+        if not isinstance(defaults[name], dict):
+            out[name] = value
+            continue
+        valid = valid_keys(name) if name in recipes else None
+        base = out.get(name, defaults[name])
+        try:
+            out[name] = merge_settings(base, value, name=name, valid=valid)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+    return out
+
+
+def resolve_parameters(path: str | Path, scale: str, parameters: dict | None = None) -> dict:
+    """The values :func:`run_notebook` gives the notebook at ``path``, checked.
+
+    The scale's parameter file is applied first, then ``parameters``; dict parameters are
+    merged key by key into the notebook's default (see the module docstring). Nothing runs.
+
+    Parameters
+    ----------
+    path : str or Path
+        A jupytext notebook with a ``parameters`` cell.
+    scale : {"ci", "cpu", "gpu"}
+        Which parameter file to start from, and which section of the recipes.
+    parameters : dict, optional
+        Overrides; each name must be a parameter of the notebook and keep its type.
+
+    Returns
+    -------
+    dict
+        The values set (``scale`` included where the notebook has it; not ``output_dir``).
+
+    Raises
+    ------
+    ValueError
+        If a name or a type is wrong, a parameter the runner sets is given, a key of a dict
+        parameter is not one of its valid keys (the message lists them), or a recipe's merged
+        settings are invalid.
+    """
+    check_choice(scale, "scale", SCALES)
+    path = Path(path)
+    defaults = notebook_parameters(path)
+    missing = [name for name in RESERVED if name not in defaults]
+    if missing:
+        raise ValueError(f"{path} lacks the parameter(s) {', '.join(missing)} every notebook has")
+    recipes = recipe_parameters(defaults)
+    if recipes and "scale" not in defaults:
+        raise ValueError(
+            f"{path}: parameter(s) {', '.join(recipes)} override recipes, so the notebook needs "
+            "a parameter scale"
+        )
+    source = str(parameter_file(path, scale))
+    file_values = _check_values(load_parameter_file(path, scale), defaults, source)
+    overrides = _check_values(dict(parameters or {}), defaults, "parameters")
+    for where, given in ((source, file_values), ("parameters", overrides)):
+        runner_set = sorted(set(given) & set(RUNNER_SET))
+        if runner_set:
+            raise ValueError(
+                f"{where}: parameter(s) {', '.join(runner_set)} are set by the runner "
+                "(use out and scale)"
+            )
+    values = _merge_dicts(file_values, defaults, {}, source)
+    values = _merge_dicts(overrides, defaults, values, "parameters")
+    for name in recipes:
+        try:
+            recipe(name, scale, overrides=values.get(name, defaults[name]))
+        except ValueError as error:
+            raise ValueError(f"{path.name} at scale {scale}, {name}: {error}") from None
+    if "scale" in defaults:
+        values["scale"] = scale
+    return values
+
+
 def parse_cli_value(text: str):
     """A ``-p NAME VALUE`` value read as YAML (``3`` int, ``0.5`` float, ``[1, 2]`` list)."""
     return yaml.safe_load(text)
@@ -158,7 +264,9 @@ def run_notebook(
     scale : {"ci", "cpu", "gpu"}
         Which parameter file to start from.
     parameters : dict, optional
-        Overrides; each name must be a parameter of the notebook and keep its type.
+        Overrides; each name must be a parameter of the notebook and keep its type. A dict
+        is merged key by key into the parameter file's (``{"ddpm": {"epochs": 5}}`` changes
+        only the epochs of the ``ddpm`` recipe); see :func:`resolve_parameters`.
     out : str or Path
         Directory for the executed notebook (``<name>.ipynb``), its figures and
         ``timings.json``.
@@ -170,20 +278,10 @@ def run_notebook(
     import papermill
 
     path = find_notebook(notebook, notebooks_dir)
-    defaults = notebook_parameters(path)
-    missing = [name for name in RESERVED if name not in defaults]
-    if missing:
-        raise ValueError(f"{path} lacks the parameter(s) {', '.join(missing)} every notebook has")
-    values = _check_values(
-        load_parameter_file(path, scale), defaults, str(parameter_file(path, scale))
-    )
-    overrides = _check_values(dict(parameters or {}), defaults, "parameters")
-    reserved = sorted(set(overrides) & set(RESERVED))
-    if reserved:
-        raise ValueError(f"parameter(s) {', '.join(reserved)} are set by the runner (use out)")
+    values = resolve_parameters(path, scale, parameters)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    values = {**values, **overrides, "output_dir": _display_path(out)}
+    values = {**values, "output_dir": _display_path(out)}
     executed = out / f"{path.stem}.ipynb"
     start = time.perf_counter()
     papermill.execute_notebook(
@@ -217,7 +315,7 @@ def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dic
     timings[name] = {
         "scale": scale,
         "seconds": round(seconds, 1),
-        "parameters": {k: v for k, v in values.items() if k not in RESERVED},
+        "parameters": {k: v for k, v in values.items() if k not in RUNNER_SET},
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),

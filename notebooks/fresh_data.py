@@ -29,13 +29,14 @@
 import pandas as pd
 
 from madutils import plotting
-from madutils.claims import Claim, glue_value, record_claims
-from madutils.config import LoopConfig
-from madutils.distributions import GaussianDistribution
-from madutils.experiments import fresh_data_limits, run_sweep
-from madutils.images.analysis import run_image_sweep, sweep_table
-from madutils.images.loop_config import ImageLoopConfig
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.loops.config import LoopConfig
+from madutils.data.distributions import GaussianDistribution
+from madutils.analysis import fresh_data_limits, run_sweep
+from madutils.analysis.images import run_image_sweep, sweep_table
+from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics.effective import effective_sample_size, limiting_distance
+from madutils.recipes import recipe
 from madutils.rng import stream
 
 plotting.set_style()
@@ -61,19 +62,8 @@ pool_lams = [1.0, 0.95]  # sampling biases of the real-fraction experiment
 pool_generations = 80  # generations of the real-fraction experiment
 pool_tail = 30  # last generations averaged for the limit
 pool_seeds = 40  # replicates per cell of the real-fraction experiment
-ddpm = {  # settings of the DDPM loops: keep them equal to the fully synthetic chapter's
-    "dataset": "mnist",
-    "image_size": 8,
-    "held_out": 1000,
-    "n_ini": 1000,
-    "generations": 5,
-    "channels": [16, 32],
-    "epochs": 60,
-    "lr": 0.002,
-    "timesteps": 500,
-    "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the 500 diffusion steps (more changed little)
-}
+scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
+ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
 ddpm_n_inis = [1000, 2000]  # real images of generation 1 (the paper: 2,000 and 3,000)
 ddpm_fresh = 500  # fresh real images per generation, and as many synthetic (paper: 2,000)
 seed = 0  # random seed of the runs
@@ -239,8 +229,9 @@ glue_value("pool_lam_biased", biased)
 # Real digits are drawn without replacement across generations; a run that would need more than the data set holds stops before training with an error that says how many it needs.
 
 # %%
+ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
 ddpm_base = ImageLoopConfig(
-    **ddpm, family="fresh_data", n_real=ddpm_fresh, n_synthetic=ddpm_fresh, seed=seed, device=device
+    **ddpm_settings, family="fresh_data", n_real=ddpm_fresh, n_synthetic=ddpm_fresh, seed=seed, device=device
 )
 ddpm_runs = run_image_sweep(ddpm_base, runs_dir, n_ini=ddpm_n_inis)
 ddpm_table = sweep_table(ddpm_runs)

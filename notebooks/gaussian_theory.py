@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from madutils import plotting
-from madutils.claims import Claim, glue_value, record_claims
-from madutils.config import LoopConfig
-from madutils.experiments import gaussian_paths, run_sweep
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.loops.config import LoopConfig
+from madutils.analysis import gaussian_paths, run_sweep
 
 plotting.set_style()
 
@@ -121,7 +121,7 @@ fig = plotting.trace_distribution(table, shown, lam=1.0)
 plotting.save_figure(fig, output_dir, "theory_trace_distribution")
 # %%
 traces = table[(table.metric == "cov_trace") & (table.lam == 1.0)].pivot(
-    index="seed", columns="generation", values="value"
+    index="replicate", columns="generation", values="value"
 )
 median_ratio = float(traces[generations].median() / trace_r)
 collapsed_share = float((traces[generations] < 0.01 * trace_r).mean())

@@ -20,7 +20,7 @@
 import pandas as pd
 from IPython.display import HTML
 
-from madutils.claims import Claim, glue_value, load_claims
+from madutils.analysis.claims import Claim, glue_value, load_claims
 
 # %% tags=["parameters"]
 output_dir = "executed"  # where the chapters wrote their claim summaries (set by madutils run)

@@ -46,7 +46,7 @@ from IPython.display import HTML
 
 import madutils
 from madutils.allocator import tuning_state
-from madutils.claims import glue_value
+from madutils.analysis.claims import glue_value
 
 # %% tags=["parameters"]
 notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are

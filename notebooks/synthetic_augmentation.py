@@ -29,11 +29,12 @@
 import pandas as pd
 
 from madutils import plotting
-from madutils.claims import Claim, glue_value, record_claims
-from madutils.config import LoopConfig
-from madutils.experiments import run_sweep
-from madutils.images.analysis import run_image_sweep, sample_panels, sweep_table
-from madutils.images.loop_config import ImageLoopConfig
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.loops.config import LoopConfig
+from madutils.analysis import run_sweep
+from madutils.analysis.images import run_image_sweep, sample_panels, sweep_table
+from madutils.loops.image_config import ImageLoopConfig
+from madutils.recipes import recipe
 
 plotting.set_style()
 
@@ -47,19 +48,8 @@ seeds = 200  # replicates of the Gaussian experiment
 mixture_n = 500  # real samples of the mixture experiment
 mixture_generations = 100  # generations of the mixture experiment
 mixture_seeds = 5  # replicates of the mixture experiment
-ddpm = {  # settings of the DDPM loops: keep them equal to the fully synthetic chapter's
-    "dataset": "mnist",
-    "image_size": 8,
-    "held_out": 1000,
-    "n_ini": 1000,
-    "generations": 5,
-    "channels": [16, 32],
-    "epochs": 60,
-    "lr": 0.002,
-    "timesteps": 500,
-    "sampler": "ddpm",  # ancestral sampling; DDIM's few deterministic steps left noisy images
-    "steps": 100,  # of the 500 diffusion steps (more changed little)
-}
+scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
+ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
 ddpm_generations = 4  # generations of the DDPM augmentation loops
 ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)
 seed = 0  # random seed of the runs
@@ -184,7 +174,8 @@ glue_value("aug_mixture_generations", mixture_generations)
 # The fully synthetic runs with the same settings are read back from the results store, not retrained.
 
 # %%
-ddpm_base = ImageLoopConfig(**{**ddpm, "generations": ddpm_generations}, seed=seed, device=device)
+ddpm_settings = {**recipe("ddpm", scale, overrides=ddpm), "generations": ddpm_generations}
+ddpm_base = ImageLoopConfig(**ddpm_settings, seed=seed, device=device)
 ddpm_runs = run_image_sweep(
     ddpm_base, runs_dir, family=["fully_synthetic", "synthetic_augmentation"], lam=ddpm_lams
 )

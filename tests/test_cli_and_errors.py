@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from madutils.cli import main
-from madutils.config import LoopConfig
-from madutils.distributions import GaussianDistribution
-from madutils.loops import run_loop
+from madutils.loops.config import LoopConfig
+from madutils.data.distributions import GaussianDistribution
+from madutils.loops.batched import run_loop
 from madutils.metrics.effective import effective_sample_size, limiting_distance
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from madutils.images.ddpm import ConditionalDDPM, guided_noise
+from madutils.models.ddpm import ConditionalDDPM, guided_noise
 
 N_CLASSES = 3
 SETTINGS = dict(

@@ -9,16 +9,16 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from madutils import plotting  # noqa: E402
-from madutils.claims import Claim, load_claims, record_claims  # noqa: E402
-from madutils.config import LoopConfig  # noqa: E402
-from madutils.experiments import (  # noqa: E402
+from madutils.analysis.claims import Claim, load_claims, record_claims  # noqa: E402
+from madutils.loops.config import LoopConfig  # noqa: E402
+from madutils.analysis import (  # noqa: E402
     effective_sample_sizes,
     fresh_data_limits,
     gaussian_paths,
     run_sweep,
     sample_snapshots,
 )
-from madutils.loops import run_loop  # noqa: E402
+from madutils.loops.batched import run_loop  # noqa: E402
 from madutils.metrics import METRICS  # noqa: E402
 from madutils.metrics.effective import limiting_distance  # noqa: E402
 
@@ -40,7 +40,7 @@ def test_batched_grid_matches_run_loop_in_distribution():
         ),
         progress=False,
     ).table
-    per_seed = table[table.generation > 20].groupby("seed").value.mean()
+    per_seed = table[table.generation > 20].groupby("replicate").value.mean()
     reference, se = per_seed.mean(), per_seed.std() / np.sqrt(len(per_seed))
     assert abs(cell.limit.iloc[0] - reference) < 4 * np.hypot(se, cell.limit_se.iloc[0])
     assert limiting_distance(table, tail=10) == pytest.approx(reference)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from madutils.distributions import Rosenbrock
+from madutils.data.distributions import Rosenbrock
 from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from madutils.config import LoopConfig
-from madutils.distributions import Rosenbrock
-from madutils.loops import run_loop
+from madutils.loops.config import LoopConfig
+from madutils.data.distributions import Rosenbrock
+from madutils.loops.batched import run_loop
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 
 TINY_FLOW = dict(
@@ -69,7 +69,7 @@ def test_flow_loop_records_likelihood_and_tails_and_resumes(tmp_path):
         progress=False,
     )
     resumed = run_loop(config, tmp_path, progress=False).table
-    key = ["seed", "generation", "metric"]
+    key = ["replicate", "generation", "metric"]
     a = in_memory.sort_values(key).value.to_numpy()
     b = resumed.sort_values(key).value.to_numpy()
     assert (a == b).all()
@@ -97,7 +97,7 @@ def test_bad_flow_settings_name_the_parameter(name):
 
 
 def test_kept_samples_are_the_snapshots_of_the_same_models(tmp_path):
-    from madutils.experiments import sample_snapshots
+    from madutils.analysis import sample_snapshots
 
     config = LoopConfig(**TINY_FLOW, lam=0.75)
     result = run_loop(config, tmp_path, progress=False, keep_samples=True)

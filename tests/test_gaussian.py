@@ -5,8 +5,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from madutils.distributions import GaussianDistribution, GridMixture, Rosenbrock
-from madutils.gaussian_statistics import SufficientStatistics
+from madutils.data.distributions import GaussianDistribution, GridMixture, Rosenbrock
+from madutils.models.gaussian_statistics import SufficientStatistics
 from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
 from madutils.models.gaussian import GaussianModel
 

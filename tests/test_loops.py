@@ -5,15 +5,15 @@ import pandas as pd
 import pytest
 import torch
 
-from madutils.config import LoopConfig
-from madutils.loops import _Loop, run_loop
+from madutils.loops.config import LoopConfig
+from madutils.loops.batched import BatchedLoop, run_loop
 from madutils.models.gaussian import GaussianModel
 from madutils.rng import stream
 
 
 def _sets(config, generations):
     """The training set of each generation, stepping the loop by hand."""
-    loop = _Loop(config.resolved(), None)
+    loop = BatchedLoop(config.resolved(), None)
     sets = []
     for t in range(1, generations + 1):
         data = loop.training_set(t, stream(config.seed, t, 0))
@@ -105,7 +105,7 @@ def test_memory_draws_only_from_the_k_most_recent_models(path):
         memory=3,
         path=path,
     )
-    loop = _Loop(config.resolved(), None)
+    loop = BatchedLoop(config.resolved(), None)
     for tag in range(1, 7):  # six models, tags 100..600; keep the last three
         loop.models = (loop.models + [_tagged_model(100 * tag)])[-loop.n_keep :]
     part = loop._synthetic_part(stream(0, 7, 0))
@@ -143,11 +143,14 @@ def test_table_has_every_generation_seed_and_metric():
         "model",
         "lam",
         "seed",
+        "replicate",
         "generation",
         "metric",
         "value",
     ]
     assert len(table) == 3 * 5 * 4
+    assert (table.seed == 0).all()
+    assert sorted(table.replicate.unique()) == [0, 1, 2]
     assert sorted(table.generation.unique()) == [1, 2, 3, 4, 5]
     first = table[(table.generation == 1) & (table.metric == "mean_drift")]
     assert (first.value == 0).all()
@@ -182,7 +185,7 @@ def test_median_of_trace_collapses_even_without_bias():
         progress=False,
     ).table
     traces = table[table.metric == "cov_trace"].pivot(
-        index="seed", columns="generation", values="value"
+        index="replicate", columns="generation", values="value"
     )
     medians = traces.median()
     assert medians[60] < 0.1 * medians[1]

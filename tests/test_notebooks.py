@@ -6,12 +6,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from madutils.recipes import recipe
 from madutils.runner import (
+    RUNNER_SET,
     SCALES,
     _check_values,
     load_parameter_file,
     notebook_parameters,
     parameter_file,
+    recipe_parameters,
+    resolve_parameters,
     run_notebook,
 )
 
@@ -40,6 +44,10 @@ def test_parameter_files_name_only_parameters(notebook, scale):
     assert "output_dir" in defaults
     values = load_parameter_file(notebook, scale)
     _check_values(values, defaults, str(parameter_file(notebook, scale)))  # raises if wrong
+    assert not set(values) & set(RUNNER_SET)
+    resolved = resolve_parameters(notebook, scale)  # also checks the dicts' keys and recipes
+    for name in recipe_parameters(defaults):
+        assert recipe(name, scale, overrides=resolved.get(name, defaults[name]))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -88,6 +96,10 @@ def test_runner_rejects_bad_parameters(tmp_path, monkeypatch):
         run_notebook("fresh_data", scale="ci", parameters={"seeds": "many"}, out=tmp_path)
     with pytest.raises(ValueError, match="set by the runner"):
         run_notebook("fresh_data", scale="ci", parameters={"output_dir": "x"}, out=tmp_path)
+    with pytest.raises(ValueError, match="scale are set by the runner"):
+        run_notebook("fresh_data", scale="ci", parameters={"scale": "gpu"}, out=tmp_path)
+    with pytest.raises(ValueError, match="unknown key.*epoch in ddpm; valid keys: .*epochs"):
+        run_notebook("fresh_data", scale="ci", parameters={"ddpm": {"epoch": 5}}, out=tmp_path)
     with pytest.raises(ValueError, match="scale must be one of 'ci', 'cpu', 'gpu'"):
         run_notebook("fresh_data", scale="huge", out=tmp_path)
     with pytest.raises(ValueError, match="notebook 'nope' not found; available in .*fresh_data"):

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from madutils import loops
-from madutils.config import LoopConfig
-from madutils.loops import run_loop
+from madutils.loops import batched as loops
+from madutils.loops.config import LoopConfig
+from madutils.loops.batched import run_loop
 from madutils.results import run_name
 
 CONFIGS = {
@@ -49,23 +49,23 @@ def test_interrupted_run_resumes_to_the_same_table(name, tmp_path, monkeypatch):
         LoopConfig(**{**config.to_dict(), "generations": 6}), tmp_path / "a", progress=False
     ).table
 
-    original_step = loops._Loop.step
+    original_step = loops.BatchedLoop.step
 
     def failing_step(self, generation):
         if generation == 4:
             raise Interrupt  # dies in the middle of generation 4
         return original_step(self, generation)
 
-    monkeypatch.setattr(loops._Loop, "step", failing_step)
+    monkeypatch.setattr(loops.BatchedLoop, "step", failing_step)
     with pytest.raises(Interrupt):
         run_loop(
             LoopConfig(**{**config.to_dict(), "generations": 6}), tmp_path / "b", progress=False
         )
-    monkeypatch.setattr(loops._Loop, "step", original_step)
+    monkeypatch.setattr(loops.BatchedLoop, "step", original_step)
 
     calls = []
     monkeypatch.setattr(
-        loops._Loop, "step", lambda self, g: calls.append(g) or original_step(self, g)
+        loops.BatchedLoop, "step", lambda self, g: calls.append(g) or original_step(self, g)
     )
     resumed = run_loop(
         LoopConfig(**{**config.to_dict(), "generations": 6}), tmp_path / "b", progress=False

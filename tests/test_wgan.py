@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from madutils.images.wgan import WGANGP
+from madutils.models.wgan import WGANGP
 
 SETTINGS = dict(
     image_size=8,

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
-from ..distributions import GaussianDistribution
-from ..gaussian_statistics import draw_gaussian_statistics
-from .frechet import gaussian_w2_squared
+from madutils._validation import check_positive_int
+from madutils.data.distributions import GaussianDistribution
+from madutils.models.gaussian_statistics import draw_gaussian_statistics
+from madutils.metrics.frechet import gaussian_w2_squared
 
 __all__ = ["effective_sample_size", "limiting_distance", "real_fit_distance"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_finite, check_same_dim
-from ..linalg import psd_sqrt, trace_sqrt_product
+from madutils._validation import check_finite, check_same_dim
+from madutils.linalg import psd_sqrt, trace_sqrt_product
 
 __all__ = ["frechet_distance", "gaussian_w2_squared"]
 

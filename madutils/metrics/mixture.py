@@ -11,7 +11,7 @@ This module measures exactly these quantities, for many seeds at once (leading s
 
 :func:`mixture_metrics` returns the three per-generation numbers a loop records under the names
 of :data:`madutils.metrics.METRICS`. The real distribution's sampler lives in
-:mod:`madutils.distributions` (``GridMixture``); here only its mode means and standard deviation
+:mod:`madutils.data.distributions` (``GridMixture``); here only its mode means and standard deviation
 are needed, as references.
 """
 
@@ -42,7 +42,7 @@ def grid_mode_means(grid_size: int = 5, spacing: float = 1.0) -> torch.Tensor:
     """Means of the real grid mixture: a ``grid_size x grid_size`` square grid centred at 0.
 
     The default is the paper's {-2, -1, 0, 1, 2}^2. Modes are ordered as in
-    :class:`madutils.distributions.GridMixture`: first coordinate slowest.
+    :class:`madutils.data.distributions.GridMixture`: first coordinate slowest.
 
     Parameters
     ----------

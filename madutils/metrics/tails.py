@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_fraction
+from madutils._validation import check_fraction
 
 __all__ = ["marginal_wasserstein", "real_quantile", "tail_share"]
 

@@ -205,7 +205,7 @@ class CouplingFlow(BatchedModel):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, *, rng: torch.Generator | None = None) -> CouplingFlow:
+    def fit(self, X, y=None, *, rng: torch.Generator | None = None) -> CouplingFlow:
         """Train one flow per seed from scratch by maximum likelihood.
 
         Parameters
@@ -213,6 +213,8 @@ class CouplingFlow(BatchedModel):
         X : Tensor, shape (n_seeds, n_samples, n_features)
             Training data; needs ``n_samples >= 2`` and ``n_features >= 2`` (a coupling layer
             conditions one part of the coordinates on the other).
+        y : None
+            Must be None (the model is unconditional).
         rng : torch.Generator
             Source of the initial weights and of the minibatch shuffles, on the data's device.
 
@@ -220,6 +222,7 @@ class CouplingFlow(BatchedModel):
         -------
         self
         """
+        self._check_no_y(y)
         self._check_params()
         X = self._check_data(X)
         n_seeds, n_samples, n_features = X.shape
@@ -362,7 +365,9 @@ class CouplingFlow(BatchedModel):
         U = self._in_chunks(lambda network, masks, z: _inverse(network, masks, z, bound), Z)
         return self.shift_.unsqueeze(1) + self.scale_.unsqueeze(1) * U
 
-    def sample(self, n: int, lam: float = 1.0, *, rng: torch.Generator) -> torch.Tensor:
+    def sample(
+        self, n: int, lam: float = 1.0, *, rng: torch.Generator, labels=None
+    ) -> torch.Tensor:
         """Draw ``n`` samples from each seed's flow.
 
         Parameters
@@ -376,11 +381,14 @@ class CouplingFlow(BatchedModel):
             flow's high-density core.
         rng : torch.Generator
             Source of the latent draws, on the model's device.
+        labels : None
+            Must be None (the model is unconditional).
 
         Returns
         -------
         Tensor, shape (n_seeds, n, n_features), float64
         """
+        self._check_no_labels(labels)
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)

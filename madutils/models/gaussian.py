@@ -2,19 +2,21 @@
 
 ``fit`` estimates the sample mean and the unbiased sample covariance; ``sample`` draws from
 N(mean, lam * covariance), the paper's sampling bias for Gaussians. Besides this explicit path,
-the model can be fitted from :class:`~madutils.gaussian_statistics.SufficientStatistics` and can
-draw the statistics of ``n`` of its samples exactly without drawing them (see
-:mod:`madutils.gaussian_statistics`), which is what makes long loops with large ``n`` cheap.
+the model can be fitted from
+:class:`~madutils.models.gaussian_statistics.SufficientStatistics` and can draw the statistics
+of ``n`` of its samples exactly without drawing them (see
+:mod:`madutils.models.gaussian_statistics`), which is what makes long loops with large ``n``
+cheap.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._validation import check_finite, check_lam, check_positive_int
-from ..gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
-from ..linalg import psd_factor
-from .base import BatchedModel
+from madutils._validation import check_finite, check_lam, check_positive_int
+from madutils.linalg import psd_factor
+from madutils.models.base import BatchedModel
+from madutils.models.gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
 
 __all__ = ["GaussianModel"]
 
@@ -34,8 +36,24 @@ class GaussianModel(BatchedModel):
     def __init__(self):
         pass
 
-    def fit(self, X: torch.Tensor, *, rng: torch.Generator | None = None) -> GaussianModel:
-        """Fit to samples ``X`` of shape ``(n_seeds, n, d)``, ``n >= 2``; ``rng`` is unused."""
+    def fit(self, X: torch.Tensor, y=None, *, rng: torch.Generator | None = None) -> GaussianModel:
+        """Fit the sample mean and unbiased covariance of each seed.
+
+        Parameters
+        ----------
+        X : Tensor, shape (n_seeds, n, d)
+            Training data, ``n >= 2``.
+        y : None
+            Must be None (the model is unconditional).
+        rng : torch.Generator, optional
+            Unused (the fit draws no random numbers); accepted for the common protocol.
+
+        Returns
+        -------
+        GaussianModel
+            ``self``, fitted.
+        """
+        self._check_no_y(y)
         if X.ndim != 3:
             raise ValueError(
                 f"X must have shape (n_seeds, n_samples, n_features); got {tuple(X.shape)}"
@@ -62,13 +80,27 @@ class GaussianModel(BatchedModel):
         factor = psd_factor(self.covariance_)
         return factor if lam == 1.0 else factor * lam**0.5
 
-    def sample(self, n: int, lam: float = 1.0, *, rng: torch.Generator) -> torch.Tensor:
+    def sample(
+        self, n: int, lam: float = 1.0, *, rng: torch.Generator, labels=None
+    ) -> torch.Tensor:
         """Draw ``n`` samples per seed from N(mean_, lam * covariance_).
+
+        Parameters
+        ----------
+        n : int
+            Samples per seed.
+        lam : float in (0, 1], default 1.0
+            Sampling bias: scales the covariance.
+        rng : torch.Generator
+            Source of the normal draws.
+        labels : None
+            Must be None (the model is unconditional).
 
         Returns
         -------
         Tensor, shape (n_seeds, n, d)
         """
+        self._check_no_labels(labels)
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)

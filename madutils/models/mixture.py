@@ -217,6 +217,7 @@ class GaussianMixtureModel(BatchedModel):
     def fit(
         self,
         X,
+        y=None,
         *,
         rng: torch.Generator | None = None,
         start: Parameters | None = None,
@@ -227,6 +228,8 @@ class GaussianMixtureModel(BatchedModel):
         ----------
         X : Tensor, shape (n_seeds, n_samples, n_features)
             Training data; converted to float64. Needs ``n_samples >= n_components``.
+        y : None
+            Must be None (the model is unconditional).
         rng : torch.Generator, optional
             Randomness of the initialisation; required unless ``start`` is given.
         start : tuple of Tensors, optional
@@ -238,6 +241,7 @@ class GaussianMixtureModel(BatchedModel):
         -------
         self
         """
+        self._check_no_y(y)
         self._check_params()
         X = self._check_data(X)
         self._check_enough_samples(X)
@@ -301,7 +305,9 @@ class GaussianMixtureModel(BatchedModel):
 
     # ------------------------------------------------------------------ using a fitted model
 
-    def sample(self, n: int, lam: float = 1.0, *, rng: torch.Generator) -> torch.Tensor:
+    def sample(
+        self, n: int, lam: float = 1.0, *, rng: torch.Generator, labels=None
+    ) -> torch.Tensor:
         """Draw ``n`` samples from each seed's mixture.
 
         Component indices are drawn first from the weights (``torch.multinomial``), then the
@@ -318,11 +324,14 @@ class GaussianMixtureModel(BatchedModel):
             the mixture at λ = 1 only, so λ < 1 is this project's extension.
         rng : torch.Generator
             Source of randomness, on the model's device.
+        labels : None
+            Must be None (the model is unconditional).
 
         Returns
         -------
         Tensor, shape (n_seeds, n, n_features)
         """
+        self._check_no_labels(labels)
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)

@@ -13,48 +13,23 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import (
+from madutils._validation import (
     check_choice,
     check_fraction,
     check_lam,
     check_nonnegative_int,
     check_positive_int,
 )
-from .metrics import DEFAULT_METRICS, MANIFOLD_METRICS, MODEL_METRICS, SAMPLE_METRICS
+from madutils.loops.families import FAMILIES, SYNTHETIC_SOURCES, check_family_sizes, family_sizes
+from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, MODEL_METRICS, SAMPLE_METRICS
 
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
 
-FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
 MODELS = ("gaussian", "mixture", "flow")
-SYNTHETIC_SOURCES = ("last", "accumulate", "memory")
 PATHS = ("samples", "statistics")
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture", "flow": "rosenbrock"}
 DATA_CHOICES = ("gaussian", "grid_mixture", "rosenbrock")
-
-
-def check_family_sizes(family: str, n_ini: int, n_real: int, n_synthetic: int) -> None:
-    """The size rules of the loop families, shared by the toy and the image loops.
-
-    Fully synthetic: no real data, at least one synthetic sample; synthetic augmentation:
-    generation 1's real set again (``n_real == n_ini``); fresh data: at least one new real
-    sample per generation.
-    """
-    if family == "fully_synthetic":
-        if n_real != 0:
-            raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
-        if n_synthetic < 1:
-            raise ValueError(
-                "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
-            )
-    elif family == "synthetic_augmentation":
-        if n_real != n_ini:
-            raise ValueError(
-                "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
-                f"generation 1's, fixed); got n_real={n_real}, n_ini={n_ini}"
-            )
-    elif n_real < 1:
-        raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
 
 
 @dataclass(frozen=True)
@@ -171,18 +146,7 @@ class LoopConfig:
         if self.n_total is not None:
             n_real = round(self.real_fraction * self.n_total)
             return n_real, self.n_total - n_real
-        if self.family == "fully_synthetic":
-            return (self.n_real or 0), (
-                self.n_ini if self.n_synthetic is None else self.n_synthetic
-            )
-        if self.family == "synthetic_augmentation":
-            n_real = self.n_ini if self.n_real is None else self.n_real
-            return n_real, self.n_ini if self.n_synthetic is None else self.n_synthetic
-        if self.n_real is None or self.n_synthetic is None:
-            raise ValueError(
-                "a fresh_data loop needs n_real and n_synthetic (or n_total and real_fraction)"
-            )
-        return self.n_real, self.n_synthetic
+        return family_sizes(self.family, self.n_ini, self.n_real, self.n_synthetic)
 
     def _check_metrics(self, data: str):
         if self.metrics is None:

@@ -21,14 +21,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ._validation import check_positive_int
-from .config import LoopConfig
-from .distributions import GaussianDistribution
-from .gaussian_statistics import draw_gaussian_statistics
-from .linalg import psd_factor
-from .loops import iterate_loop, run_loop
-from .metrics.effective import effective_sample_size
-from .rng import stream
+from madutils._validation import check_positive_int
+from madutils.loops.config import LoopConfig
+from madutils.data.distributions import GaussianDistribution
+from madutils.models.gaussian_statistics import draw_gaussian_statistics
+from madutils.linalg import psd_factor
+from madutils.loops.batched import iterate_loop, run_loop
+from madutils.metrics.effective import effective_sample_size
+from madutils.rng import stream
 
 __all__ = [
     "effective_sample_sizes",
@@ -166,7 +166,7 @@ def fresh_data_limits(
 
     Every cell of the grid ``n_real x n_synthetic x lam`` (or every row of ``cells``, a table
     with those three columns and any others, which are kept) is the loop of
-    :func:`madutils.loops.run_loop` with ``family="fresh_data"``, ``n_ini = n_real``,
+    :func:`madutils.loops.batched.run_loop` with ``family="fresh_data"``, ``n_ini = n_real``,
     ``synthetic_source="last"``, ``path="statistics"`` and P_r = N(0, I_dim); all cells and seeds
     are simulated together as one batch (per-row sample counts and lambda). The limit is the
     mean of W2^2 over the seeds and the last ``tail`` generations.

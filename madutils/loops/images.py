@@ -1,10 +1,12 @@
-"""The three self-consuming loop families for image models (one replicate per run).
+"""The image way of running a loop: one replicate of an image model, with its feature network.
 
-:func:`run_image_loop` runs the loop of :class:`~madutils.images.loop_config.ImageLoopConfig`:
+:func:`run_image_loop` runs the loop of :class:`~madutils.loops.image_config.ImageLoopConfig`
+(the families and synthetic sources of :mod:`madutils.loops.families`; resume, progress,
+timings and the results table of :func:`madutils.loops.driver.drive`):
 
 1. The real images are loaded, resized, and split once into a training part and ``held_out``
    images that no generative model ever sees. A LeNet feature network
-   (:class:`~madutils.images.lenet.FeatureNetwork`, cached on disk) is trained on the training
+   (:class:`~madutils.metrics.features.FeatureNetwork`, cached on disk) is trained on the training
    part; its held-out accuracy is recorded.
 2. Generation 1 trains a model from scratch on ``n_ini`` real images drawn (class-balanced)
    from the training part. Its weights depend only on the real images, the model settings and
@@ -13,10 +15,11 @@
 3. Every generation samples ``max(n_synthetic, n_eval)`` images with the sampling bias
    ``lam``: the conditional DDPM for class labels balanced over the classes, the
    unconditional WGAN-GP freely, its images then labelled by the feature network. The first
-   ``n_synthetic`` train the next generation (plus the family's real images), the first
-   ``n_eval`` are measured.
+   ``n_eval`` are measured; the first ``n_synthetic`` are what the synthetic source draws
+   from: the last generation's (``"last"``), every earlier generation's (``"accumulate"``)
+   or, image by image, one of the ``memory`` most recent generations' (``"memory"``).
 
-Metrics (:data:`~madutils.images.loop_config.IMAGE_METRICS`): Fréchet distance ("FID") of
+Metrics (:data:`~madutils.loops.image_config.IMAGE_METRICS`): Fréchet distance ("FID") of
 feature-network features, and k-NN precision, recall, density and coverage, always against the
 held-out real images. Generation 0 holds the same metrics for ``n_eval`` real training images:
 the floor a perfect model would reach with this many samples.
@@ -28,7 +31,8 @@ saved images would be, so a resumed run continues exactly where an uninterrupted
 ``timings.csv`` records seconds spent training, sampling and measuring per generation.
 
 Randomness: generation ``t`` uses the streams ``(seed, t, purpose)`` of
-:func:`madutils.rng.stream`; the real-image split and the pool order use their own streams.
+:func:`madutils.rng.stream`; the real-image split, the pool order and the floor use streams of
+their own (the purposes of :class:`madutils.rng.ImageStream`).
 """
 
 from __future__ import annotations
@@ -42,23 +46,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from ..metrics.frechet import frechet_distance
-from ..metrics.manifold import ManifoldReference
-from ..results import COLUMNS, RunStore, atomic_write
-from ..rng import stream
-from .data import (
+from madutils.data.images import (
     ImageSet,
     RealImagePool,
     check_enough_real_images,
     load_dataset,
     load_idx_mnist,
 )
-from .ddpm import ConditionalDDPM
-from .lenet import FeatureNetwork
-from .loop_config import IMAGE_METRICS, ImageLoopConfig
-from .wgan import WGANGP
+from madutils.loops.driver import Loop, LoopResult, drive, metric_rows
+from madutils.loops.families import TrainingSetRecipe
+from madutils.loops.image_config import IMAGE_METRICS, ImageLoopConfig
+from madutils.metrics.features import FeatureNetwork
+from madutils.metrics.frechet import frechet_distance
+from madutils.metrics.manifold import ManifoldReference
+from madutils.models.ddpm import ConditionalDDPM
+from madutils.models.wgan import WGANGP
+from madutils.results import RunStore, atomic_write
+from madutils.rng import ImageStream, stream
 
 __all__ = [
     "ImageLoopResult",
@@ -69,9 +74,6 @@ __all__ = [
     "prepare_real_images",
     "run_image_loop",
 ]
-
-_SPLIT, _POOL, _FLOOR = 1_000_001, 1_000_002, 1_000_003  # streams outside the per-generation ones
-_FIT, _SAMPLE, _LABELS = 0, 1, 2  # purposes within a generation
 
 
 @dataclass
@@ -120,7 +122,7 @@ def prepare_real_images(
             f"held_out must be smaller than the {len(data)} images of dataset={cfg.dataset!r}; "
             f"got {cfg.held_out}"
         )
-    held_out, train = data.split(cfg.held_out / len(data), rng=stream(cfg.seed, _SPLIT))
+    held_out, train = data.split(cfg.held_out / len(data), rng=stream(cfg.seed, ImageStream.SPLIT))
     network = FeatureNetwork(
         image_size=cfg.image_size,
         n_classes=data.n_classes,
@@ -158,29 +160,18 @@ def _balanced_labels(n: int, n_classes: int, rng: torch.Generator) -> torch.Tens
 
 
 @dataclass
-class ImageLoopResult:
-    """What :func:`run_image_loop` returns.
+class ImageLoopResult(LoopResult):
+    """What :func:`run_image_loop` returns: a :class:`~madutils.loops.driver.LoopResult`
+    (generation 0 of its table is the real-data floor; its timings have ``fit_seconds,
+    sample_seconds, measure_seconds``) plus
 
     Attributes
     ----------
-    table : pandas.DataFrame
-        Long-form results (columns :data:`madutils.results.COLUMNS`); generation 0 is the
-        real-data floor.
-    timings : pandas.DataFrame
-        Seconds per generation: columns ``generation, fit_seconds, sample_seconds,
-        measure_seconds``.
-    config : ImageLoopConfig
-        The settings with every default resolved.
-    run_dir : Path or None
     feature_accuracy : float
         Held-out accuracy of the feature network.
     """
 
-    table: pd.DataFrame
-    timings: pd.DataFrame
-    config: ImageLoopConfig
-    run_dir: Path | None
-    feature_accuracy: float
+    feature_accuracy: float = float("nan")
 
     def run(self) -> ImageRun:
         """Open the stored run to read its samples and models."""
@@ -215,30 +206,45 @@ class ImageRun:
         return model_class.load(self.path / "models" / f"{generation:05d}.pt", progress=False)
 
 
-class _ImageLoop:
+class ImageLoop(Loop):
+    """State and steps of one run of an image model; see :func:`run_image_loop`."""
+
+    timing_columns = ("fit_seconds", "sample_seconds", "measure_seconds")
+
     def __init__(self, cfg: ImageLoopConfig, store: RunStore | None, real: RealImages, progress):
-        self.cfg = cfg
-        self.store = store
+        super().__init__(cfg, store)
         self.real = real
         self.progress = progress
-        self.pool = RealImagePool(real.train, rng=stream(cfg.seed, _POOL))
+        self.pool = RealImagePool(real.train, rng=stream(cfg.seed, ImageStream.POOL))
         check_enough_real_images(
             self.pool, cfg.n_ini, cfg.n_real if cfg.family == "fresh_data" else 0, cfg.generations
         )
-        self.first_real: ImageSet | None = None
-        self.previous: ImageSet | None = None  # the last generation's synthetic images
-        self.timings: list[dict] = []
+        # each generation's first n_synthetic images (uint8, labels), the most recent last;
+        # "last" keeps one generation, "memory" K, "accumulate" all
+        self.synthetic: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.n_keep = {"last": 1, "memory": cfg.memory, "accumulate": None}[cfg.synthetic_source]
+        self.training_set = TrainingSetRecipe(
+            cfg.family,
+            cfg.n_ini,
+            cfg.n_real,
+            cfg.n_synthetic,
+            draw_real=lambda n, rng: self.pool.draw(n),
+            synthetic_part=self._synthetic_part,
+            join=self._join,
+        )
+
+    @property
+    def replicates(self) -> int:
+        return 1
 
     # -- models --------------------------------------------------------------------------------
-    def new_model(self, generation: int):
+    def new_model(self):
         cfg = self.cfg
-        seed = int(torch.randint(2**31 - 1, (1,), generator=stream(cfg.seed, generation, _FIT)))
         common = dict(
             image_size=cfg.image_size,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
-            seed=seed,
             device=cfg.device,
             progress=self.progress,
         )
@@ -251,81 +257,99 @@ class _ImageLoop:
             n_classes=self.real.train.n_classes,
             channels=cfg.channels,
             layers_per_block=cfg.layers_per_block,
-            num_train_timesteps=cfg.timesteps,
+            timesteps=cfg.timesteps,
             ema_decay=cfg.ema_decay,
             mixed_precision=cfg.mixed_precision,
+            sampler=cfg.sampler,
+            steps=cfg.steps,
         )
 
-    def _first_generation_path(self, model: ConditionalDDPM, real: ImageSet) -> Path | None:
+    def _first_generation_path(self, model, real: ImageSet, rng) -> Path | None:
         if self.store is None:
             return None
         params = model.get_params()
         identity = {k: v for k, v in params.items() if k not in ("device", "progress")}
         if "channels" in identity:
             identity["channels"] = list(identity["channels"])
+        identity["training_stream"] = rng.initial_seed()
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(real.images.numpy().tobytes())
         digest.update(real.labels.numpy().tobytes())
         name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
         return self.store.path.parent / "first_generation" / name
 
-    def fit(self, generation: int, training: ImageSet) -> ConditionalDDPM:
-        model = self.new_model(generation)
-        cached = self._first_generation_path(model, training) if generation == 1 else None
+    def fit(self, generation: int, training: ImageSet):
+        model = self.new_model()
+        rng = stream(self.cfg.seed, generation, ImageStream.FIT)
+        cached = self._first_generation_path(model, training, rng) if generation == 1 else None
         if cached is not None and cached.exists():
             state = torch.load(cached, map_location="cpu", weights_only=True)
             return model.load_state_dict(state)
-        model.fit(training.images, training.labels)
+        model.fit(training.images, training.labels, rng=rng)
         if cached is not None:
             model.save(cached)
         return model
 
-    # -- one generation ------------------------------------------------------------------------
-    def training_set(self, generation: int) -> ImageSet:
-        cfg = self.cfg
-        if generation == 1:
-            self.first_real = self.pool.draw(cfg.n_ini)
-            return self.first_real
-        parts = []
-        if cfg.family == "synthetic_augmentation":
-            parts.append(self.first_real)
-        elif cfg.family == "fresh_data":
-            parts.append(self.pool.draw(cfg.n_real))
-        if cfg.n_synthetic:
-            parts.append(self.previous.subset(torch.arange(cfg.n_synthetic)))
+    # -- training sets ---------------------------------------------------------------------------
+    def _join(self, parts: list[ImageSet]) -> ImageSet:
         return ImageSet(
             torch.cat([p.images for p in parts]),
             torch.cat([p.labels for p in parts]),
             n_classes=self.real.train.n_classes,
         )
 
-    def step(self, generation: int) -> dict[str, float]:
+    def _as_set(self, quantised: torch.Tensor, labels: torch.Tensor) -> ImageSet:
+        return ImageSet(_dequantise(quantised), labels, n_classes=self.real.train.n_classes)
+
+    def _synthetic_part(self, rng) -> ImageSet:
         cfg = self.cfg
-        training = self.training_set(generation)
+        if cfg.synthetic_source == "accumulate":
+            return self._join([self._as_set(*kept) for kept in self.synthetic])
+        if cfg.synthetic_source == "last" or len(self.synthetic) == 1:
+            return self._as_set(*self.synthetic[-1])
+        # memory: image i comes from a generation picked uniformly among the K most recent;
+        # a generation asked for c images gives its first c
+        choice = torch.randint(len(self.synthetic), (cfg.n_synthetic,), generator=rng)
+        rank = torch.zeros_like(choice)
+        for j in range(len(self.synthetic)):
+            members = choice == j
+            rank[members] = torch.arange(int(members.sum()))
+        images = torch.stack([self.synthetic[j][0][r] for j, r in zip(choice, rank, strict=True)])
+        labels = torch.stack([self.synthetic[j][1][r] for j, r in zip(choice, rank, strict=True)])
+        return self._as_set(images, labels)
+
+    def _keep_synthetic(self, quantised: torch.Tensor, labels: torch.Tensor) -> None:
+        n = self.cfg.n_synthetic
+        self.synthetic.append((quantised[:n], labels[:n]))
+        if self.n_keep is not None:
+            self.synthetic = self.synthetic[-self.n_keep :]
+
+    # -- one generation ------------------------------------------------------------------------
+    def step(self, generation: int) -> dict[str, np.ndarray]:
+        cfg = self.cfg
+        training = self.training_set(generation, stream(cfg.seed, generation, ImageStream.MEMORY))
         start = time.perf_counter()
         model = self.fit(generation, training)
         fitted = time.perf_counter()
         n_samples = max(cfg.n_synthetic, cfg.n_eval)
         n_classes = self.real.train.n_classes
-        rng = stream(cfg.seed, generation, _SAMPLE, device=model.device_)
+        rng = stream(cfg.seed, generation, ImageStream.SAMPLE, device=model.device_)
         if model.conditional:
-            labels = _balanced_labels(n_samples, n_classes, stream(cfg.seed, generation, _LABELS))
-            images = model.sample(labels, cfg.lam, rng=rng, sampler=cfg.sampler, steps=cfg.steps)
-            quantised = _quantise(images)
+            labels = _balanced_labels(
+                n_samples, n_classes, stream(cfg.seed, generation, ImageStream.LABELS)
+            )
+            quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng, labels=labels))
         else:  # the feature network labels what an unconditional model draws
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
             labels = self.real.features.predict(_dequantise(quantised))
         sampled = time.perf_counter()
-        self.previous = ImageSet(_dequantise(quantised), labels, n_classes=n_classes)
-        values = measure(self.real, self.previous.images[: cfg.n_eval])
-        measured = time.perf_counter()
-        self.timings.append(
-            {
-                "generation": generation,
-                "fit_seconds": fitted - start,
-                "sample_seconds": sampled - fitted,
-                "measure_seconds": measured - sampled,
-            }
+        self._keep_synthetic(quantised, labels)
+        values = measure(self.real, _dequantise(quantised[: cfg.n_eval]))
+        self.record_time(
+            generation,
+            fit_seconds=fitted - start,
+            sample_seconds=sampled - fitted,
+            measure_seconds=time.perf_counter() - sampled,
         )
         if self.store is not None:
             path = self.store.path
@@ -334,9 +358,15 @@ class _ImageLoop:
             atomic_write(
                 path / "samples" / f"{generation:05d}.pt", lambda tmp: torch.save(content, tmp)
             )
-            rows = _rows(cfg, [(generation, values)])
-            self.store.save_generation(generation, rows, self.state(generation))
-        return values
+        return {name: np.array([value]) for name, value in values.items()}
+
+    def leading_rows(self) -> pd.DataFrame:
+        """Generation 0: the metrics of ``n_eval`` real training images (the floor)."""
+        cfg, train = self.cfg, self.real.train
+        n_floor = min(cfg.n_eval, len(train))
+        floor = torch.randperm(len(train), generator=stream(cfg.seed, ImageStream.FLOOR))
+        values = measure(self.real, train.images[floor[:n_floor]])
+        return metric_rows(cfg, [(0, values)], replicates=1)
 
     # -- resuming ------------------------------------------------------------------------------
     def state(self, generation: int) -> dict:
@@ -348,21 +378,16 @@ class _ImageLoop:
 
     def restore(self, state: dict) -> int:
         generation = int(state["generation"])
-        self.first_real = self.pool.draw(self.cfg.n_ini)
+        self.training_set.first_real = self.pool.draw(self.cfg.n_ini)
         if state["pool_drawn"] > self.cfg.n_ini:
             self.pool.draw(state["pool_drawn"] - self.cfg.n_ini)
-        self.previous = ImageRun(self.store.path).samples(generation)
+        run = ImageRun(self.store.path)
+        first = 1 if self.n_keep is None else max(1, generation - self.n_keep + 1)
+        for kept in range(first, generation + 1):
+            samples = run.samples(kept)
+            self._keep_synthetic(_quantise(samples.images), samples.labels)
         self.timings = list(state["timings"])
         return generation
-
-
-def _rows(cfg: ImageLoopConfig, records: list[tuple[int, dict]]) -> pd.DataFrame:
-    rows = [
-        (cfg.family, cfg.model, cfg.lam, cfg.seed, generation, name, value)
-        for generation, values in records
-        for name, value in values.items()
-    ]
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def run_image_loop(
@@ -398,41 +423,8 @@ def run_image_loop(
     cfg = config.resolved()
     store = RunStore.open(out, cfg.to_dict()) if out is not None else None
     real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
-    loop = _ImageLoop(cfg, store, real, progress)
-    done = 0
-    if store is not None:
-        state = store.load_state()
-        if state is not None:
-            done = loop.restore(state)
-    records = []
-    desc = f"{cfg.family} {cfg.model} lam={cfg.lam:g}"
-    bar = tqdm(
-        range(done + 1, cfg.generations + 1),
-        total=cfg.generations,
-        initial=min(done, cfg.generations),
-        desc=desc,
-        unit="gen",
-        disable=not progress,
-    )
-    for generation in bar:
-        records.append((generation, loop.step(generation)))
-    n_floor = min(cfg.n_eval, len(real.train))
-    floor = torch.randperm(len(real.train), generator=stream(cfg.seed, _FLOOR))[:n_floor]
-    table = _rows(cfg, [(0, measure(real, real.train.images[floor]))])
-    if store is not None:
-        table = pd.concat([table, store.results(min(cfg.generations, done + len(records)))])
-    else:
-        table = pd.concat([table, _rows(cfg, records)])
-    table = table[table["generation"] <= cfg.generations].reset_index(drop=True)
-    if store is not None:
-        store.write_results(table)
-    timings = pd.DataFrame(
-        loop.timings,
-        columns=["generation", "fit_seconds", "sample_seconds", "measure_seconds"],
-    )
-    timings = timings[timings["generation"] <= cfg.generations].reset_index(drop=True)
-    if store is not None:
-        store.write_timings(timings)
+    loop = ImageLoop(cfg, store, real, progress)
+    table, timings = drive(loop, progress=progress)
     return ImageLoopResult(
         table=table,
         timings=timings,

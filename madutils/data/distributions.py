@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._validation import check_finite, check_positive_int, check_positive_number
+from madutils._validation import check_finite, check_positive_int, check_positive_number
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -138,7 +138,7 @@ DISTRIBUTIONS = ("gaussian", "grid_mixture", "rosenbrock")
 
 def make_distribution(name: str, dim: int = 2):
     """Build a real distribution by name: one of :data:`DISTRIBUTIONS`."""
-    from ._validation import check_choice
+    from madutils._validation import check_choice
 
     check_choice(name, "data", DISTRIBUTIONS)
     if name == "gaussian":

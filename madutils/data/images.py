@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import (
+from madutils._validation import (
     check_choice,
     check_finite,
     check_nonnegative_int,

@@ -1,86 +1,61 @@
-"""The three self-consuming loop families of the paper, batched over seeds.
+"""The seed-batched way of running a loop: many replicates of a small model as one tensor program.
 
-Generation 1 trains a model on ``n_ini`` real samples. Every generation ``t >= 2`` trains a new
-model from scratch on a training set of
-
-=========================  ================================  ==============================
-family                     real part                         synthetic part
-=========================  ================================  ==============================
-``fully_synthetic``        none                              ``n_synthetic`` samples
-``synthetic_augmentation`` generation 1's real set (fixed)   ``n_synthetic`` samples
-``fresh_data``             ``n_real`` new real samples       ``n_synthetic`` samples
-=========================  ================================  ==============================
-
-where the synthetic samples, drawn with sampling bias ``lam``, come from (``synthetic_source``)
-
-- ``"last"``: the previous model ``G^{t-1}`` (the paper's default);
-- ``"accumulate"``: a pool holding the ``n_synthetic`` samples each earlier model
-  ``G^1, ..., G^{t-1}`` drew when it was trained, so the pool grows by ``n_synthetic`` per
-  generation (the paper's E4);
-- ``"memory"``: ``n_synthetic`` draws, each from a model picked uniformly among the ``K``
-  most recent ones (the paper's appendix, E8).
+:func:`run_loop` runs the loop of a :class:`~madutils.loops.config.LoopConfig` for the
+Gaussian, the Gaussian mixture and the coupling flow, all ``seeds`` replicates at once: data
+come as tensors of shape ``(seeds, n, d)`` and every model is batched over the first axis. The
+families and synthetic sources are those of :mod:`madutils.loops.families`; resume, progress,
+timings and the results table are :func:`madutils.loops.driver.drive`'s.
 
 For the Gaussian model, ``path="statistics"`` replaces every set of samples by its exact
-sufficient statistics (:mod:`madutils.gaussian_statistics`): the same loop in distribution, at a
-cost per generation that does not depend on the sample sizes.
+sufficient statistics (:mod:`madutils.models.gaussian_statistics`): the same loop in
+distribution, at a cost per generation that does not depend on the sample sizes.
 
 Randomness: generation ``t`` draws from the streams ``(seed, t, purpose)`` of
-:func:`madutils.rng.stream` (purpose 0: training data, 1: model fitting, 2: evaluation), so a
+:func:`madutils.rng.stream` with the purposes of :class:`madutils.rng.BatchedStream`, so a
 resumed run reproduces an uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from tqdm import tqdm
 
-from .config import LoopConfig
-from .distributions import make_distribution
-from .gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
-from .metrics import MANIFOLD_METRICS, NEEDS_SAMPLES
-from .metrics.frechet import frechet_distance, gaussian_w2_squared
-from .metrics.gaussian import covariance_trace, mean_drift
-from .metrics.manifold import ManifoldReference
-from .metrics.mixture import modal_variance, modes_covered, total_variance
-from .metrics.tails import marginal_wasserstein, real_quantile, tail_share
-from .models.flow import CouplingFlow
-from .models.gaussian import GaussianModel
-from .models.mixture import GaussianMixtureModel
-from .results import COLUMNS, RunStore
-from .rng import stream
+from madutils.data.distributions import make_distribution
+from madutils.loops.config import LoopConfig
+from madutils.loops.driver import Loop, LoopResult, drive
+from madutils.loops.families import TrainingSetRecipe
+from madutils.metrics import MANIFOLD_METRICS, NEEDS_SAMPLES
+from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
+from madutils.metrics.gaussian import covariance_trace, mean_drift
+from madutils.metrics.manifold import ManifoldReference
+from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
+from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
+from madutils.models.flow import CouplingFlow
+from madutils.models.gaussian import GaussianModel
+from madutils.models.gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
+from madutils.models.mixture import GaussianMixtureModel
+from madutils.results import RunStore
+from madutils.rng import BatchedStream, stream
 
-__all__ = ["LoopResult", "iterate_loop", "run_loop"]
-
-_DATA, _FIT, _EVAL = 0, 1, 2  # stream purposes within a generation
-_SNAPSHOT = 99  # samples kept for pictures (as madutils.experiments.sample_snapshots draws)
+__all__ = ["BatchedLoop", "BatchedLoopResult", "iterate_loop", "run_loop"]
 
 
 @dataclass
-class LoopResult:
-    """What :func:`run_loop` returns.
+class BatchedLoopResult(LoopResult):
+    """What :func:`run_loop` returns: a :class:`~madutils.loops.driver.LoopResult` plus
 
     Attributes
     ----------
-    table : pandas.DataFrame
-        Long-form results, columns ``family, model, lam, seed, generation, metric, value``.
-    config : LoopConfig
-        The settings with every default resolved.
-    run_dir : Path or None
-        The run directory, when the run was stored.
     models : list
-        The most recent fitted models (the last one is generation ``T``'s).
+        The most recent fitted models (the last one is generation ``T``'s), batched over the
+        replicates.
     """
 
-    table: pd.DataFrame
-    config: LoopConfig
-    run_dir: Path | None
-    models: list
+    models: list = field(default_factory=list)
 
     def snapshots(self, generations) -> dict[int, np.ndarray]:
         """Stored samples of the first replicate (``keep_samples=True``): generation to array."""
@@ -88,27 +63,6 @@ class LoopResult:
             raise ValueError("this run was kept in memory: run it with out= and keep_samples=True")
         store = RunStore(self.run_dir, self.config.to_dict())
         return {g: store.load_snapshot(g).numpy() for g in generations}
-
-
-def _table(config: LoopConfig, records: list[tuple[int, dict]]) -> pd.DataFrame:
-    """Long-form table from ``(generation, {metric: values of shape (seeds,)})`` records."""
-    if not records:
-        return pd.DataFrame(columns=COLUMNS)
-    keys = [(generation, name) for generation, values in records for name in values]
-    values = np.concatenate([v for _, values in records for v in values.values()])
-    seeds = config.seeds
-    table = pd.DataFrame(
-        {
-            "seed": np.tile(np.arange(seeds), len(keys)),
-            "generation": np.repeat([g for g, _ in keys], seeds),
-            "metric": np.repeat(np.array([m for _, m in keys], dtype=object), seeds),
-            "value": values,
-        }
-    )
-    table.insert(0, "family", config.family)
-    table.insert(1, "model", config.model)
-    table.insert(2, "lam", config.lam)
-    return table
 
 
 def _concat(parts):
@@ -121,12 +75,11 @@ def _concat(parts):
     return torch.cat(parts, dim=1)
 
 
-class _Loop:
-    """State and steps of one run; see :func:`run_loop`."""
+class BatchedLoop(Loop):
+    """State and steps of one run of a batched model; see :func:`run_loop`."""
 
     def __init__(self, config: LoopConfig, store: RunStore | None, keep_samples: bool = False):
-        self.cfg = config
-        self.store = store
+        super().__init__(config, store)
         self.keep_samples = keep_samples
         self.device = torch.device(config.device)
         self.statistics = config.path == "statistics"
@@ -135,11 +88,22 @@ class _Loop:
             self.data = self.data.to(self.device)
         self.n_keep = config.memory if config.synthetic_source == "memory" else 1
         self.models: list = []
-        self.fixed_real = None
         self.pool = None  # accumulated synthetic pool: statistics or a list of tensors
         self.first_mean = None
         self._reference = None
-        self.timings: list[dict] = []
+        self.training_set = TrainingSetRecipe(
+            config.family,
+            config.n_ini,
+            config.n_real,
+            config.n_synthetic,
+            draw_real=self._draw_real,
+            synthetic_part=self._synthetic_part,
+            join=_concat,
+        )
+
+    @property
+    def replicates(self) -> int:
+        return self.cfg.seeds
 
     # -- building blocks -------------------------------------------------------------------
     def _new_model(self):
@@ -189,23 +153,6 @@ class _Loop:
         rows = torch.arange(cfg.n_synthetic, device=self.device).unsqueeze(0)
         return draws[choice, seeds, rows]
 
-    def training_set(self, generation: int, rng):
-        """The training set of ``generation``: samples ``(seeds, n, d)`` or statistics."""
-        cfg = self.cfg
-        if generation == 1:
-            real = self._draw_real(cfg.n_ini, rng)
-            if cfg.family == "synthetic_augmentation":
-                self.fixed_real = real
-            return real
-        parts = []
-        if cfg.family == "synthetic_augmentation":
-            parts.append(self.fixed_real)
-        elif cfg.family == "fresh_data":
-            parts.append(self._draw_real(cfg.n_real, rng))
-        if cfg.n_synthetic > 0:
-            parts.append(self._synthetic_part(rng))
-        return _concat(parts)
-
     def fit(self, training_set, rng):
         model = self._new_model()
         if self.statistics:
@@ -226,7 +173,7 @@ class _Loop:
     # -- metrics -----------------------------------------------------------------------------
     def _reference_samples(self):
         if self._reference is None:
-            rng = stream(self.cfg.seed, 0, _EVAL, device=self.device)
+            rng = stream(self.cfg.seed, 0, BatchedStream.EVALUATION, device=self.device)
             real = self.data.sample(self.cfg.n_eval, n_seeds=1, rng=rng)[0]
             manifold = None
             if set(self.cfg.metrics) & set(MANIFOLD_METRICS):
@@ -286,7 +233,7 @@ class _Loop:
         return {
             "generation": generation,
             "models": [m.state_dict() for m in self.models],
-            "fixed_real": self.fixed_real,
+            "fixed_real": self._fixed_real(),
             "pool": self.pool if self.statistics else None,
             "first_mean": self.first_mean,
             "timings": list(self.timings),
@@ -294,7 +241,7 @@ class _Loop:
 
     def restore(self, state: dict) -> int:
         self.models = [self._new_model().load_state_dict(s) for s in state["models"]]
-        self.fixed_real = state["fixed_real"]
+        self.training_set.first_real = state["fixed_real"]
         self.first_mean = state["first_mean"]
         self.timings = list(state.get("timings", []))
         done = state["generation"]
@@ -305,35 +252,36 @@ class _Loop:
                 self.pool = [self.store.load_pool(t).to(self.device) for t in range(1, done + 1)]
         return done
 
-    def _stream(self, generation: int, purpose: int) -> torch.Generator:
+    def _fixed_real(self):
+        """Generation 1's real set, kept for the synthetic augmentation loop only."""
+        if self.cfg.family == "synthetic_augmentation":
+            return self.training_set.first_real
+        return None
+
+    def _stream(self, generation: int, purpose: BatchedStream) -> torch.Generator:
         return stream(self.cfg.seed, generation, purpose, device=self.device)
 
     def step(self, generation: int) -> dict[str, np.ndarray]:
         """Run one generation; return its metric values, one array of shape (seeds,) each."""
         start = time.perf_counter()
-        data_rng = self._stream(generation, _DATA)
-        fit_rng = None if self.statistics else self._stream(generation, _FIT)
+        data_rng = self._stream(generation, BatchedStream.TRAINING_DATA)
+        fit_rng = None if self.statistics else self._stream(generation, BatchedStream.FIT)
         model = self.fit(self.training_set(generation, data_rng), fit_rng)
         fitted = time.perf_counter()
         self._add_to_pool(model, generation, data_rng)
         self.models = (self.models + [model])[-self.n_keep :]
-        measured = self.measure(model, generation, lambda: self._stream(generation, _EVAL))
+        measured = self.measure(
+            model, generation, lambda: self._stream(generation, BatchedStream.EVALUATION)
+        )
         values = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in measured.items()}
-        self.timings.append(
-            {
-                "generation": generation,
-                "fit_seconds": fitted - start,
-                "measure_seconds": time.perf_counter() - fitted,
-            }
+        self.record_time(
+            generation, fit_seconds=fitted - start, measure_seconds=time.perf_counter() - fitted
         )
         if self.store is not None and self.keep_samples:
-            rng = self._stream(generation, _SNAPSHOT)
+            rng = self._stream(generation, BatchedStream.SNAPSHOT)
             self.store.save_snapshot(
                 generation, model.sample(self.cfg.n_eval, self.cfg.lam, rng=rng)[0]
             )
-        if self.store is not None:
-            rows = _table(self.cfg, [(generation, values)])
-            self.store.save_generation(generation, rows, self.state(generation))
         return values
 
 
@@ -349,7 +297,7 @@ def run_loop(
     Parameters
     ----------
     config : LoopConfig
-        The settings; see :class:`madutils.config.LoopConfig`.
+        The settings; see :class:`madutils.loops.config.LoopConfig`.
     out : str or Path, optional
         Parent directory of the run directory. When given, every finished generation is
         saved, a rerun with the same settings resumes after the last finished generation, and
@@ -362,38 +310,18 @@ def run_loop(
 
     Returns
     -------
-    LoopResult
+    BatchedLoopResult
     """
     cfg = config.resolved()
     store = RunStore.open(out, cfg.to_dict()) if out is not None else None
-    loop = _Loop(cfg, store, keep_samples)
-    done = 0
-    previous = None
-    if store is not None:
-        state = store.load_state(device=cfg.device)
-        if state is not None:
-            done = loop.restore(state)
-            previous = store.results(min(done, cfg.generations))
-    desc = f"{cfg.family} {cfg.model} lam={cfg.lam:g}"
-    bar = tqdm(
-        range(done + 1, cfg.generations + 1),
-        total=cfg.generations,
-        initial=min(done, cfg.generations),
-        desc=desc,
-        unit="gen",
-        disable=not progress,
-    )
-    table = _table(cfg, [(generation, loop.step(generation)) for generation in bar])
-    if previous is not None:
-        table = pd.concat([previous, table], ignore_index=True) if len(table) else previous
-    if store is not None:
-        store.write_results(table)
-        timings = pd.DataFrame(
-            loop.timings, columns=["generation", "fit_seconds", "measure_seconds"]
-        )
-        store.write_timings(timings[timings["generation"] <= cfg.generations])
-    return LoopResult(
-        table=table, config=cfg, run_dir=store.path if store else None, models=loop.models
+    loop = BatchedLoop(cfg, store, keep_samples)
+    table, timings = drive(loop, progress=progress)
+    return BatchedLoopResult(
+        table=table,
+        timings=timings,
+        config=cfg,
+        run_dir=store.path if store else None,
+        models=loop.models,
     )
 
 
@@ -413,7 +341,7 @@ def iterate_loop(config: LoopConfig):
         Metric values of shape ``(seeds,)``.
     """
     cfg = config.resolved()
-    loop = _Loop(cfg, None)
+    loop = BatchedLoop(cfg, None)
     for generation in range(1, cfg.generations + 1):
         values = loop.step(generation)
         yield generation, loop.models[-1], values

@@ -23,38 +23,30 @@ diversity. This is the GAN form of the paper's sampling bias ``lam``;
 the paper ran its WGAN experiments only with plain sampling, ``lam = 1``, and ``lam < 1`` is
 this project's extension.
 
-:class:`WGANGP` follows scikit-learn and mirrors :class:`~madutils.images.ddpm.ConditionalDDPM`:
-settings in ``__init__``, learned state in attributes with a trailing underscore set by
-``fit(images, labels=None) -> self``, :meth:`WGANGP.clone` for an unfitted copy, and
-``state_dict`` / ``save`` / ``load`` for the weights. The model is unconditional
-(``conditional = False``): :meth:`WGANGP.sample` takes a number of images, and the loop labels
-the samples itself.
+:class:`WGANGP` follows the protocol of :mod:`madutils.models.base`, shared with every model of
+the package: settings in ``__init__``, ``fit(X, y=None, *, rng) -> self``, ``sample(n, lam, *,
+rng)``, learned state in attributes with a trailing underscore and :meth:`WGANGP.clone` for an
+unfitted copy. Saving, the device handling and the seeded initialisation live in
+:class:`~madutils.models.base.ImageModel`. The model is unconditional (``conditional = False``):
+``fit`` ignores ``y``, :meth:`WGANGP.sample` refuses labels, and the loop labels the samples
+itself.
 
-Global state: the random initialisation runs inside ``torch.random.fork_rng``, so the caller's
-global torch random state is left as it was; batches, latents and interpolation weights of
-:meth:`WGANGP.fit` draw from a private ``torch.Generator`` seeded with ``seed``; sampling draws
-only from the ``rng`` the caller passes. The number of torch threads is left to the caller.
+Global state: :meth:`WGANGP.fit` draws one training seed from its ``rng``
+(``int(torch.randint(2**31 - 1, (1,), generator=rng))``, kept as ``training_seed_``); the random
+initialisation runs inside ``torch.random.fork_rng`` seeded with it, so the caller's global torch
+random state is left as it was, and batches, latents and interpolation weights draw from a
+private ``torch.Generator`` seeded with it. Sampling draws only from the ``rng`` the caller
+passes. The number of torch threads is left to the caller.
 """
 
 from __future__ import annotations
-
-import inspect
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .._validation import (
-    check_generator,
-    check_lam,
-    check_nonnegative_int,
-    check_positive_int,
-    check_positive_number,
-)
-from ..results import atomic_write
-from ._checks import check_images as _check_images
-from ._checks import resolve_device as _resolve_device
+from madutils._validation import check_positive_int, check_positive_number
+from madutils.models.base import ImageModel
 
 __all__ = ["WGANGP"]
 
@@ -140,7 +132,7 @@ class _Critic(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-class WGANGP:
+class WGANGP(ImageModel):
     """Unconditional DCGAN-like Wasserstein GAN with gradient penalty (one model, one seed).
 
     Parameters
@@ -165,8 +157,6 @@ class WGANGP:
         Critic steps per generator step.
     gp_weight : float, default 10.0
         Weight of the gradient penalty (> 0).
-    seed : int, default 0
-        Seeds the initial weights and every random draw of :meth:`fit`.
     device : {"auto", "cpu", "cuda"}, default "auto"
         Where to train and sample.
     progress : bool, default True
@@ -189,9 +179,13 @@ class WGANGP:
     generator_loss_history_ : list of float
         Mean generator loss ``-E[D(G(z))]`` of each epoch (NaN for an epoch without a
         generator step).
+    training_seed_ : int
+        The seed :meth:`fit` drew from its ``rng``.
     """
 
     conditional = False  # sample(n) draws unlabelled images; the loop labels them
+    _networks = ("generator_", "critic_")
+    _histories = ("loss_history_", "wasserstein_history_", "generator_loss_history_")
 
     def __init__(
         self,
@@ -203,7 +197,6 @@ class WGANGP:
         lr: float = 2e-4,
         n_critic: int = 5,
         gp_weight: float = 10.0,
-        seed: int = 0,
         device: str = "auto",
         progress: bool = True,
     ):
@@ -215,7 +208,6 @@ class WGANGP:
         self.lr = lr
         self.n_critic = n_critic
         self.gp_weight = gp_weight
-        self.seed = seed
         self.device = device
         self.progress = progress
         self._validate()  # fail early on bad settings
@@ -223,37 +215,12 @@ class WGANGP:
     # -- settings ------------------------------------------------------------------------------
 
     def _validate(self) -> None:
+        super()._validate()
         _check_image_size(self.image_size)
         check_positive_int(self.latent_dim, "latent_dim")
         check_positive_int(self.width, "width")
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_number(self.lr, "lr")
         check_positive_int(self.n_critic, "n_critic")
         check_positive_number(self.gp_weight, "gp_weight")
-        check_nonnegative_int(self.seed, "seed")
-        _resolve_device(self.device)
-
-    def get_params(self) -> dict:
-        """Return the constructor arguments of this model."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def clone(self) -> WGANGP:
-        """Return an unfitted model with the same settings."""
-        return type(self)(**self.get_params())
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
-    @property
-    def is_fitted(self) -> bool:
-        return hasattr(self, "generator_")
-
-    def _check_is_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -265,34 +232,35 @@ class WGANGP:
         """Return a freshly initialised critic for these settings (global RNG)."""
         return _Critic(_check_image_size(self.image_size), self.width)
 
+    def _build_networks(self) -> tuple[nn.Module, nn.Module]:
+        return self.build_generator(), self.build_critic()
+
     # -- training ------------------------------------------------------------------------------
 
-    def fit(self, images, labels=None) -> WGANGP:
-        """Train from scratch on ``images`` (N, 1, H, W) in [0, 1].
+    def fit(self, X, y=None, *, rng: torch.Generator) -> WGANGP:
+        """Train from scratch on images ``X``.
 
         Parameters
         ----------
-        images : tensor or array, shape (N, 1, image_size, image_size)
+        X : tensor or array, shape (N, 1, image_size, image_size)
             Training images, values in [0, 1].
-        labels : ignored
-            Accepted (and not checked) so that conditional and unconditional models share one
-            call; the GAN is unconditional.
+        y : ignored
+            Accepted (and not checked) so that conditional and unconditional image models
+            share one call on a labelled training set; the GAN is unconditional.
+        rng : torch.Generator
+            One training seed is drawn from it (``training_seed_``); it seeds the initial
+            weights and every random draw of the training.
 
         Returns
         -------
         WGANGP
-            ``self``, fitted. Deterministic given ``seed`` on one machine and device.
+            ``self``, fitted. Deterministic given the state of ``rng`` on one machine and
+            device.
         """
-        self._validate()
-        images = _check_images(images, "images", self.image_size)
-        device = _resolve_device(self.device)
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            generator = self.build_generator()
-            critic = self.build_critic()
+        images, seed, device = self._start_fit(X, rng)
+        generator, critic = self._initial_networks(seed)
         generator, critic = generator.to(device), critic.to(device)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(seed)
         opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=_ADAM_BETAS)
         opt_c = torch.optim.Adam(critic.parameters(), lr=self.lr, betas=_ADAM_BETAS)
         x_all = images.to(device)
@@ -346,12 +314,7 @@ class WGANGP:
                 critic=f"{history[-1]:.3f}", W=f"{w_history[-1]:.3f}", gen=f"{g_history[-1]:.3f}"
             )
 
-        self.generator_ = generator.eval()
-        self.critic_ = critic.eval()
-        self.device_ = device
-        self.loss_history_ = history
-        self.wasserstein_history_ = w_history
-        self.generator_loss_history_ = g_history
+        self._finish_fit(seed, device, (generator, critic), (history, w_history, g_history))
         return self
 
     # -- sampling ------------------------------------------------------------------------------
@@ -363,6 +326,7 @@ class WGANGP:
         lam: float = 1.0,  # 1 = plain sampling; smaller = latent truncated towards its mean
         *,
         rng: torch.Generator,
+        labels=None,
         batch_size: int = 1024,
     ) -> torch.Tensor:
         """Draw ``n`` images.
@@ -378,6 +342,8 @@ class WGANGP:
         rng : torch.Generator
             The only source of randomness: all ``n`` latents are drawn from it at once, on its
             device, so the images do not depend on ``batch_size``.
+        labels : None
+            Must be None: the GAN is unconditional (a ``ValueError`` otherwise).
         batch_size : int, default 1024
             Images generated at once.
 
@@ -385,73 +351,11 @@ class WGANGP:
         -------
         torch.Tensor, shape (n, 1, image_size, image_size), float32 in [0, 1], on the CPU.
         """
-        self._check_is_fitted()
-        n = check_positive_int(n, "n")
-        lam = check_lam(lam)
-        batch_size = check_positive_int(batch_size, "batch_size")
-        rng = check_generator(rng)
+        self._check_no_labels(labels)
+        n, lam, batch_size = self._start_sample(n, lam, rng, batch_size)
         z = torch.randn((n, self.latent_dim), generator=rng, device=rng.device) * lam
         out = []
         for chunk in z.split(batch_size):
             images = self.generator_(chunk.to(self.device_))
             out.append(images.clamp(0.0, 1.0).float().cpu())
         return torch.cat(out)
-
-    # -- saving --------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict:
-        """Return settings, weights and loss histories of the fitted model (CPU tensors)."""
-        self._check_is_fitted()
-
-        def cpu(module: nn.Module) -> dict:
-            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-        return {
-            "params": self.get_params(),
-            "generator": cpu(self.generator_),
-            "critic": cpu(self.critic_),
-            "loss_history": list(self.loss_history_),
-            "wasserstein_history": list(self.wasserstein_history_),
-            "generator_loss_history": list(self.generator_loss_history_),
-        }
-
-    def load_state_dict(self, state: dict) -> WGANGP:
-        """Restore weights saved by :meth:`state_dict` into this model; return ``self``."""
-        required = {
-            "generator",
-            "critic",
-            "loss_history",
-            "wasserstein_history",
-            "generator_loss_history",
-        }
-        missing = required - set(state)
-        if missing:
-            raise ValueError(f"state is missing the entries {sorted(missing)}")
-        self._validate()
-        device = _resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            generator = self.build_generator()
-            critic = self.build_critic()
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        self.generator_ = generator.to(device).eval()
-        self.critic_ = critic.to(device).eval()
-        self.device_ = device
-        self.loss_history_ = list(state["loss_history"])
-        self.wasserstein_history_ = list(state["wasserstein_history"])
-        self.generator_loss_history_ = list(state["generator_loss_history"])
-        return self
-
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted model to ``path`` atomically (``torch.save``); return the path."""
-        path = Path(path)
-        state = self.state_dict()
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, **overrides) -> WGANGP:
-        """Read a model written by :meth:`save`; ``overrides`` replace saved settings."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        params = {**state["params"], **overrides}
-        return cls(**params).load_state_dict(state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_choice
+from madutils._validation import check_choice
 
 __all__ = ["check_images", "check_labels", "resolve_device"]
 

@@ -1,6 +1,6 @@
 """Looking at image loops: sweeps over settings, sample panels and t-SNE maps of features.
 
-The notebooks call these to turn stored runs (:func:`madutils.images.loop.run_image_loop`)
+The notebooks call these to turn stored runs (:func:`madutils.loops.images.run_image_loop`)
 into tables and arrays that :mod:`madutils.plotting` draws.
 """
 
@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..rng import stream
-from .loop import ImageLoopResult, ImageRun, prepare_real_images, run_image_loop
-from .loop_config import ImageLoopConfig
+from madutils.rng import stream
+from madutils.loops.images import ImageLoopResult, ImageRun, prepare_real_images, run_image_loop
+from madutils.loops.image_config import ImageLoopConfig
 
 __all__ = ["feature_embedding", "run_image_sweep", "sample_panels", "sweep_table"]
 

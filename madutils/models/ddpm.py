@@ -15,44 +15,38 @@ Following diffusers, the pieces are kept apart:
 - :func:`guided_noise` is the guided noise prediction, and :meth:`ConditionalDDPM.sample` writes
   the denoising loop out explicitly.
 
-:class:`ConditionalDDPM` follows scikit-learn: settings in ``__init__``, learned state in
-attributes with a trailing underscore set by ``fit(images, labels) -> self``, and
-:meth:`ConditionalDDPM.clone` gives an unfitted copy for the next generation. Unlike the toy
-models of :mod:`madutils.models`, it is not batched over seeds: one model per replicate.
+Protocol (:mod:`madutils.models.base`, shared with every model of the package): settings in
+``__init__`` (the sampler and its number of steps included), ``fit(X, y, *, rng) -> self`` with
+``y`` the class labels, ``sample(n, lam, *, rng, labels=None)``, learned state in attributes with
+a trailing underscore, and :meth:`ConditionalDDPM.clone` for an unfitted copy for the next
+generation. Unlike the toy models of :mod:`madutils.models`, it is not batched over seeds: one
+model per replicate. Saving, the device handling and the seeded initialisation live in
+:class:`~madutils.models.base.ImageModel`.
 
-What this module is not about: data loading (:mod:`madutils.images.data`), features and metrics
-(:mod:`madutils.images.lenet`, :mod:`madutils.metrics`) or the self-consuming loops.
+What this module is not about: data loading (:mod:`madutils.data.images`), features and metrics
+(:mod:`madutils.metrics.features`, :mod:`madutils.metrics`) or the self-consuming loops.
 
-Global state: the random initialisation runs inside ``torch.random.fork_rng``, so the caller's
-global torch random state is left as it was; batches, noise, timesteps and condition dropout
-draw from a private ``torch.Generator`` seeded with ``seed``; sampling draws only from the
-``rng`` the caller passes. The number of torch threads is left to the caller.
+Global state: :meth:`ConditionalDDPM.fit` draws one training seed from its ``rng``
+(``int(torch.randint(2**31 - 1, (1,), generator=rng))``, kept as ``training_seed_``); the random
+initialisation runs inside ``torch.random.fork_rng`` seeded with it, so the caller's global torch
+random state is left as it was, and batches, noise, timesteps and condition dropout draw from a
+private ``torch.Generator`` seeded with it. Sampling draws only from the ``rng`` the caller
+passes. The number of torch threads is left to the caller.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from numbers import Real
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .._validation import (
-    check_choice,
-    check_generator,
-    check_lam,
-    check_nonnegative_int,
-    check_positive_int,
-    check_positive_number,
-)
-from ..results import atomic_write
-from ._checks import check_images as _check_images
-from ._checks import check_labels as _check_labels
-from ._checks import resolve_device as _resolve_device
+from madutils._image_checks import check_labels as _check_labels
+from madutils._validation import check_choice, check_lam, check_positive_int
+from madutils.models.base import ImageModel
 
 __all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "guided_noise"]
 
@@ -172,7 +166,7 @@ def check_unet_image_size(value, channels) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-class ConditionalDDPM:
+class ConditionalDDPM(ImageModel):
     """Class-conditional DDPM with classifier-free guidance (one model, not batched over seeds).
 
     Parameters
@@ -186,7 +180,7 @@ class ConditionalDDPM:
         ``block_out_channels`` of the UNet, one entry per resolution level.
     layers_per_block : int, default 1
         ResNet layers per UNet block.
-    num_train_timesteps : int, default 500
+    timesteps : int, default 500
         Diffusion steps T (the paper uses 500; tests use fewer for speed).
     cond_dropout : float in [0, 1), default 0.1
         Probability that a training label is replaced by the null class.
@@ -200,8 +194,11 @@ class ConditionalDDPM:
         Decay of an exponential moving average of the weights, updated after every optimizer
         step; the averaged weights become the fitted model. 0 keeps the last weights. Short
         trainings sample cleaner images with a decay of about 0.99.
-    seed : int, default 0
-        Seeds the initial weights and every random draw of :meth:`fit`.
+    sampler : {"ddpm", "ddim"}, default "ddpm"
+        How :meth:`sample` denoises: ancestral DDPM sampling or deterministic DDIM (eta = 0).
+    steps : int, optional
+        Denoising steps of :meth:`sample`, at most ``timesteps``; None: ``timesteps`` for
+        DDPM, ``min(50, timesteps)`` for DDIM (see :attr:`sample_steps`).
     device : {"auto", "cpu", "cuda"}, default "auto"
         Where to train and sample.
     mixed_precision : {"auto", "bf16", "no"}, default "auto"
@@ -223,10 +220,15 @@ class ConditionalDDPM:
     loss_history_ : list of float
         Mean training loss of each epoch (of all calls to :meth:`fit` since the last fresh
         start).
+    training_seed_ : int
+        The seed the last :meth:`fit` drew from its ``rng``.
     """
 
-    #: The model is class-conditional: it samples one image per requested label.
+    #: The model is class-conditional: it samples one image per label.
     conditional = True
+    _networks = ("model_",)
+    _histories = ("loss_history_",)
+    _renamed_params = {"num_train_timesteps": "timesteps"}
 
     def __init__(
         self,
@@ -234,13 +236,14 @@ class ConditionalDDPM:
         n_classes: int = 10,
         channels: tuple[int, ...] = (32, 64, 64),
         layers_per_block: int = 1,
-        num_train_timesteps: int = 500,
+        timesteps: int = 500,
         cond_dropout: float = 0.1,
         epochs: int = 20,
         batch_size: int = 128,
         lr: float = 1e-3,
         ema_decay: float = 0.0,
-        seed: int = 0,
+        sampler: str = "ddpm",
+        steps: int | None = None,
         device: str = "auto",
         mixed_precision: str = "auto",
         warm_start: bool = False,
@@ -250,13 +253,14 @@ class ConditionalDDPM:
         self.n_classes = n_classes
         self.channels = channels
         self.layers_per_block = layers_per_block
-        self.num_train_timesteps = num_train_timesteps
+        self.timesteps = timesteps
         self.cond_dropout = cond_dropout
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.ema_decay = ema_decay
-        self.seed = seed
+        self.sampler = sampler
+        self.steps = steps
         self.device = device
         self.mixed_precision = mixed_precision
         self.warm_start = warm_start
@@ -266,46 +270,37 @@ class ConditionalDDPM:
     # -- settings ------------------------------------------------------------------------------
 
     def _validate(self) -> None:
+        super()._validate()
         channels = _check_channels(self.channels)
         check_unet_image_size(self.image_size, channels)
         check_positive_int(self.n_classes, "n_classes")
         check_positive_int(self.layers_per_block, "layers_per_block")
-        check_positive_int(self.num_train_timesteps, "num_train_timesteps")
+        check_positive_int(self.timesteps, "timesteps")
         c = self.cond_dropout
         if isinstance(c, bool) or not isinstance(c, Real) or not 0.0 <= c < 1.0:
             raise ValueError(f"cond_dropout must be a number in [0, 1); got {c!r}")
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_number(self.lr, "lr")
         e = self.ema_decay
         if isinstance(e, bool) or not isinstance(e, Real) or not 0.0 <= e < 1.0:
             raise ValueError(f"ema_decay must be a number in [0, 1); got {e!r}")
-        check_nonnegative_int(self.seed, "seed")
-        _resolve_device(self.device)
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        if self.steps is not None:
+            steps = check_positive_int(self.steps, "steps")
+            if steps > self.timesteps:
+                raise ValueError(
+                    f"steps must be at most timesteps = {self.timesteps} (or None); got {steps}"
+                )
         check_choice(self.mixed_precision, "mixed_precision", MIXED_PRECISION)
         if not isinstance(self.warm_start, bool):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}")
 
-    def get_params(self) -> dict:
-        """Return the constructor arguments of this model."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def clone(self) -> ConditionalDDPM:
-        """Return an unfitted model with the same settings."""
-        return type(self)(**self.get_params())
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
-
     @property
-    def is_fitted(self) -> bool:
-        return hasattr(self, "model_")
-
-    def _check_is_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit first")
+    def sample_steps(self) -> int:
+        """Denoising steps of :meth:`sample`: ``steps``, or its default for ``sampler``."""
+        if self.steps is not None:
+            return int(self.steps)
+        if self.sampler == "ddim":
+            return min(_DEFAULT_DDIM_STEPS, self.timesteps)
+        return self.timesteps
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -332,43 +327,92 @@ class ConditionalDDPM:
             num_class_embeds=self.n_classes + 1,  # last index: the null class
         )
 
-    def scheduler(self, sampler: str = "ddpm"):
-        """Return the noise scheduler: ``DDPMScheduler`` (T steps) or a DDIM one from its config."""
+    def _build_networks(self) -> tuple:
+        return (self.build_unet(),)
+
+    def scheduler(self, sampler: str | None = None):
+        """Return the noise scheduler for ``sampler`` (default: the ``sampler`` setting).
+
+        Parameters
+        ----------
+        sampler : {"ddpm", "ddim"}, optional
+            ``"ddpm"``: a ``DDPMScheduler`` with ``timesteps`` steps; ``"ddim"``: a
+            ``DDIMScheduler`` from its config.
+
+        Returns
+        -------
+        diffusers.DDPMScheduler or diffusers.DDIMScheduler
+        """
         from diffusers import DDIMScheduler, DDPMScheduler
 
+        sampler = self.sampler if sampler is None else sampler
         check_choice(sampler, "sampler", SAMPLERS)
-        ddpm = DDPMScheduler(num_train_timesteps=self.num_train_timesteps)
+        ddpm = DDPMScheduler(num_train_timesteps=self.timesteps)
         if sampler == "ddim":
             return DDIMScheduler.from_config(ddpm.config)
         return ddpm
 
+    def balanced_labels(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """Return ``n`` class labels as balanced as possible, in random order.
+
+        Parameters
+        ----------
+        n : int
+            Number of labels.
+        rng : torch.Generator
+            Draws the order (one ``torch.randperm`` on its device).
+
+        Returns
+        -------
+        torch.Tensor, shape (n,), int64, on the CPU
+            ``(arange(n) % n_classes)`` permuted.
+        """
+        order = torch.randperm(n, generator=rng, device=rng.device).cpu()
+        return (torch.arange(n) % self.n_classes)[order]
+
     # -- training ------------------------------------------------------------------------------
 
-    def fit(self, images, labels) -> ConditionalDDPM:
-        """Train on ``images`` (N, 1, H, W) in [0, 1] with int labels (N,) in [0, n_classes).
+    def fit(self, X, y=None, *, rng: torch.Generator) -> ConditionalDDPM:
+        """Train on images ``X`` with class labels ``y``.
 
         Epsilon-prediction MSE loss on images scaled to [-1, 1]; each label is replaced by the
-        null class with probability ``cond_dropout``. Deterministic given ``seed`` on one
-        machine and device. Returns ``self``.
+        null class with probability ``cond_dropout``.
+
+        Parameters
+        ----------
+        X : tensor or array, shape (N, 1, image_size, image_size)
+            Training images, values in [0, 1].
+        y : int tensor or array, shape (N,)
+            Class of each image, in [0, n_classes); required.
+        rng : torch.Generator
+            One training seed is drawn from it (``training_seed_``); it seeds the initial
+            weights and every random draw of the training.
+
+        Returns
+        -------
+        ConditionalDDPM
+            ``self``, fitted. Deterministic given the state of ``rng`` on one machine and
+            device.
         """
-        self._validate()
-        images = _check_images(images, "images", self.image_size)
-        labels = _check_labels(labels, "labels", images.shape[0], self.n_classes)
-        device = _resolve_device(self.device)
+        if y is None:
+            raise ValueError(
+                "y must hold the class label of every image of X (ConditionalDDPM is "
+                "class-conditional); got None"
+            )
+        images, seed, device = self._start_fit(X, rng)
+        labels = _check_labels(y, "y", images.shape[0], self.n_classes)
         bf16 = _use_bf16(self.mixed_precision, device)
 
         if self.warm_start and self.is_fitted:
             model = self.model_.to(device)
             history = list(self.loss_history_)
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                model = self.build_unet()
+            (model,) = self._initial_networks(seed)
             model = model.to(device)
             history = []
 
         scheduler = self.scheduler("ddpm")
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr)
         x_all = images * 2.0 - 1.0
         n = x_all.shape[0]
@@ -386,7 +430,7 @@ class ConditionalDDPM:
                 idx = order[start : start + self.batch_size]
                 x0, y = x_all[idx], labels[idx]
                 noise = torch.randn(x0.shape, generator=gen)
-                t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), generator=gen)
+                t = torch.randint(0, self.timesteps, (x0.shape[0],), generator=gen)
                 drop = torch.rand(x0.shape[0], generator=gen) < self.cond_dropout
                 y = torch.where(drop, torch.full_like(y, null), y)
                 x0, y, noise, t = x0.to(device), y.to(device), noise.to(device), t.to(device)
@@ -408,9 +452,7 @@ class ConditionalDDPM:
             with torch.no_grad():
                 for parameter, value in zip(model.parameters(), average, strict=True):
                     parameter.copy_(value)
-        self.model_ = model.eval()
-        self.device_ = device
-        self.loss_history_ = history
+        self._finish_fit(seed, device, (model,), (history,))
         return self
 
     # -- sampling ------------------------------------------------------------------------------
@@ -418,69 +460,50 @@ class ConditionalDDPM:
     @torch.no_grad()
     def sample(
         self,
-        labels,
+        n: int,
         lam: float = 1.0,  # 1 = plain conditional sampling; smaller = stronger guidance
         *,
         rng: torch.Generator,
-        sampler: str = "ddpm",
-        steps: int | None = None,
+        labels=None,
         batch_size: int = 256,
     ) -> torch.Tensor:
-        """Draw one image per label.
+        """Draw ``n`` images, one per label, with the ``sampler`` and ``steps`` settings.
 
         Parameters
         ----------
-        labels : int tensor, shape (N,)
-            The class of each image, in [0, n_classes); the caller balances them.
+        n : int
+            Number of images.
         lam : float in (0, 1], default 1.0
             Sampling bias ``lam = 1 / (1 + w)`` with classifier-free guidance weight ``w``:
             1 = plain conditional sampling (``w = 0``), smaller = stronger guidance, higher
             quality, less diversity (0.8 ↔ w = 0.25, 0.5 ↔ w = 1).
         rng : torch.Generator
-            The only source of randomness (initial noise and DDPM step noise).
-        sampler : {"ddpm", "ddim"}, default "ddpm"
-            Ancestral DDPM sampling or deterministic DDIM (eta = 0).
-        steps : int, optional
-            Denoising steps; default ``num_train_timesteps`` for DDPM, 50 (at most T) for DDIM.
+            The only source of randomness: the order of balanced labels (when ``labels`` is
+            None), then the initial noise and the DDPM step noise.
+        labels : int tensor, shape (n,), optional
+            The class of each image, in [0, n_classes); ``n`` must equal ``len(labels)``.
+            None: :meth:`balanced_labels` drawn from ``rng`` before any noise.
         batch_size : int, default 256
             Images denoised at once.
 
         Returns
         -------
-        torch.Tensor, shape (N, 1, image_size, image_size), float32 in [0, 1], on the CPU.
+        torch.Tensor, shape (n, 1, image_size, image_size), float32 in [0, 1], on the CPU.
         """
-        self._check_is_fitted()
-        lam = check_lam(lam)
-        check_choice(sampler, "sampler", SAMPLERS)
-        batch_size = check_positive_int(batch_size, "batch_size")
-        check_generator(rng)
-        if not isinstance(labels, torch.Tensor):
-            labels = torch.as_tensor(labels)
-        if labels.ndim != 1 or labels.shape[0] < 1:
-            raise ValueError(
-                f"labels must have shape (n_images,) with n_images >= 1; "
-                f"got shape {tuple(labels.shape)}"
-            )
-        labels = _check_labels(labels, "labels", labels.shape[0], self.n_classes)
-        if steps is None:
-            steps = self.num_train_timesteps
-            if sampler == "ddim":
-                steps = min(_DEFAULT_DDIM_STEPS, self.num_train_timesteps)
-        steps = check_positive_int(steps, "steps")
-        if steps > self.num_train_timesteps:
-            raise ValueError(
-                f"steps must be at most num_train_timesteps = {self.num_train_timesteps}; "
-                f"got {steps}"
-            )
+        n, lam, batch_size = self._start_sample(n, lam, rng, batch_size)
+        if labels is None:
+            labels = self.balanced_labels(n, rng)
+        else:
+            labels = _check_sampling_labels(labels, n, self.n_classes)
 
         device = self.device_
         bf16 = _use_bf16(self.mixed_precision, device)
         model = self.model_
-        scheduler = self.scheduler(sampler)
-        scheduler.set_timesteps(steps, device=device)
+        scheduler = self.scheduler()
+        scheduler.set_timesteps(self.sample_steps, device=device)
         shape = (1, self.image_size, self.image_size)
         out = []
-        n_batches = -(-labels.shape[0] // batch_size)
+        n_batches = -(-n // batch_size)
         bar = tqdm(
             total=n_batches * len(scheduler.timesteps),
             desc="sampling",
@@ -488,7 +511,7 @@ class ConditionalDDPM:
             disable=not self.progress,
             leave=False,
         )
-        for start in range(0, labels.shape[0], batch_size):
+        for start in range(0, n, batch_size):
             y = labels[start : start + batch_size]
             x = torch.randn((y.shape[0], *shape), generator=rng, device=rng.device)
             x, y = x.to(device), y.to(device)
@@ -501,45 +524,18 @@ class ConditionalDDPM:
         bar.close()
         return torch.cat(out)
 
-    # -- saving --------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict:
-        """Return settings, weights and loss history of the fitted model (CPU tensors)."""
-        self._check_is_fitted()
-        params = self.get_params()
-        params["channels"] = tuple(params["channels"])
-        return {
-            "params": params,
-            "model": {k: v.detach().cpu().clone() for k, v in self.model_.state_dict().items()},
-            "loss_history": list(self.loss_history_),
-        }
-
-    def load_state_dict(self, state: dict) -> ConditionalDDPM:
-        """Restore weights saved by :meth:`state_dict` into this model; return ``self``."""
-        missing = {"model", "loss_history"} - set(state)
-        if missing:
-            raise ValueError(f"state is missing the entries {sorted(missing)}")
-        self._validate()
-        device = _resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            model = self.build_unet()
-        model.load_state_dict(state["model"])
-        self.model_ = model.to(device).eval()
-        self.device_ = device
-        self.loss_history_ = list(state["loss_history"])
-        return self
-
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted model to ``path`` atomically (``torch.save``); return the path."""
-        path = Path(path)
-        state = self.state_dict()
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, **overrides) -> ConditionalDDPM:
-        """Read a model written by :meth:`save`; ``overrides`` replace saved settings."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        params = {**state["params"], **overrides}
-        params["channels"] = tuple(params["channels"])
-        return cls(**params).load_state_dict(state)
+def _check_sampling_labels(labels, n: int, n_classes: int) -> torch.Tensor:
+    """``labels`` as int64 after checking that it holds ``n`` classes in [0, n_classes)."""
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise ValueError(
+            f"labels must have shape (n,), one class per image; got shape {tuple(labels.shape)}"
+        )
+    if labels.shape[0] != n:
+        raise ValueError(
+            f"n must equal len(labels) (one image per label); got n={n} and "
+            f"{labels.shape[0]} labels"
+        )
+    return _check_labels(labels, "labels", n, n_classes)

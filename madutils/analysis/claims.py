@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._validation import check_choice
-from .results import atomic_write
+from madutils._validation import check_choice
+from madutils.results import atomic_write
 
 __all__ = ["VERDICTS", "Claim", "glue_value", "load_claims", "record_claims"]
 

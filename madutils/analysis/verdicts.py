@@ -1,0 +1,960 @@
+"""Verdict rules: how each chapter turns its measured numbers into a verdict on a claim.
+
+Every claim of the paper that a chapter tests gets a named rule here. A rule is a small frozen
+dataclass whose fields are its thresholds (the defaults are the thresholds the book uses); called
+with the chapter's measured numbers it returns a :class:`Verdict`: one of ``"reproduced"``,
+``"partly"`` or ``"not reproduced"``, the numbers it used and the rule itself as one plain-English
+sentence, written from the thresholds so that the prose a chapter glues and the verdict it
+prints can never disagree. No verdict is a constant: numbers that contradict the claim give
+``"not reproduced"``.
+
+Chapters call :func:`judge` with a name from :data:`RULES`::
+
+    v = judge("fresh_ddpm_limit", limit_gap=limit_gap)
+    glue_value("fresh_ddpm_rule", v.rule)
+    Claim(claim=..., figure=..., result=..., verdict=v.verdict)
+
+A different threshold is a different rule: ``dataclasses.replace(RULES[name], threshold=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from numbers import Real
+from typing import ClassVar
+
+from madutils._validation import check_choice
+
+__all__ = [
+    "OUTCOMES",
+    "RULES",
+    "AdmissibleGrowth",
+    "AugmentationFidGrowth",
+    "AugmentationSlows",
+    "DriftFollowsClosedForm",
+    "FidConverges",
+    "FitDrifts",
+    "FlowTails",
+    "LimitForgetsStart",
+    "MadTrend",
+    "MemoryGain",
+    "MixtureModes",
+    "PoolPlateau",
+    "PrecisionHoldsRecallFalls",
+    "Rule",
+    "SyntheticWorth",
+    "VarianceCollapse",
+    "Verdict",
+    "judge",
+]
+
+OUTCOMES = ("reproduced", "partly", "not reproduced")
+"""The verdicts a rule can reach (the other :data:`~madutils.analysis.claims.VERDICTS` are set
+by the chapter, not computed)."""
+
+
+def _num(x: float) -> str:
+    """A threshold as the sentence shows it (``0.01``, ``10``, ``1.5``)."""
+    return f"{x:g}"
+
+
+def _pct(x: float) -> str:
+    """A fraction as a percentage (``0.1`` -> ``10%``)."""
+    return f"{100 * x:g}%"
+
+
+def _scalar(value, name: str) -> float:
+    """``value`` as a float; ``ValueError`` unless it is a real number other than NaN."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # NumPy and torch scalars
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(value):
+        raise ValueError(f"{name} must be a real number (not NaN); got {value!r}")
+    return float(value)
+
+
+def _collection(value, name: str) -> tuple[float, ...] | dict:
+    """A non-empty sequence or mapping of numbers, as a tuple of floats or a dict of floats."""
+    if isinstance(value, Mapping):
+        out = {k: _scalar(v, f"{name}[{k!r}]") for k, v in value.items()}
+    elif isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a sequence or mapping of numbers; got {value!r}")
+    else:
+        out = tuple(_scalar(v, f"{name}[{i}]") for i, v in enumerate(value))
+    if not out:
+        raise ValueError(f"{name} must hold at least one number; got {value!r}")
+    return out
+
+
+def _values(x) -> tuple[float, ...]:
+    return tuple(x.values()) if isinstance(x, dict) else x
+
+
+def _paired(a, b, name_a: str, name_b: str) -> list[tuple[float, float]]:
+    """Pair two collections: by key if both are mappings, else by position (same length)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            raise ValueError(f"{name_a} and {name_b} must have the same keys; got {a} and {b}")
+        return [(a[k], b[k]) for k in a]
+    a, b = _values(a), _values(b)
+    if len(a) != len(b):
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same length; got {len(a)} and {len(b)}"
+        )
+    return list(zip(a, b, strict=True))
+
+
+def _check_threshold(value, name: str, *, low: float = 0.0, strict: bool = False) -> None:
+    value = _scalar(value, name)
+    if (value <= low) if strict else (value < low):
+        sign = ">" if strict else ">="
+        raise ValueError(f"{name} must be {sign} {low:g}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a rule concluded from a chapter's numbers.
+
+    Attributes
+    ----------
+    verdict : str
+        One of :data:`OUTCOMES`.
+    numbers : dict
+        The measured numbers the rule used, by name (floats, or tuples / dicts of floats).
+    rule : str
+        The rule as one sentence with its thresholds filled in, for the chapter's prose.
+    """
+
+    verdict: str
+    numbers: dict = field(default_factory=dict)
+    rule: str = ""
+
+    def __post_init__(self):
+        check_choice(self.verdict, "verdict", OUTCOMES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of all rules: validates the numbers, decides, returns a :class:`Verdict`.
+
+    A subclass lists the numbers it needs in ``inputs`` (real numbers) and ``collections``
+    (sequences or mappings of numbers), names its thresholds as dataclass fields, and defines
+    :attr:`sentence` and :meth:`decide`.
+    """
+
+    inputs: ClassVar[tuple[str, ...]] = ()
+    collections: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def scalars(self) -> tuple[str, ...]:
+        """Names of the real numbers this rule takes."""
+        return self.inputs
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Names of all the numbers this rule takes."""
+        return self.scalars + self.collections
+
+    @property
+    def sentence(self) -> str:
+        """The rule in one sentence, thresholds filled in."""
+        raise NotImplementedError
+
+    def decide(self, **numbers) -> str:
+        """The verdict for validated ``numbers`` (floats, and tuples or dicts of floats)."""
+        raise NotImplementedError
+
+    def __call__(self, **numbers) -> Verdict:
+        """Judge ``numbers`` (all of :attr:`needs`, nothing else).
+
+        Raises
+        ------
+        ValueError
+            If a number is missing, unknown or not a real number.
+        """
+        missing = [n for n in self.needs if n not in numbers]
+        unknown = sorted(n for n in numbers if n not in self.needs)
+        if missing or unknown:
+            problems = []
+            if missing:
+                problems.append(f"missing {', '.join(missing)}")
+            if unknown:
+                problems.append(f"unknown {', '.join(unknown)}")
+            raise ValueError(
+                f"{type(self).__name__} takes the numbers {', '.join(self.needs)}; "
+                + "; ".join(problems)
+            )
+        checked = {n: _scalar(numbers[n], n) for n in self.scalars}
+        checked |= {n: _collection(numbers[n], n) for n in self.collections}
+        return Verdict(verdict=self.decide(**checked), numbers=checked, rule=self.sentence)
+
+
+# --- Gaussian theory ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftFollowsClosedForm(Rule):
+    """The fitted mean is a martingale whose squared drift follows its closed form.
+
+    Claim (§3.1, App. A): the squared drift ``E||mu_t - mu_1||^2`` of the fully synthetic
+    Gaussian loop equals ``(tr Sigma_r / n) sum_tau lambda^tau``.
+
+    Numbers
+    -------
+    drift_ratios : sequence or mapping of float
+        For each λ (optionally each of several generations): the mean across replicates of the
+        ``mean_drift`` metric in the chapter's ``table``, divided by the closed form in its
+        ``theory`` frame, at an early generation (the chapter's ``early``, where the
+        replicates still sample the expectation; see the variance claim).
+
+    Parameters
+    ----------
+    tolerance : float
+        Largest relative deviation from the closed form for "reproduced".
+    partly_tolerance : float
+        Largest relative deviation for "partly"; beyond it the drift contradicts the closed form.
+    """
+
+    tolerance: float = 0.1
+    partly_tolerance: float = 0.25
+    collections: ClassVar[tuple[str, ...]] = ("drift_ratios",)
+
+    def __post_init__(self):
+        _check_threshold(self.tolerance, "tolerance", strict=True)
+        if not self.partly_tolerance >= self.tolerance:
+            raise ValueError(
+                f"partly_tolerance must be >= tolerance ({self.tolerance!r}); "
+                f"got {self.partly_tolerance!r}"
+            )
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the simulated mean squared drift of the fitted mean is within "
+            f"{_pct(self.tolerance)} of its closed form for every λ; partly when every λ is "
+            f"within {_pct(self.partly_tolerance)}; not reproduced otherwise"
+        )
+
+    def decide(self, drift_ratios) -> str:
+        worst = max(abs(r - 1) for r in _values(drift_ratios))
+        if worst <= self.tolerance:
+            return "reproduced"
+        return "partly" if worst <= self.partly_tolerance else "not reproduced"
+
+
+@dataclass(frozen=True)
+class VarianceCollapse(Rule):
+    """The total variance collapses in almost every run while its expectation stays put (λ = 1).
+
+    Claim (§3.1, App. A): ``Sigma_t -> 0`` almost surely even at λ = 1, while
+    ``E tr Sigma_t = lambda^(t-1) tr Sigma_r``.
+
+    Numbers
+    -------
+    median_ratio : float
+        Median over replicates of ``tr Sigma_t / tr Sigma_r`` at the last generation, λ = 1
+        (the chapter's ``median_ratio``).
+    early_mean, early_se : float
+        Mean over replicates of that ratio at an early generation and its standard error
+        (``early_mean``, ``early_se``); the closed form is 1.
+
+    Parameters
+    ----------
+    collapse_below : float
+        The median ratio must fall below this for "reproduced".
+    z : float
+        The early mean must lie within ``z`` standard errors of 1 for "reproduced".
+    """
+
+    collapse_below: float = 0.01
+    z: float = 3.0
+    inputs: ClassVar[tuple[str, ...]] = ("median_ratio", "early_mean", "early_se")
+
+    def __post_init__(self):
+        _check_threshold(self.collapse_below, "collapse_below", strict=True)
+        _check_threshold(self.z, "z", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when, at λ = 1, the median total variance at the last generation is "
+            f"below {_num(self.collapse_below)} times the real one while the mean across "
+            f"replicates at the early generation is within {_num(self.z)} standard errors of "
+            "the closed form; partly when the median falls below the real variance but not "
+            "both hold; not reproduced when the median does not fall"
+        )
+
+    def decide(self, median_ratio, early_mean, early_se) -> str:
+        if median_ratio >= 1:
+            return "not reproduced"
+        expectation = abs(early_mean - 1) <= self.z * early_se
+        return "reproduced" if median_ratio < self.collapse_below and expectation else "partly"
+
+
+# --- Fully synthetic loop -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitDrifts(Rule):
+    """A fully synthetic Gaussian fit drifts away from ``P_r`` (λ = 1).
+
+    Numbers
+    -------
+    w2_first, w2_last : float
+        Median squared W2 to ``P_r`` at generation 1 and at the last generation, λ = 1
+        (the chapter's ``g_first``, ``g_last``).
+
+    Parameters
+    ----------
+    growth : float
+        Factor by which the distance must grow for "reproduced".
+    """
+
+    growth: float = 2.0
+    inputs: ClassVar[tuple[str, ...]] = ("w2_first", "w2_last")
+
+    def __post_init__(self):
+        _check_threshold(self.growth, "growth", low=1.0)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the median squared W2 distance to P_r at the last generation is "
+            f"more than {_num(self.growth)} times that at generation 1 (λ = 1); partly when it "
+            "grows by less; not reproduced when it does not grow"
+        )
+
+    def decide(self, w2_first, w2_last) -> str:
+        if w2_last > self.growth * w2_first:
+            return "reproduced"
+        return "partly" if w2_last > w2_first else "not reproduced"
+
+
+@dataclass(frozen=True)
+class MixtureModes(Rule):
+    """A fully synthetic mixture loses modes; recall and modal variance track it, total variance
+    does not.
+
+    Numbers
+    -------
+    modes_first, modes_last : float
+        Median modes covered at generation 1 and at the last (``values["modes_covered"]``).
+    recall_first, recall_last : float
+        Median recall at the same generations (``values["recall"]``).
+    total_variance_change, modal_variance_change : float
+        Change of the median total variance and of the average per-component variance from the
+        first to the last generation, in percent (``tv_change``, ``mv_change``).
+
+    Parameters
+    ----------
+    variance_share : float
+        The total variance must change by less than this share of the modal variance's change.
+    """
+
+    variance_share: float = 0.5
+    inputs: ClassVar[tuple[str, ...]] = (
+        "modes_first",
+        "modes_last",
+        "recall_first",
+        "recall_last",
+        "total_variance_change",
+        "modal_variance_change",
+    )
+
+    def __post_init__(self):
+        _check_threshold(self.variance_share, "variance_share", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when modes covered and recall both fall from the first to the last "
+            "generation and the total variance changes by less than "
+            f"{_num(self.variance_share)} times as much as the modal variance; partly when only "
+            "some of this holds; not reproduced when neither modes covered nor recall falls"
+        )
+
+    def decide(self, **x) -> str:
+        modes_fall = x["modes_last"] < x["modes_first"]
+        recall_falls = x["recall_last"] < x["recall_first"]
+        if not (modes_fall or recall_falls):
+            return "not reproduced"
+        masked = abs(x["total_variance_change"]) < self.variance_share * abs(
+            x["modal_variance_change"]
+        )
+        return "reproduced" if modes_fall and recall_falls and masked else "partly"
+
+
+@dataclass(frozen=True)
+class MadTrend(Rule):
+    """An image loop goes MAD: FID rises while precision and recall fall (λ = 1).
+
+    Numbers
+    -------
+    fid_first, fid_last, precision_first, precision_last, recall_first, recall_last : float
+        Median FID, precision and recall at generation 1 and at the last generation (the DDPM
+        chapter's ``d[(1.0, name, "first" / "last")]``, the WGAN's ``w[(name, 1 / last)]``).
+    control_fid_max : float
+        Only with ``control=True``: the highest FID of the real-data control
+        (``control_fid.value.max()``); the last FID must exceed it too.
+
+    Parameters
+    ----------
+    fid_margin : float
+        By how much the last FID must exceed the reference(s) to count as a rise.
+    control : bool
+        Whether a real-data control's FID is part of the rule (a setting, not a threshold).
+    """
+
+    fid_margin: float = 0.0
+    control: bool = True
+    inputs: ClassVar[tuple[str, ...]] = (
+        "fid_first",
+        "fid_last",
+        "precision_first",
+        "precision_last",
+        "recall_first",
+        "recall_last",
+    )
+
+    def __post_init__(self):
+        _check_threshold(self.fid_margin, "fid_margin")
+
+    @property
+    def scalars(self) -> tuple[str, ...]:
+        return self.inputs + (("control_fid_max",) if self.control else ())
+
+    @property
+    def sentence(self) -> str:
+        above = (
+            "is above" if self.fid_margin == 0 else f"is more than {_num(self.fid_margin)} above"
+        )
+        reference = (
+            "both generation 1's FID and the real-data control's highest FID"
+            if self.control
+            else "generation 1's FID"
+        )
+        return (
+            f"reproduced when the FID at the last generation {above} {reference} and precision "
+            "and recall both fall; partly when only the FID rises so; not reproduced when it "
+            "does not"
+        )
+
+    def decide(self, **x) -> str:
+        reference = max(x["fid_first"], x["control_fid_max"]) if self.control else x["fid_first"]
+        fid_rises = x["fid_last"] > reference + self.fid_margin
+        if not fid_rises:
+            return "not reproduced"
+        pr_fall = (
+            x["precision_last"] < x["precision_first"] and x["recall_last"] < x["recall_first"]
+        )
+        return "reproduced" if pr_fall else "partly"
+
+
+@dataclass(frozen=True)
+class PrecisionHoldsRecallFalls(Rule):
+    """With sampling bias an image loop keeps precision while recall collapses.
+
+    Numbers
+    -------
+    precision_first, precision_last, recall_first, recall_last : float
+        Median precision and recall at generation 1 and at the last generation, at the
+        strongest bias run (the DDPM chapter's ``d[(lam_low, name, "first" / "last")]``).
+
+    Parameters
+    ----------
+    precision_tolerance : float
+        How far precision may fall and still count as kept.
+    """
+
+    precision_tolerance: float = 0.05
+    inputs: ClassVar[tuple[str, ...]] = (
+        "precision_first",
+        "precision_last",
+        "recall_first",
+        "recall_last",
+    )
+
+    def __post_init__(self):
+        _check_threshold(self.precision_tolerance, "precision_tolerance")
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when, at the strongest bias, recall falls from the first to the last "
+            "generation while precision falls by at most "
+            f"{_num(self.precision_tolerance)}; partly when recall falls and precision falls "
+            "by more; not reproduced when recall does not fall"
+        )
+
+    def decide(self, precision_first, precision_last, recall_first, recall_last) -> str:
+        if not recall_last < recall_first:
+            return "not reproduced"
+        holds = precision_last >= precision_first - self.precision_tolerance
+        return "reproduced" if holds else "partly"
+
+
+@dataclass(frozen=True)
+class FlowTails(Rule):
+    """A fully synthetic flow loses the tails, faster with sampling bias.
+
+    Numbers
+    -------
+    tail_first, tail_last : float
+        Median share of samples beyond the real 99% quantile of ``x2`` at generation 1 and at
+        the last generation, λ = 1 (``f[(1.0, "tail_share", 1 / flow_generations)]``).
+    biased_tail_last : float
+        The same share at the last generation with the smallest λ
+        (``f[(flow_low, "tail_share", flow_generations)]``).
+    w1_last, biased_w1_last : float
+        Median marginal W1 distance at the last generation, λ = 1 and smallest λ
+        (``f[(1.0 / flow_low, "marginal_w1", flow_generations)]``).
+
+    Parameters
+    ----------
+    tail_fraction : float
+        The tails count as lost when the last tail share is below this fraction of the first.
+    """
+
+    tail_fraction: float = 1.0
+    inputs: ClassVar[tuple[str, ...]] = (
+        "tail_first",
+        "tail_last",
+        "biased_tail_last",
+        "w1_last",
+        "biased_w1_last",
+    )
+
+    def __post_init__(self):
+        _check_threshold(self.tail_fraction, "tail_fraction", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        below = (
+            "its generation-1 value"
+            if self.tail_fraction == 1
+            else f"{_num(self.tail_fraction)} times its generation-1 value"
+        )
+        return (
+            "reproduced when at λ = 1 the share of samples beyond the real 99% quantile at the "
+            f"last generation is below {below} and, with the smallest λ, the last tail share is "
+            "no larger and the marginal W1 distance larger than at λ = 1; partly when one of "
+            "the two holds; not reproduced when neither does"
+        )
+
+    def decide(self, tail_first, tail_last, biased_tail_last, w1_last, biased_w1_last) -> str:
+        lost = tail_last < self.tail_fraction * tail_first
+        faster = biased_tail_last <= tail_last and biased_w1_last > w1_last
+        if lost and faster:
+            return "reproduced"
+        return "partly" if lost or faster else "not reproduced"
+
+
+# --- Synthetic augmentation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentationSlows(Rule):
+    """A fixed real set slows the degradation of the fully synthetic loop but does not stop it.
+
+    Numbers
+    -------
+    fully_ratio : float
+        Median squared W2 at the last generation over that at generation 1, fully synthetic
+        Gaussian loop, λ = 1 (``ratios[("fully synthetic", 1.0)]``).
+    augmented_ratios : sequence of float
+        The same ratio for each augmented loop (last model, accumulated pool), λ = 1.
+    worst_augmented_ratio : float
+        The largest ratio over the augmented loops and all λ (``worst_aug``).
+    fully_modes : float
+        Median modes covered by the fully synthetic mixture at its last generation
+        (``modes[("fully synthetic", mixture_generations)]``).
+    augmented_modes : sequence of float
+        The same for each augmented mixture loop.
+
+    Parameters
+    ----------
+    degrades_above : float
+        Degradation counts as still present when the worst augmented ratio exceeds this.
+    """
+
+    degrades_above: float = 1.0
+    inputs: ClassVar[tuple[str, ...]] = ("fully_ratio", "worst_augmented_ratio", "fully_modes")
+    collections: ClassVar[tuple[str, ...]] = ("augmented_ratios", "augmented_modes")
+
+    def __post_init__(self):
+        _check_threshold(self.degrades_above, "degrades_above", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when, at λ = 1, every augmented Gaussian loop ends with a smaller "
+            "last-to-first W2² ratio than the fully synthetic loop and every augmented mixture "
+            "keeps at least as many modes, while the worst augmented ratio over all λ is still "
+            f"above {_num(self.degrades_above)}; partly when augmentation slows the loop but no "
+            "augmented ratio exceeds that; not reproduced when augmentation does not slow it"
+        )
+
+    def decide(
+        self, fully_ratio, worst_augmented_ratio, fully_modes, augmented_ratios, augmented_modes
+    ) -> str:
+        slows = all(r < fully_ratio for r in _values(augmented_ratios)) and all(
+            m >= fully_modes for m in _values(augmented_modes)
+        )
+        if not slows:
+            return "not reproduced"
+        return "reproduced" if worst_augmented_ratio > self.degrades_above else "partly"
+
+
+@dataclass(frozen=True)
+class AugmentationFidGrowth(Rule):
+    """A DDPM loop with synthetic augmentation degrades more slowly than the fully synthetic one.
+
+    Two outcomes only, as before: the rule compares the two loops, not the sign of the growth.
+
+    Numbers
+    -------
+    augmented_growth, fully_growth : sequence or mapping of float
+        FID at the last generation minus FID at generation 1, for each λ, with augmentation and
+        fully synthetic (``fid_growth[("synthetic_augmentation" / "fully_synthetic", lam)]``
+        for ``lam`` in ``ddpm_lams``); paired by position, or by key when both are mappings.
+
+    Parameters
+    ----------
+    margin : float
+        By how much the augmented growth must stay below the fully synthetic one.
+    """
+
+    margin: float = 0.0
+    collections: ClassVar[tuple[str, ...]] = ("augmented_growth", "fully_growth")
+
+    def __post_init__(self):
+        _check_threshold(self.margin, "margin")
+
+    @property
+    def sentence(self) -> str:
+        below = "below" if self.margin == 0 else f"more than {_num(self.margin)} below"
+        return (
+            "reproduced when, for every λ, the FID growth from generation 1 to the last with "
+            f"augmentation is {below} the fully synthetic loop's; not reproduced otherwise"
+        )
+
+    def decide(self, augmented_growth, fully_growth) -> str:
+        pairs = _paired(augmented_growth, fully_growth, "augmented_growth", "fully_growth")
+        slower = all(a < f - self.margin for a, f in pairs)
+        return "reproduced" if slower else "not reproduced"
+
+
+# --- Fresh data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimitForgetsStart(Rule):
+    """The fresh data loop converges to a limit that does not depend on ``n_ini``.
+
+    Numbers
+    -------
+    limit_gap : float
+        Largest relative difference, over λ, between the limits reached from the smallest and
+        the largest ``n_ini`` (the chapter's ``gap``).
+    start_first, start_last : float
+        Median squared W2 at generation 1 for the smallest and the largest ``n_ini``
+        (``starts``, as glued in ``fresh_start_first`` / ``fresh_start_last``).
+
+    Parameters
+    ----------
+    tolerance : float
+        Largest relative difference of the limits for "reproduced".
+    """
+
+    tolerance: float = 0.1
+    inputs: ClassVar[tuple[str, ...]] = ("limit_gap", "start_first", "start_last")
+
+    def __post_init__(self):
+        _check_threshold(self.tolerance, "tolerance", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the limits reached from the two n_ini differ by less than "
+            f"{_pct(self.tolerance)} for every λ; partly when they differ by more but by less "
+            "than the starting distances do; not reproduced when they are no closer than the "
+            "starts"
+        )
+
+    def decide(self, limit_gap, start_first, start_last) -> str:
+        if limit_gap < self.tolerance:
+            return "reproduced"
+        start_gap = abs(start_first / start_last - 1) if start_last else math.inf
+        return "partly" if limit_gap < start_gap else "not reproduced"
+
+
+@dataclass(frozen=True)
+class MemoryGain(Rule):
+    """Synthetic data from the ``K`` most recent models raise ``n_e/n_r``, with diminishing
+    returns.
+
+    Numbers
+    -------
+    ks : sequence of float
+        The memories ``K``, increasing (``memory_summary.K``).
+    ratios : sequence of float
+        ``n_e/n_r`` for each ``K`` (``memory_summary.ratio``).
+
+    Parameters
+    ----------
+    min_gain : float
+        Each larger ``K`` must raise ``n_e/n_r`` by more than this.
+    """
+
+    min_gain: float = 0.0
+    collections: ClassVar[tuple[str, ...]] = ("ks", "ratios")
+
+    def __post_init__(self):
+        _check_threshold(self.min_gain, "min_gain")
+
+    @property
+    def sentence(self) -> str:
+        by = "" if self.min_gain == 0 else f" by more than {_num(self.min_gain)}"
+        return (
+            f"reproduced when every larger K raises n_e/n_r{by} and the gain per added model "
+            "shrinks from step to step; partly when the largest K still beats K = 1 but not "
+            "both hold; not reproduced when the largest K does no better than the smallest"
+        )
+
+    def decide(self, ks, ratios) -> str:
+        pairs = _paired(ks, ratios, "ks", "ratios")
+        if len(pairs) < 2 or any(b[0] <= a[0] for a, b in pairwise(pairs)):
+            raise ValueError(f"ks must hold at least two increasing values; got {ks}")
+        steps = [(b[1] - a[1], b[0] - a[0]) for a, b in pairwise(pairs)]
+        if pairs[-1][1] <= pairs[0][1]:
+            return "not reproduced"
+        increasing = all(gain > self.min_gain for gain, _ in steps)
+        per_model = [gain / dk for gain, dk in steps]
+        diminishing = all(b < a for a, b in pairwise(per_model))
+        return "reproduced" if increasing and diminishing else "partly"
+
+
+@dataclass(frozen=True)
+class PoolPlateau(Rule):
+    """With a pool of size ``n`` and real fraction ``p``, smaller ``p`` slows the improvement and
+    any λ < 1 plateaus.
+
+    Numbers
+    -------
+    slowdown : float
+        Smallest, over ``n``, ratio of the λ = 1 limit with the smallest ``p`` to that with the
+        largest ``p`` (the chapter's ``slowdown``).
+    gain_unbiased, gain_biased : float
+        Limit at the smallest ``n`` over that at the largest, smallest ``p``, at λ = 1 and at
+        the smallest λ (``gain_unbiased``, ``gain_biased``).
+
+    Parameters
+    ----------
+    slowdown_above : float
+        The slowdown must exceed this at every ``n``.
+    plateau_factor : float
+        The biased gain must be this many times smaller than the unbiased one.
+    """
+
+    slowdown_above: float = 1.0
+    plateau_factor: float = 10.0
+    inputs: ClassVar[tuple[str, ...]] = ("slowdown", "gain_unbiased", "gain_biased")
+
+    def __post_init__(self):
+        _check_threshold(self.slowdown_above, "slowdown_above", strict=True)
+        _check_threshold(self.plateau_factor, "plateau_factor", low=1.0)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when at λ = 1 the limit with the smallest p is more than "
+            f"{_num(self.slowdown_above)} times that with the largest p at every n, and growing n "
+            f"improves the biased limit more than {_num(self.plateau_factor)} times less than "
+            "the unbiased one; partly when only some of this holds; not reproduced when smaller "
+            "p does not slow the loop and the biased limit improves at least as much as the "
+            "unbiased one"
+        )
+
+    def decide(self, slowdown, gain_unbiased, gain_biased) -> str:
+        slows = slowdown > self.slowdown_above
+        if slows and gain_biased < gain_unbiased / self.plateau_factor:
+            return "reproduced"
+        if not slows and gain_biased >= gain_unbiased:
+            return "not reproduced"
+        return "partly"
+
+
+@dataclass(frozen=True)
+class FidConverges(Rule):
+    """A fresh data image loop converges to the same FID whatever ``n_ini``.
+
+    Numbers
+    -------
+    limit_gap : float
+        Relative difference of the FIDs averaged over the last generations, started from the
+        two ``n_ini`` (the chapter's ``limit_gap``).
+
+    Parameters
+    ----------
+    reproduced_below, partly_below : float
+        Largest relative gap for "reproduced" and for "partly".
+    """
+
+    reproduced_below: float = 0.5
+    partly_below: float = 1.0
+    inputs: ClassVar[tuple[str, ...]] = ("limit_gap",)
+
+    def __post_init__(self):
+        _check_threshold(self.reproduced_below, "reproduced_below", strict=True)
+        if not self.partly_below >= self.reproduced_below:
+            raise ValueError(
+                f"partly_below must be >= reproduced_below ({self.reproduced_below!r}); "
+                f"got {self.partly_below!r}"
+            )
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the FIDs the two n_ini reach over the last generations differ by "
+            f"less than {_pct(self.reproduced_below)}; partly when by less than "
+            f"{_pct(self.partly_below)}; not reproduced otherwise"
+        )
+
+    def decide(self, limit_gap) -> str:
+        if limit_gap < self.reproduced_below:
+            return "reproduced"
+        return "partly" if limit_gap < self.partly_below else "not reproduced"
+
+
+# --- Effective sample size ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticWorth(Rule):
+    """Unbiased synthetic data can raise ``n_e/n_r``; too much biased synthetic data lowers it.
+
+    Numbers
+    -------
+    best_unbiased : float
+        Largest ``n_e/n_r`` over the ``(n_r, n_s)`` grid at λ = 1 (``best_unbiased``).
+    worst_biased : float
+        Smallest ``n_e/n_r`` over the grid at the smallest λ (``worst_biased``).
+
+    Parameters
+    ----------
+    helps_above : float
+        Unbiased synthetic data count as helping when the best ratio exceeds this.
+    hurts_below : float
+        Biased synthetic data count as hurting when the worst ratio is below this.
+    """
+
+    helps_above: float = 1.0
+    hurts_below: float = 1.0
+    inputs: ClassVar[tuple[str, ...]] = ("best_unbiased", "worst_biased")
+
+    def __post_init__(self):
+        _check_threshold(self.helps_above, "helps_above", strict=True)
+        _check_threshold(self.hurts_below, "hurts_below", strict=True)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the best n_e/n_r at λ = 1 is above "
+            f"{_num(self.helps_above)} and the worst at the smallest λ is below "
+            f"{_num(self.hurts_below)}; partly when only one holds; not reproduced when neither"
+        )
+
+    def decide(self, best_unbiased, worst_biased) -> str:
+        helps = best_unbiased > self.helps_above
+        hurts = worst_biased < self.hurts_below
+        if helps and hurts:
+            return "reproduced"
+        return "partly" if helps or hurts else "not reproduced"
+
+
+@dataclass(frozen=True)
+class AdmissibleGrowth(Rule):
+    """The admissible amount of biased synthetic data does not grow with ``n_r``.
+
+    Numbers
+    -------
+    admissible_growth : float
+        Largest admissible ``n_s`` at the largest ``n_r`` with any, over that at the smallest,
+        at the smallest λ (``admissible_growth``; 1 when no cell is admissible).
+    n_real_growth : float
+        Largest ``n_r`` of the grid over the smallest (``n_real_growth``).
+
+    Parameters
+    ----------
+    factor : float
+        The admissible ``n_s`` must grow this many times less than ``n_r`` for "reproduced".
+    """
+
+    factor: float = 10.0
+    inputs: ClassVar[tuple[str, ...]] = ("admissible_growth", "n_real_growth")
+
+    def __post_init__(self):
+        _check_threshold(self.factor, "factor", low=1.0)
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when, at the smallest λ, the largest admissible n_s grows across the grid "
+            f"more than {_num(self.factor)} times less than n_r does; partly when it grows less "
+            "than n_r but not that much less; not reproduced when it grows at least as much "
+            "as n_r"
+        )
+
+    def decide(self, admissible_growth, n_real_growth) -> str:
+        if admissible_growth < n_real_growth / self.factor:
+            return "reproduced"
+        return "partly" if admissible_growth < n_real_growth else "not reproduced"
+
+
+# --- Registry -------------------------------------------------------------------------------
+
+RULES: dict[str, Rule] = {
+    "theory_mean_drift": DriftFollowsClosedForm(),
+    "theory_variance_collapse": VarianceCollapse(),
+    "fully_gaussian_drift": FitDrifts(),
+    "fully_mixture_modes": MixtureModes(),
+    "fully_ddpm": MadTrend(control=True),
+    "fully_ddpm_bias": PrecisionHoldsRecallFalls(),
+    "fully_flow_tails": FlowTails(),
+    "fully_wgan": MadTrend(control=False),
+    "augmentation_slows": AugmentationSlows(),
+    "augmentation_ddpm": AugmentationFidGrowth(),
+    "fresh_limit": LimitForgetsStart(),
+    "fresh_memory": MemoryGain(),
+    "fresh_pool": PoolPlateau(),
+    "fresh_ddpm_limit": FidConverges(),
+    "ess_synthetic_worth": SyntheticWorth(),
+    "ess_admissible_growth": AdmissibleGrowth(),
+}
+"""Every claim's rule, by name, with the book's thresholds."""
+
+
+def judge(rule_name: str, **numbers) -> Verdict:
+    """Judge a chapter's measured ``numbers`` with the rule ``RULES[rule_name]``.
+
+    Parameters
+    ----------
+    rule_name : str
+        A key of :data:`RULES`.
+    **numbers
+        Exactly the numbers the rule takes (see its ``needs`` and docstring).
+
+    Returns
+    -------
+    Verdict
+        The verdict, the numbers used and the rule's sentence.
+
+    Raises
+    ------
+    ValueError
+        If ``rule_name`` is unknown, or a number is missing, unknown or not a number.
+    """
+    check_choice(rule_name, "rule_name", RULES)
+    return RULES[rule_name](**numbers)

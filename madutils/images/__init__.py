@@ -1,1 +1,0 @@
-"""Image data, feature network and image models for the paper's MNIST experiments."""

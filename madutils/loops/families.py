@@ -1,0 +1,161 @@
+"""The loop families and the synthetic sources: what each generation trains on, once for all.
+
+Generation 1 trains a model on ``n_ini`` real samples. Every generation ``t >= 2`` trains a new
+model from scratch on a real part and a synthetic part:
+
+=========================  ================================  ==============================
+family                     real part                         synthetic part
+=========================  ================================  ==============================
+``fully_synthetic``        none                              ``n_synthetic`` samples
+``synthetic_augmentation`` generation 1's real set (fixed)   ``n_synthetic`` samples
+``fresh_data``             ``n_real`` new real samples       ``n_synthetic`` samples
+=========================  ================================  ==============================
+
+The synthetic samples, drawn with sampling bias ``lam``, come from (``synthetic_source``)
+
+- ``"last"``: the previous model ``G^{t-1}`` (the paper's default);
+- ``"accumulate"``: a pool holding the ``n_synthetic`` samples each earlier model
+  ``G^1, ..., G^{t-1}`` drew, so the pool grows by ``n_synthetic`` per generation (the
+  paper's E4);
+- ``"memory"``: ``n_synthetic`` draws, each from a model picked uniformly among the ``K``
+  most recent ones (the paper's appendix, E8).
+
+Both kinds of loop (:mod:`madutils.loops.batched` and :mod:`madutils.loops.images`) take
+their default sizes from :func:`family_sizes`, check them with :func:`check_family_sizes`, and
+build every training set with :class:`TrainingSetRecipe`, so a family means the same for a
+Gaussian and for a DDPM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "FAMILIES",
+    "SYNTHETIC_SOURCES",
+    "TrainingSetRecipe",
+    "check_family_sizes",
+    "family_sizes",
+]
+
+FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
+SYNTHETIC_SOURCES = ("last", "accumulate", "memory")
+
+
+def family_sizes(
+    family: str, n_ini: int, n_real: int | None, n_synthetic: int | None
+) -> tuple[int, int]:
+    """The real and synthetic sample counts of every generation ``t >= 2``.
+
+    ``None`` takes the family's default: ``n_synthetic = n_ini`` in the fully synthetic and
+    synthetic augmentation loops, ``n_real = 0`` in the fully synthetic loop and ``n_ini`` in
+    the synthetic augmentation loop (its real set is generation 1's). A fresh data loop has
+    no default: its two sizes are the experiment.
+
+    Raises
+    ------
+    ValueError
+        For a fresh data loop without ``n_real`` or ``n_synthetic``.
+    """
+    if family == "fresh_data":
+        if n_real is None or n_synthetic is None:
+            raise ValueError(
+                "a fresh_data loop needs n_real and n_synthetic (the new real and the "
+                "synthetic samples of every generation t >= 2)"
+            )
+        return n_real, n_synthetic
+    default_real = 0 if family == "fully_synthetic" else n_ini
+    return (
+        default_real if n_real is None else n_real,
+        n_ini if n_synthetic is None else n_synthetic,
+    )
+
+
+def check_family_sizes(family: str, n_ini: int, n_real: int, n_synthetic: int) -> None:
+    """The size rules of the loop families.
+
+    Fully synthetic: no real data, at least one synthetic sample; synthetic augmentation:
+    generation 1's real set again (``n_real == n_ini``); fresh data: at least one new real
+    sample per generation.
+    """
+    if family == "fully_synthetic":
+        if n_real != 0:
+            raise ValueError(f"n_real must be 0 in a fully_synthetic loop; got {n_real}")
+        if n_synthetic < 1:
+            raise ValueError(
+                "n_synthetic must be >= 1 in a fully_synthetic loop (its only training data)"
+            )
+    elif family == "synthetic_augmentation":
+        if n_real != n_ini:
+            raise ValueError(
+                "n_real must equal n_ini in a synthetic_augmentation loop (its real set is "
+                f"generation 1's, fixed); got n_real={n_real}, n_ini={n_ini}"
+            )
+    elif n_real < 1:
+        raise ValueError(f"n_real must be >= 1 in a fresh_data loop; got {n_real}")
+
+
+def real_samples_needed(family: str, n_ini: int, n_real: int, generations: int) -> int:
+    """Real training samples a run draws in all (fresh data never reuses one)."""
+    if family == "fresh_data":
+        return n_ini + n_real * (generations - 1)
+    return n_ini
+
+
+class TrainingSetRecipe:
+    """Builds the training set of every generation from a loop's own pieces.
+
+    A loop hands over how to draw ``n`` real samples, how to draw the synthetic part and how
+    to join parts; this class decides, for the family, which parts a generation gets. It keeps
+    generation 1's real set for the synthetic augmentation loop.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    n_ini, n_real, n_synthetic : int
+        The resolved sizes (:func:`family_sizes`).
+    draw_real : callable
+        ``draw_real(n, rng)``: ``n`` real samples not used before (fresh data) or the first
+        ``n_ini`` (generation 1).
+    synthetic_part : callable
+        ``synthetic_part(rng)``: the ``n_synthetic`` synthetic samples of this generation, from
+        the loop's synthetic source.
+    join : callable
+        ``join(parts)``: one training set from a list of parts.
+    """
+
+    def __init__(
+        self,
+        family: str,
+        n_ini: int,
+        n_real: int,
+        n_synthetic: int,
+        *,
+        draw_real: Callable[[int, Any], Any],
+        synthetic_part: Callable[[Any], Any],
+        join: Callable[[list], Any],
+    ):
+        self.family = family
+        self.n_ini = n_ini
+        self.n_real = n_real
+        self.n_synthetic = n_synthetic
+        self.draw_real = draw_real
+        self.synthetic_part = synthetic_part
+        self.join = join
+        self.first_real = None
+
+    def __call__(self, generation: int, rng=None):
+        """The training set of ``generation``; ``rng`` is passed to the drawing functions."""
+        if generation == 1:
+            self.first_real = self.draw_real(self.n_ini, rng)
+            return self.first_real
+        parts = []
+        if self.family == "synthetic_augmentation":
+            parts.append(self.first_real)
+        elif self.family == "fresh_data":
+            parts.append(self.draw_real(self.n_real, rng))
+        if self.n_synthetic > 0:
+            parts.append(self.synthetic_part(rng))
+        return self.join(parts)

@@ -50,8 +50,10 @@ class ImageStream(enum.IntEnum):
 
 
 class FigureStream(enum.IntEnum):
-    """Streams ``stream(seed, 0, purpose)`` of real samples drawn only for the book's figures."""
+    """Streams of draws made only for the book's figures: ``stream(seed, 0, purpose)`` for real
+    samples beside a model's, ``stream(seed, EMBEDDING)`` for the t-SNE map's subsets."""
 
+    EMBEDDING = 0  # the images a t-SNE map of features shows
     FLOW_REAL = 97  # Rosenbrock samples beside the flow's
     MIXTURE_REAL = 98  # grid-mixture samples beside the mixture's
     EFFECTIVE_SIZE = 7  # the fresh-data memory loop's effective sample size

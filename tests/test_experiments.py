@@ -9,8 +9,6 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from madutils import plotting  # noqa: E402
-from madutils.analysis.claims import Claim, load_claims, record_claims  # noqa: E402
-from madutils.loops.config import LoopConfig  # noqa: E402
 from madutils.analysis import (  # noqa: E402
     effective_sample_sizes,
     fresh_data_limits,
@@ -18,7 +16,9 @@ from madutils.analysis import (  # noqa: E402
     run_sweep,
     sample_snapshots,
 )
+from madutils.analysis.claims import Claim, load_claims, record_claims  # noqa: E402
 from madutils.loops.batched import run_loop  # noqa: E402
+from madutils.loops.config import LoopConfig  # noqa: E402
 from madutils.metrics import METRICS  # noqa: E402
 from madutils.metrics.effective import limiting_distance  # noqa: E402
 
@@ -74,16 +74,34 @@ def test_paths_and_snapshots_follow_the_loop():
 
 
 def test_sweep_labels_varied_settings(tmp_path):
-    table = run_sweep(
+    sweep = run_sweep(
         LoopConfig(n_ini=20, generations=2, seeds=2),
         tmp_path,
         progress=False,
         lam=[1.0, 0.5],
         synthetic_source=["last", "accumulate"],
     )
+    table = sweep.table
     assert set(table.lam) == {1.0, 0.5} and set(table.synthetic_source) == {"last", "accumulate"}
+    assert len(sweep.results) == 4 and sweep.result(lam=0.5, synthetic_source="last")
+    assert set(sweep.timings.synthetic_source) == {"last", "accumulate"}
     with pytest.raises(ValueError, match="unknown setting"):
         run_sweep(LoopConfig(), lamda=[1.0])
+    with pytest.raises(ValueError, match="must be a list"):
+        run_sweep(LoopConfig(), lam=1.0)
+
+
+def test_sweep_keeps_run_seed_and_replicate_apart():
+    sweep = run_sweep(
+        LoopConfig(n_ini=20, generations=2, seeds=3), None, progress=False, seed=[0, 1]
+    )
+    table = sweep.table
+    assert set(table.seed) == {0, 1} and set(table.replicate) == {0, 1, 2}
+    keys = table[["seed", "replicate", "generation", "metric"]]
+    assert not keys.duplicated().any()
+    first = table[table.seed == 0].value.to_numpy()
+    second = table[table.seed == 1].value.to_numpy()
+    assert not np.allclose(first, second)  # two run seeds: two different runs
 
 
 def test_claims_round_trip_and_verdicts(tmp_path):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from madutils.loops.images import ImageRun, run_image_loop
 from madutils.loops.image_config import IMAGE_METRICS, ImageLoopConfig
+from madutils.loops.images import ImageRun, run_image_loop
 
 TINY = dict(
     dataset="digits",
@@ -29,6 +29,10 @@ TINY = dict(
 )
 
 
+#: A fresh data loop's two sizes (it has no defaults for them).
+FRESH = dict(family="fresh_data", n_real=60, n_synthetic=60)
+
+
 @pytest.fixture
 def cache(tmp_path):
     return tmp_path / "cache"
@@ -45,7 +49,8 @@ def _values(table):
 
 @pytest.mark.parametrize("family", ["fully_synthetic", "synthetic_augmentation", "fresh_data"])
 def test_every_family_runs_and_stores_each_generation(tmp_path, cache, family):
-    result = _run(tmp_path, cache, family=family, lam=0.8)
+    sizes = dict(n_real=60, n_synthetic=60) if family == "fresh_data" else {}
+    result = _run(tmp_path, cache, family=family, lam=0.8, **sizes)
     table = result.table
     assert sorted(table.generation.unique()) == [0, 1, 2, 3]
     assert set(table.metric) == set(IMAGE_METRICS)
@@ -70,13 +75,13 @@ def test_real_data_floor_is_better_than_an_untrained_model(tmp_path, cache):
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, cache):
     in_memory = run_image_loop(
-        ImageLoopConfig(**{**TINY, "generations": 4, "family": "fresh_data"}),
+        ImageLoopConfig(**{**TINY, **FRESH, "generations": 4}),
         None,
         progress=False,
         cache_dir=cache,
     )
-    _run(tmp_path, cache, family="fresh_data", generations=2)
-    resumed = _run(tmp_path, cache, family="fresh_data", generations=4)
+    _run(tmp_path, cache, **FRESH, generations=2)
+    resumed = _run(tmp_path, cache, **FRESH, generations=4)
     assert resumed.run_dir is not None
     torch.testing.assert_close(
         torch.tensor(_values(resumed.table)), torch.tensor(_values(in_memory.table))
@@ -104,7 +109,7 @@ def test_other_settings_never_overwrite_a_run(tmp_path, cache):
 
 def test_running_out_of_fresh_real_images_is_a_clear_error(tmp_path, cache):
     with pytest.raises(ValueError, match=r"needs 1660 real images .* but only 1647"):
-        _run(tmp_path, cache, family="fresh_data", n_ini=60, n_real=200, generations=9)
+        _run(tmp_path, cache, **{**FRESH, "n_real": 200}, n_ini=60, generations=9)
 
 
 @pytest.mark.parametrize(
@@ -171,11 +176,13 @@ def test_full_mnist_from_idx_files_pools_train_and_test(tmp_path, cache):
 def test_sample_panels_and_feature_map(tmp_path, cache, monkeypatch):
     monkeypatch.setenv("MADUTILS_CACHE", str(cache))
     from madutils import plotting
-    from madutils.analysis.images import feature_embedding, run_image_sweep, sample_panels
+    from madutils.analysis import feature_embedding, run_sweep, sample_panels
 
-    runs = run_image_sweep(
+    sweep = run_sweep(
         ImageLoopConfig(**{**TINY, "generations": 2}), tmp_path / "runs", lam=[1.0, 0.5]
     )
+    runs = sweep.results
+    assert set(sweep.table.lam) == {1.0, 0.5} and set(sweep.table.replicate) == {0}
     assert [r.config.lam for r in runs] == [1.0, 0.5]
     assert (runs[1].table.lam == 0.5).all()
     panels = sample_panels(runs[0], [0, 2], per_class=3)
@@ -191,11 +198,11 @@ def test_sample_panels_and_feature_map(tmp_path, cache, monkeypatch):
     fig = plotting.image_panels(panels, per_row=3)
     assert len(fig.axes[0].images) == 1
     with pytest.raises(ValueError, match="unknown setting"):
-        run_image_sweep(ImageLoopConfig(**TINY), None, lamda=[1.0])
+        run_sweep(ImageLoopConfig(**TINY), None, lamda=[1.0])
 
 
 def test_wgan_loop_labels_its_samples_with_the_feature_network(tmp_path, cache):
-    changes = dict(model="wgan", width=8, latent_dim=8, lam=0.7, family="fresh_data")
+    changes = dict(model="wgan", width=8, latent_dim=8, lam=0.7, **FRESH)
     in_memory = run_image_loop(
         ImageLoopConfig(**{**TINY, **changes, "generations": 3}),
         None,
@@ -217,3 +224,75 @@ def test_wgan_loop_labels_its_samples_with_the_feature_network(tmp_path, cache):
     assert type(run.model(1)).__name__ == "WGANGP"
     with pytest.raises(ValueError, match="divisible by 4"):
         ImageLoopConfig(**{**TINY, **changes, "image_size": 10})
+
+
+def test_fresh_data_needs_both_sizes_as_in_every_loop():
+    from madutils.loops.config import LoopConfig
+
+    for config, sizes in ((ImageLoopConfig, TINY), (LoopConfig, {"n_ini": 20})):
+        with pytest.raises(ValueError, match="needs n_real and n_synthetic"):
+            config(**{**sizes, "family": "fresh_data"})
+
+
+@pytest.mark.parametrize("source", ["accumulate", "memory"])
+def test_synthetic_sources_of_image_loops_resume_exactly(tmp_path, cache, source):
+    changes = dict(synthetic_source=source, memory=2, n_synthetic=30, generations=4)
+    in_memory = run_image_loop(
+        ImageLoopConfig(**{**TINY, **changes}), None, progress=False, cache_dir=cache
+    )
+    last = run_image_loop(
+        ImageLoopConfig(**{**TINY, **changes, "synthetic_source": "last"}),
+        None,
+        progress=False,
+        cache_dir=cache,
+    )
+    _run(tmp_path, cache, **{**changes, "generations": 2})
+    resumed = _run(tmp_path, cache, **changes)
+    torch.testing.assert_close(
+        torch.tensor(_values(resumed.table)), torch.tensor(_values(in_memory.table))
+    )
+    # generations 1 and 2 train alike; from generation 3 the source makes a difference
+    early = in_memory.table.generation <= 2
+    pd.testing.assert_frame_equal(
+        in_memory.table[early].drop(columns=[]).reset_index(drop=True),
+        last.table[early].reset_index(drop=True),
+    )
+    assert not (
+        in_memory.table[~early].value.to_numpy() == last.table[~early].value.to_numpy()
+    ).all()
+
+
+def test_accumulated_pool_grows_by_n_synthetic_per_generation(cache):
+    from madutils.loops.images import ImageLoop, prepare_real_images
+
+    config = ImageLoopConfig(
+        **{**TINY, "synthetic_source": "accumulate", "n_synthetic": 20, "generations": 3}
+    ).resolved()
+    sizes = []
+    loop = ImageLoop(config, None, prepare_real_images(config, cache_dir=cache), progress=False)
+    original = loop.training_set.synthetic_part
+    loop.training_set.synthetic_part = lambda rng: (
+        sizes.append(len(original(rng).labels)) or (original(rng))
+    )
+    for generation in (1, 2, 3):
+        loop.step(generation)
+    assert sizes == [20, 40]
+
+
+def test_memory_source_draws_from_the_k_most_recent_generations(cache):
+    from madutils.loops.images import ImageLoop, prepare_real_images
+
+    config = ImageLoopConfig(
+        **{**TINY, "synthetic_source": "memory", "memory": 2, "n_synthetic": 40}
+    ).resolved()
+    loop = ImageLoop(config, None, prepare_real_images(config, cache_dir=cache), progress=False)
+    for generation in (1, 2, 3):
+        loop.step(generation)
+    assert len(loop.synthetic) == 2  # only the K = 2 most recent generations are kept
+    part = loop._synthetic_part(torch.Generator().manual_seed(0))
+    kept = [torch.as_tensor(images) for images, _ in loop.synthetic]
+    quantised = (part.images * 255).round().to(torch.uint8)
+    from_each = [
+        sum(bool((image == k).all(dim=(1, 2, 3)).any()) for image in quantised) for k in kept
+    ]
+    assert len(part.labels) == 40 and all(n > 5 for n in from_each)

@@ -18,6 +18,7 @@ __all__ = [
     "feature_embedding",
     "fresh_data_limits",
     "gaussian_paths",
+    "generation_seconds",
     "run_sweep",
     "sample_panels",
     "sample_snapshots",
@@ -28,11 +29,10 @@ _WHERE = {
     "fresh_data_limits": "gaussian",
     "gaussian_paths": "gaussian",
     "sample_snapshots": "gaussian",
-    "run_sweep": "gaussian",
+    "run_sweep": "sweep",
+    "generation_seconds": "sweep",
     "feature_embedding": "images",
     "sample_panels": "images",
-    "run_image_sweep": "images",
-    "sweep_table": "images",
 }
 
 

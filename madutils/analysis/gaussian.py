@@ -1,8 +1,7 @@
-"""Multi-run experiments behind the book's chapters.
+"""Gaussian loops looked at closely: parameter paths, sample snapshots and whole fresh-data grids.
 
 The notebooks stay thin: each figure's data comes from one call here.
 
-- :func:`run_sweep`: one loop configuration varied over a grid of settings, results stored.
 - :func:`gaussian_paths`: the fitted means and covariance traces of every generation (E1).
 - :func:`sample_snapshots`: samples of chosen generations, for scatter plots.
 - :func:`fresh_data_limits`: limiting distances of many fresh-data Gaussian loops, all cells
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,57 +20,20 @@ import torch
 from tqdm import tqdm
 
 from madutils._validation import check_positive_int
-from madutils.loops.config import LoopConfig
 from madutils.data.distributions import GaussianDistribution
-from madutils.models.gaussian_statistics import draw_gaussian_statistics
 from madutils.linalg import psd_factor
-from madutils.loops.batched import iterate_loop, run_loop
+from madutils.loops.batched import iterate_loop
+from madutils.loops.config import LoopConfig
 from madutils.metrics.effective import effective_sample_size
-from madutils.rng import stream
+from madutils.models.gaussian_statistics import draw_gaussian_statistics
+from madutils.rng import BatchedStream, stream
 
 __all__ = [
     "effective_sample_sizes",
     "fresh_data_limits",
     "gaussian_paths",
-    "run_sweep",
     "sample_snapshots",
 ]
-
-
-def run_sweep(
-    base: LoopConfig, runs_dir: str | Path | None = None, *, progress: bool = True, **vary
-) -> pd.DataFrame:
-    """Run ``base`` for every combination of the settings in ``vary``; concatenate the tables.
-
-    Parameters
-    ----------
-    base : LoopConfig
-        Settings shared by all runs.
-    runs_dir : str or Path, optional
-        Results store; finished runs are read back instead of recomputed.
-    **vary : list
-        Setting name to the values it takes, e.g. ``lam=[1.0, 0.8], family=[...]``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The long-form tables of all runs, with one extra column per varied setting that the
-        table does not already have.
-    """
-    names = list(vary)
-    unknown = [n for n in names if n not in {f.name for f in dataclasses.fields(LoopConfig)}]
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; valid: {sorted(LoopConfig().to_dict())}")
-    tables = []
-    combos = list(itertools.product(*(vary[n] for n in names)))
-    for combo in tqdm(combos, desc="runs", disable=not progress or len(combos) == 1):
-        settings = dict(zip(names, combo, strict=True))
-        table = run_loop(dataclasses.replace(base, **settings), runs_dir, progress=False).table
-        for name, value in settings.items():
-            if name not in table.columns:
-                table[name] = value if not isinstance(value, tuple) else str(value)
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
 
 
 def gaussian_paths(config: LoopConfig) -> dict[str, np.ndarray]:
@@ -120,7 +81,8 @@ def sample_snapshots(
     out = {}
     for generation, model, _ in iterate_loop(dataclasses.replace(config, generations=wanted[-1])):
         if generation in wanted:
-            rng = stream(config.seed, generation, 99, device=config.resolved().device)
+            device = config.resolved().device
+            rng = stream(config.seed, generation, BatchedStream.SNAPSHOT, device=device)
             out[generation] = model.sample(n, config.lam, rng=rng)[seed_index].cpu().numpy()
     return out
 
@@ -200,7 +162,7 @@ def fresh_data_limits(
     history = torch.empty(tail, rows, dtype=torch.float64)
     mean = cov = None
     for generation in tqdm(range(1, generations + 1), desc="fresh-data grid", disable=not progress):
-        rng = stream(seed, generation, 0, device=dev)
+        rng = stream(seed, generation, BatchedStream.TRAINING_DATA, device=dev)
         stats = draw_gaussian_statistics(n_r, zero_mean, identity, rng=rng)
         if generation > 1:
             factor = psd_factor(cov) * lam_rows.sqrt().view(-1, 1, 1)

@@ -1,4 +1,4 @@
-"""Looking at image loops: sweeps over settings, sample panels and t-SNE maps of features.
+"""Looking at image loops: sample panels and t-SNE maps of feature-network features.
 
 The notebooks call these to turn stored runs (:func:`madutils.loops.images.run_image_loop`)
 into tables and arrays that :mod:`madutils.plotting` draws.
@@ -6,56 +6,24 @@ into tables and arrays that :mod:`madutils.plotting` draws.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from madutils.rng import stream
-from madutils.loops.images import ImageLoopResult, ImageRun, prepare_real_images, run_image_loop
-from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
+from madutils.rng import FigureStream, stream
 
-__all__ = ["feature_embedding", "run_image_sweep", "sample_panels", "sweep_table"]
-
-
-def run_image_sweep(
-    base: ImageLoopConfig, runs_dir=None, *, progress: bool = False, **vary
-) -> list[ImageLoopResult]:
-    """Run ``base`` for every combination of the settings in ``vary`` (lists of values).
-
-    Finished runs in ``runs_dir`` are read back, unfinished ones resumed. Each result's
-    table gets one extra column per varied setting it does not already have.
-    """
-    fields = {f.name for f in dataclasses.fields(ImageLoopConfig)}
-    unknown = sorted(set(vary) - fields)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; valid: {sorted(fields)}")
-    names = list(vary)
-    results = []
-    combos = list(itertools.product(*(vary[n] for n in names)))
-    for combo in tqdm(combos, desc="runs", disable=not progress or len(combos) < 2):
-        settings = dict(zip(names, combo, strict=True))
-        config = dataclasses.replace(base, **settings)
-        result = run_image_loop(config, runs_dir, progress=progress)
-        for name, value in settings.items():
-            if name not in result.table.columns:
-                result.table[name] = value
-        results.append(result)
-    return results
-
-
-def sweep_table(results: list[ImageLoopResult]) -> pd.DataFrame:
-    """The long-form tables of several runs as one table."""
-    return pd.concat([r.table for r in results], ignore_index=True)
+__all__ = ["feature_embedding", "sample_panels"]
 
 
 def sample_panels(
-    result: ImageLoopResult, generations, *, per_class: int = 8
+    result: ImageLoopResult, generations, *, per_class: int = 8, real: RealImages | None = None
 ) -> dict[int, torch.Tensor]:
     """Stored samples of some generations, ``per_class`` images of each class in class order.
+
+    ``real`` (the run's :class:`~madutils.loops.images.RealImages`) is reused when given;
+    otherwise it comes from :func:`~madutils.loops.images.prepare_real_images`, which keeps
+    the most recently prepared real images in memory.
 
     Returns
     -------
@@ -64,7 +32,7 @@ def sample_panels(
         images first; generation 0 holds real training images for comparison.
     """
     run = ImageRun(result.run_dir) if not isinstance(result, ImageRun) else result
-    real = prepare_real_images(run.config)
+    real = real if real is not None else prepare_real_images(run.config)
     panels = {}
     for generation in generations:
         data = real.train if generation == 0 else run.samples(generation)
@@ -83,6 +51,7 @@ def feature_embedding(
     n_per_set: int = 300,
     seed: int = 0,
     perplexity: float = 30.0,
+    real: RealImages | None = None,
 ) -> pd.DataFrame:
     """A joint 2-D t-SNE map of the feature-network features of real and synthetic images.
 
@@ -97,6 +66,8 @@ def feature_embedding(
         Images drawn at random from the held-out real set and from each (run, generation).
     seed : int
         Seeds the subsets and t-SNE.
+    real : RealImages, optional
+        The runs' real images and feature network, reused when given.
 
     Returns
     -------
@@ -107,8 +78,9 @@ def feature_embedding(
     from sklearn.manifold import TSNE
 
     runs = {name: ImageRun(r.run_dir) for name, r in results.items()}
-    real = prepare_real_images(next(iter(runs.values())).config)
-    rng = stream(seed, 0)
+    if real is None:
+        real = prepare_real_images(next(iter(runs.values())).config)
+    rng = stream(seed, FigureStream.EMBEDDING)
     pieces, meta = [], []
 
     def add(images, labels, run_name, generation):

@@ -201,20 +201,22 @@ class DriftFollowsClosedForm(Rule):
     Claim (§3.1, App. A): the squared drift ``E||mu_t - mu_1||^2`` of the fully synthetic
     Gaussian loop equals ``(tr Sigma_r / n) sum_tau lambda^tau``.
 
-    Numbers
-    -------
-    drift_ratios : sequence or mapping of float
-        For each λ (optionally each of several generations): the mean across replicates of the
-        ``mean_drift`` metric in the chapter's ``table``, divided by the closed form in its
-        ``theory`` frame, at an early generation (the chapter's ``early``, where the
-        replicates still sample the expectation; see the variance claim).
-
     Parameters
     ----------
     tolerance : float
         Largest relative deviation from the closed form for "reproduced".
     partly_tolerance : float
         Largest relative deviation for "partly"; beyond it the drift contradicts the closed form.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    drift_ratios : sequence or mapping of float
+        For each λ (optionally each of several generations): the mean across replicates of the
+        ``mean_drift`` metric in the chapter's ``table``, divided by the closed form in its
+        ``theory`` frame, at an early generation (the chapter's ``early``, where the
+        replicates still sample the expectation; see the variance claim).
     """
 
     tolerance: float = 0.1
@@ -251,21 +253,23 @@ class VarianceCollapse(Rule):
     Claim (§3.1, App. A): ``Sigma_t -> 0`` almost surely even at λ = 1, while
     ``E tr Sigma_t = lambda^(t-1) tr Sigma_r``.
 
-    Numbers
-    -------
-    median_ratio : float
-        Median over replicates of ``tr Sigma_t / tr Sigma_r`` at the last generation, λ = 1
-        (the chapter's ``median_ratio``).
-    early_mean, early_se : float
-        Mean over replicates of that ratio at an early generation and its standard error
-        (``early_mean``, ``early_se``); the closed form is 1.
-
     Parameters
     ----------
     collapse_below : float
         The median ratio must fall below this for "reproduced".
     z : float
         The early mean must lie within ``z`` standard errors of 1 for "reproduced".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    median_ratio : float
+        Median over replicates of ``tr Sigma_t / tr Sigma_r`` at the last generation, λ = 1
+        (the chapter's ``median_ratio``).
+    early_mean, early_se : float
+        Mean over replicates of that ratio at an early generation and its standard error
+        (``early_mean``, ``early_se``); the closed form is 1.
     """
 
     collapse_below: float = 0.01
@@ -300,16 +304,18 @@ class VarianceCollapse(Rule):
 class FitDrifts(Rule):
     """A fully synthetic Gaussian fit drifts away from ``P_r`` (λ = 1).
 
-    Numbers
-    -------
-    w2_first, w2_last : float
-        Median squared W2 to ``P_r`` at generation 1 and at the last generation, λ = 1
-        (the chapter's ``g_first``, ``g_last``).
-
     Parameters
     ----------
     growth : float
         Factor by which the distance must grow for "reproduced".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    w2_first, w2_last : float
+        Median squared W2 to ``P_r`` at generation 1 and at the last generation, λ = 1
+        (the chapter's ``g_first``, ``g_last``).
     """
 
     growth: float = 2.0
@@ -337,8 +343,15 @@ class MixtureModes(Rule):
     """A fully synthetic mixture loses modes; recall and modal variance track it, total variance
     does not.
 
-    Numbers
-    -------
+    Parameters
+    ----------
+    variance_share : float
+        The total variance must change by less than this share of the modal variance's change.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
     modes_first, modes_last : float
         Median modes covered at generation 1 and at the last (``values["modes_covered"]``).
     recall_first, recall_last : float
@@ -346,11 +359,6 @@ class MixtureModes(Rule):
     total_variance_change, modal_variance_change : float
         Change of the median total variance and of the average per-component variance from the
         first to the last generation, in percent (``tv_change``, ``mv_change``).
-
-    Parameters
-    ----------
-    variance_share : float
-        The total variance must change by less than this share of the modal variance's change.
     """
 
     variance_share: float = 0.5
@@ -390,21 +398,23 @@ class MixtureModes(Rule):
 class MadTrend(Rule):
     """An image loop goes MAD: FID rises while precision and recall fall (λ = 1).
 
-    Numbers
-    -------
-    fid_first, fid_last, precision_first, precision_last, recall_first, recall_last : float
-        Median FID, precision and recall at generation 1 and at the last generation (the DDPM
-        chapter's ``d[(1.0, name, "first" / "last")]``, the WGAN's ``w[(name, 1 / last)]``).
-    control_fid_max : float
-        Only with ``control=True``: the highest FID of the real-data control
-        (``control_fid.value.max()``); the last FID must exceed it too.
-
     Parameters
     ----------
     fid_margin : float
         By how much the last FID must exceed the reference(s) to count as a rise.
     control : bool
         Whether a real-data control's FID is part of the rule (a setting, not a threshold).
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    fid_first, fid_last, precision_first, precision_last, recall_first, recall_last : float
+        Median FID, precision and recall at generation 1 and at the last generation (the DDPM
+        chapter's ``d[(1.0, name, "first" / "last")]``, the WGAN's ``w[(name, 1 / last)]``).
+    control_fid_max : float
+        Only with ``control=True``: the highest FID of the real-data control
+        (``control_fid.value.max()``); the last FID must exceed it too.
     """
 
     fid_margin: float = 0.0
@@ -456,16 +466,18 @@ class MadTrend(Rule):
 class PrecisionHoldsRecallFalls(Rule):
     """With sampling bias an image loop keeps precision while recall collapses.
 
-    Numbers
-    -------
-    precision_first, precision_last, recall_first, recall_last : float
-        Median precision and recall at generation 1 and at the last generation, at the
-        strongest bias run (the DDPM chapter's ``d[(lam_low, name, "first" / "last")]``).
-
     Parameters
     ----------
     precision_tolerance : float
         How far precision may fall and still count as kept.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    precision_first, precision_last, recall_first, recall_last : float
+        Median precision and recall at generation 1 and at the last generation, at the
+        strongest bias run (the DDPM chapter's ``d[(lam_low, name, "first" / "last")]``).
     """
 
     precision_tolerance: float = 0.05
@@ -499,8 +511,15 @@ class PrecisionHoldsRecallFalls(Rule):
 class FlowTails(Rule):
     """A fully synthetic flow loses the tails, faster with sampling bias.
 
-    Numbers
-    -------
+    Parameters
+    ----------
+    tail_fraction : float
+        The tails count as lost when the last tail share is below this fraction of the first.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
     tail_first, tail_last : float
         Median share of samples beyond the real 99% quantile of ``x2`` at generation 1 and at
         the last generation, λ = 1 (``f[(1.0, "tail_share", 1 / flow_generations)]``).
@@ -510,11 +529,6 @@ class FlowTails(Rule):
     w1_last, biased_w1_last : float
         Median marginal W1 distance at the last generation, λ = 1 and smallest λ
         (``f[(1.0 / flow_low, "marginal_w1", flow_generations)]``).
-
-    Parameters
-    ----------
-    tail_fraction : float
-        The tails count as lost when the last tail share is below this fraction of the first.
     """
 
     tail_fraction: float = 1.0
@@ -558,8 +572,15 @@ class FlowTails(Rule):
 class AugmentationSlows(Rule):
     """A fixed real set slows the degradation of the fully synthetic loop but does not stop it.
 
-    Numbers
-    -------
+    Parameters
+    ----------
+    degrades_above : float
+        Degradation counts as still present when the worst augmented ratio exceeds this.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
     fully_ratio : float
         Median squared W2 at the last generation over that at generation 1, fully synthetic
         Gaussian loop, λ = 1 (``ratios[("fully synthetic", 1.0)]``).
@@ -572,11 +593,6 @@ class AugmentationSlows(Rule):
         (``modes[("fully synthetic", mixture_generations)]``).
     augmented_modes : sequence of float
         The same for each augmented mixture loop.
-
-    Parameters
-    ----------
-    degrades_above : float
-        Degradation counts as still present when the worst augmented ratio exceeds this.
     """
 
     degrades_above: float = 1.0
@@ -613,17 +629,19 @@ class AugmentationFidGrowth(Rule):
 
     Two outcomes only, as before: the rule compares the two loops, not the sign of the growth.
 
-    Numbers
-    -------
-    augmented_growth, fully_growth : sequence or mapping of float
-        FID at the last generation minus FID at generation 1, for each λ, with augmentation and
-        fully synthetic (``fid_growth[("synthetic_augmentation" / "fully_synthetic", lam)]``
-        for ``lam`` in ``ddpm_lams``); paired by position, or by key when both are mappings.
-
     Parameters
     ----------
     margin : float
         By how much the augmented growth must stay below the fully synthetic one.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    augmented_growth, fully_growth : sequence or mapping of float
+        FID at the last generation minus FID at generation 1, for each λ, with augmentation and
+        fully synthetic (``fid_growth[("synthetic_augmentation" / "fully_synthetic", lam)]``
+        for ``lam`` in ``ddpm_lams``); paired by position, or by key when both are mappings.
     """
 
     margin: float = 0.0
@@ -653,19 +671,21 @@ class AugmentationFidGrowth(Rule):
 class LimitForgetsStart(Rule):
     """The fresh data loop converges to a limit that does not depend on ``n_ini``.
 
-    Numbers
-    -------
+    Parameters
+    ----------
+    tolerance : float
+        Largest relative difference of the limits for "reproduced".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
     limit_gap : float
         Largest relative difference, over λ, between the limits reached from the smallest and
         the largest ``n_ini`` (the chapter's ``gap``).
     start_first, start_last : float
         Median squared W2 at generation 1 for the smallest and the largest ``n_ini``
         (``starts``, as glued in ``fresh_start_first`` / ``fresh_start_last``).
-
-    Parameters
-    ----------
-    tolerance : float
-        Largest relative difference of the limits for "reproduced".
     """
 
     tolerance: float = 0.1
@@ -695,17 +715,19 @@ class MemoryGain(Rule):
     """Synthetic data from the ``K`` most recent models raise ``n_e/n_r``, with diminishing
     returns.
 
-    Numbers
-    -------
-    ks : sequence of float
-        The memories ``K``, increasing (``memory_summary.K``).
-    ratios : sequence of float
-        ``n_e/n_r`` for each ``K`` (``memory_summary.ratio``).
-
     Parameters
     ----------
     min_gain : float
         Each larger ``K`` must raise ``n_e/n_r`` by more than this.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    ks : sequence of float
+        The memories ``K``, increasing (``memory_summary.K``).
+    ratios : sequence of float
+        ``n_e/n_r`` for each ``K`` (``memory_summary.ratio``).
     """
 
     min_gain: float = 0.0
@@ -741,21 +763,23 @@ class PoolPlateau(Rule):
     """With a pool of size ``n`` and real fraction ``p``, smaller ``p`` slows the improvement and
     any λ < 1 plateaus.
 
-    Numbers
-    -------
-    slowdown : float
-        Smallest, over ``n``, ratio of the λ = 1 limit with the smallest ``p`` to that with the
-        largest ``p`` (the chapter's ``slowdown``).
-    gain_unbiased, gain_biased : float
-        Limit at the smallest ``n`` over that at the largest, smallest ``p``, at λ = 1 and at
-        the smallest λ (``gain_unbiased``, ``gain_biased``).
-
     Parameters
     ----------
     slowdown_above : float
         The slowdown must exceed this at every ``n``.
     plateau_factor : float
         The biased gain must be this many times smaller than the unbiased one.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    slowdown : float
+        Smallest, over ``n``, ratio of the λ = 1 limit with the smallest ``p`` to that with the
+        largest ``p`` (the chapter's ``slowdown``).
+    gain_unbiased, gain_biased : float
+        Limit at the smallest ``n`` over that at the largest, smallest ``p``, at λ = 1 and at
+        the smallest λ (``gain_unbiased``, ``gain_biased``).
     """
 
     slowdown_above: float = 1.0
@@ -790,16 +814,18 @@ class PoolPlateau(Rule):
 class FidConverges(Rule):
     """A fresh data image loop converges to the same FID whatever ``n_ini``.
 
-    Numbers
-    -------
-    limit_gap : float
-        Relative difference of the FIDs averaged over the last generations, started from the
-        two ``n_ini`` (the chapter's ``limit_gap``).
-
     Parameters
     ----------
     reproduced_below, partly_below : float
         Largest relative gap for "reproduced" and for "partly".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    limit_gap : float
+        Relative difference of the FIDs averaged over the last generations, started from the
+        two ``n_ini`` (the chapter's ``limit_gap``).
     """
 
     reproduced_below: float = 0.5
@@ -835,19 +861,21 @@ class FidConverges(Rule):
 class SyntheticWorth(Rule):
     """Unbiased synthetic data can raise ``n_e/n_r``; too much biased synthetic data lowers it.
 
-    Numbers
-    -------
-    best_unbiased : float
-        Largest ``n_e/n_r`` over the ``(n_r, n_s)`` grid at λ = 1 (``best_unbiased``).
-    worst_biased : float
-        Smallest ``n_e/n_r`` over the grid at the smallest λ (``worst_biased``).
-
     Parameters
     ----------
     helps_above : float
         Unbiased synthetic data count as helping when the best ratio exceeds this.
     hurts_below : float
         Biased synthetic data count as hurting when the worst ratio is below this.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    best_unbiased : float
+        Largest ``n_e/n_r`` over the ``(n_r, n_s)`` grid at λ = 1 (``best_unbiased``).
+    worst_biased : float
+        Smallest ``n_e/n_r`` over the grid at the smallest λ (``worst_biased``).
     """
 
     helps_above: float = 1.0
@@ -878,18 +906,20 @@ class SyntheticWorth(Rule):
 class AdmissibleGrowth(Rule):
     """The admissible amount of biased synthetic data does not grow with ``n_r``.
 
-    Numbers
-    -------
+    Parameters
+    ----------
+    factor : float
+        The admissible ``n_s`` must grow this many times less than ``n_r`` for "reproduced".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
     admissible_growth : float
         Largest admissible ``n_s`` at the largest ``n_r`` with any, over that at the smallest,
         at the smallest λ (``admissible_growth``; 1 when no cell is admissible).
     n_real_growth : float
         Largest ``n_r`` of the grid over the smallest (``n_real_growth``).
-
-    Parameters
-    ----------
-    factor : float
-        The admissible ``n_s`` must grow this many times less than ``n_r`` for "reproduced".
     """
 
     factor: float = 10.0

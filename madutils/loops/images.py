@@ -69,8 +69,8 @@ __all__ = [
     "ImageLoopResult",
     "ImageRun",
     "RealImages",
-    "generation_seconds",
     "measure",
+    "load_real_images",
     "prepare_real_images",
     "run_image_loop",
 ]
@@ -87,7 +87,35 @@ class RealImages:
     reference_features: torch.Tensor
 
 
+#: Real images prepared most recently, by their settings: a sweep, its sample panels and its
+#: feature maps share one copy instead of reloading the data and recomputing features.
+_PREPARED: dict[str, RealImages] = {}
+_KEEP_PREPARED = 2
+
+
+def _real_images_key(cfg: ImageLoopConfig, cache_dir) -> str:
+    names = ("dataset", "data_path", "image_size", "held_out", "seed", "feature_epochs", "k")
+    key = {name: getattr(cfg, name) for name in names}
+    key.update(device=cfg.device, cache_dir=None if cache_dir is None else str(cache_dir))
+    return json.dumps(key, sort_keys=True)
+
+
 def prepare_real_images(
+    config: ImageLoopConfig, *, cache_dir=None, progress: bool = False
+) -> RealImages:
+    """The real images of ``config`` split once, with its feature network (see
+    :func:`load_real_images`); the two most recently prepared sets are kept in memory and
+    returned again for the same data settings."""
+    cfg = config.resolved()
+    key = _real_images_key(cfg, cache_dir)
+    if key not in _PREPARED:
+        _PREPARED[key] = load_real_images(cfg, cache_dir=cache_dir, progress=progress)
+        while len(_PREPARED) > _KEEP_PREPARED:
+            del _PREPARED[next(iter(_PREPARED))]
+    return _PREPARED[key]
+
+
+def load_real_images(
     config: ImageLoopConfig, *, cache_dir=None, progress: bool = False
 ) -> RealImages:
     """Load and split the real images of ``config`` and fit (or load) its feature network.
@@ -432,9 +460,3 @@ def run_image_loop(
         run_dir=store.path if store is not None else None,
         feature_accuracy=float(real.features.held_out_accuracy_),
     )
-
-
-def generation_seconds(result: ImageLoopResult) -> float:
-    """Median seconds per generation (training, sampling and measuring) of a run."""
-    totals = result.timings[["fit_seconds", "sample_seconds", "measure_seconds"]].sum(axis=1)
-    return float(np.median(totals)) if len(totals) else float("nan")

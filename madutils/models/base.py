@@ -181,52 +181,14 @@ class GenerativeModel:
 class BatchedModel(GenerativeModel):
     """Base class for models fitted to many seeds at once.
 
-    Subclasses implement :meth:`fit` and :meth:`sample` and list their learned tensors in
-    ``_state_attributes`` so that :meth:`state_dict` / :meth:`load_state_dict` can save and
-    restore a fitted model (used to resume interrupted loops). They are unconditional: ``y`` and
-    ``labels`` must be None.
+    Subclasses implement ``fit(X, y=None, *, rng)`` with ``X`` of shape ``(n_seeds, n_samples,
+    n_features)`` and ``sample(n, lam=1.0, *, rng, labels=None)`` returning ``(n_seeds, n,
+    n_features)``, and list their learned tensors in ``_state_attributes`` so that
+    :meth:`state_dict` / :meth:`load_state_dict` can save and restore a fitted model (used to
+    resume interrupted loops). They are unconditional: ``y`` and ``labels`` must be None
+    (:meth:`_check_no_y`, :meth:`_check_no_labels`); ``rng`` is optional in ``fit`` for
+    models whose fit draws no random numbers.
     """
-
-    def fit(self, X: torch.Tensor, y=None, *, rng: torch.Generator | None = None) -> BatchedModel:
-        """Fit one model per seed to ``X`` of shape ``(n_seeds, n_samples, n_features)``.
-
-        Parameters
-        ----------
-        X : torch.Tensor, shape (n_seeds, n_samples, n_features)
-            Training data.
-        y : None
-            Must be None (the model is unconditional).
-        rng : torch.Generator, optional
-            Source of randomness, for models whose fit draws any.
-
-        Returns
-        -------
-        BatchedModel
-            ``self``, fitted.
-        """
-        raise NotImplementedError
-
-    def sample(
-        self, n: int, lam: float = 1.0, *, rng: torch.Generator, labels=None
-    ) -> torch.Tensor:
-        """Draw ``n`` samples per seed with sampling bias ``lam``.
-
-        Parameters
-        ----------
-        n : int
-            Samples per seed.
-        lam : float in (0, 1], default 1.0
-            Sampling bias.
-        rng : torch.Generator
-            Source of randomness.
-        labels : None
-            Must be None (the model is unconditional).
-
-        Returns
-        -------
-        torch.Tensor, shape (n_seeds, n, n_features)
-        """
-        raise NotImplementedError
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Return the learned attributes (tensors), for saving a fitted model.
@@ -266,8 +228,9 @@ class ImageModel(GenerativeModel):
     What the image models share lives here:
 
     - settings every image model has: ``image_size``, ``epochs``, ``batch_size``, ``lr``,
-      ``device`` (``"auto"``, ``"cpu"`` or ``"cuda"``) and ``progress``, checked by
-      :meth:`_validate`, which subclasses extend with their own settings;
+      ``device`` (``"auto"``, ``"cpu"`` or ``"cuda"``) and ``progress``, stored by
+      ``ImageModel.__init__`` (which a subclass calls after storing its own settings) and
+      checked by :meth:`_validate`, which calls the subclass's :meth:`_check_settings`;
     - :meth:`fit`: settings and images checked, labels checked by :meth:`_check_y`, the
       training seed drawn from ``rng`` with :func:`draw_training_seed`, the device resolved;
       the subclass's :meth:`_train` initialises the networks from that seed inside
@@ -305,14 +268,40 @@ class ImageModel(GenerativeModel):
         super().__init_subclass__(**kwargs)
         cls._state_attributes = (*cls._networks, *cls._histories, "training_seed_", "device_")
 
+    def __init__(
+        self,
+        image_size: int,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        device: str,
+        progress: bool,
+    ) -> None:
+        """Store the settings all image models have, then check every setting.
+
+        A subclass stores its own settings first, then calls this (so that bad settings fail
+        at construction).
+        """
+        self.image_size = image_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.progress = progress
+        self._validate()
+
     # -- settings ------------------------------------------------------------------------------
 
     def _validate(self) -> None:
-        """Check the settings every image model has; subclasses add theirs."""
+        """Check the settings all image models have, then its own (:meth:`_check_settings`)."""
         check_positive_int(self.epochs, "epochs")
         check_positive_int(self.batch_size, "batch_size")
         check_positive_number(self.lr, "lr")
         resolve_device(self.device)
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """Check the settings of the subclass; raise ``ValueError`` on a bad one."""
 
     def _build_networks(self) -> tuple[torch.nn.Module, ...]:
         """Return freshly initialised networks, one per name of ``_networks`` (global RNG)."""

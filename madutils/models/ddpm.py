@@ -184,6 +184,11 @@ class ConditionalDDPM(ImageModel):
         Diffusion steps T (the paper uses 500; tests use fewer for speed).
     cond_dropout : float in [0, 1), default 0.1
         Probability that a training label is replaced by the null class.
+    sampler : {"ddpm", "ddim"}, default "ddpm"
+        How :meth:`sample` denoises: ancestral DDPM sampling or deterministic DDIM (eta = 0).
+    steps : int, optional
+        Denoising steps of :meth:`sample`, at most ``timesteps``; None: ``timesteps`` for
+        DDPM, ``min(50, timesteps)`` for DDIM (see :attr:`sample_steps`).
     epochs : int, default 20
         Passes over the training images in :meth:`fit`.
     batch_size : int, default 128
@@ -194,11 +199,6 @@ class ConditionalDDPM(ImageModel):
         Decay of an exponential moving average of the weights, updated after every optimizer
         step; the averaged weights become the fitted model. 0 keeps the last weights. Short
         trainings sample cleaner images with a decay of about 0.99.
-    sampler : {"ddpm", "ddim"}, default "ddpm"
-        How :meth:`sample` denoises: ancestral DDPM sampling or deterministic DDIM (eta = 0).
-    steps : int, optional
-        Denoising steps of :meth:`sample`, at most ``timesteps``; None: ``timesteps`` for
-        DDPM, ``min(50, timesteps)`` for DDIM (see :attr:`sample_steps`).
     device : {"auto", "cpu", "cuda"}, default "auto"
         Where to train and sample.
     mixed_precision : {"auto", "bf16", "no"}, default "auto"
@@ -238,39 +238,41 @@ class ConditionalDDPM(ImageModel):
         layers_per_block: int = 1,
         timesteps: int = 500,
         cond_dropout: float = 0.1,
+        sampler: str = "ddpm",
+        steps: int | None = None,
         epochs: int = 20,
         batch_size: int = 128,
         lr: float = 1e-3,
         ema_decay: float = 0.0,
-        sampler: str = "ddpm",
-        steps: int | None = None,
         device: str = "auto",
         mixed_precision: str = "auto",
         warm_start: bool = False,
         progress: bool = True,
     ):
-        self.image_size = image_size
         self.n_classes = n_classes
         self.channels = channels
         self.layers_per_block = layers_per_block
         self.timesteps = timesteps
         self.cond_dropout = cond_dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.ema_decay = ema_decay
         self.sampler = sampler
         self.steps = steps
-        self.device = device
+        self.ema_decay = ema_decay
         self.mixed_precision = mixed_precision
         self.warm_start = warm_start
-        self.progress = progress
-        self._validate()  # fail early on bad settings
+        super().__init__(image_size, epochs, batch_size, lr, device, progress)
 
     # -- settings ------------------------------------------------------------------------------
 
-    def _validate(self) -> None:
-        super()._validate()
+    @property
+    def sample_steps(self) -> int:
+        """Denoising steps of :meth:`sample`: ``steps``, or its default for ``sampler``."""
+        if self.steps is not None:
+            return int(self.steps)
+        if self.sampler == "ddim":
+            return min(_DEFAULT_DDIM_STEPS, self.timesteps)
+        return self.timesteps
+
+    def _check_settings(self) -> None:
         channels = _check_channels(self.channels)
         check_unet_image_size(self.image_size, channels)
         check_positive_int(self.n_classes, "n_classes")
@@ -292,15 +294,6 @@ class ConditionalDDPM(ImageModel):
         check_choice(self.mixed_precision, "mixed_precision", MIXED_PRECISION)
         if not isinstance(self.warm_start, bool):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}")
-
-    @property
-    def sample_steps(self) -> int:
-        """Denoising steps of :meth:`sample`: ``steps``, or its default for ``sampler``."""
-        if self.steps is not None:
-            return int(self.steps)
-        if self.sampler == "ddim":
-            return min(_DEFAULT_DDIM_STEPS, self.timesteps)
-        return self.timesteps
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -371,38 +364,20 @@ class ConditionalDDPM(ImageModel):
         return (torch.arange(n) % self.n_classes)[order]
 
     # -- training ------------------------------------------------------------------------------
+    # ``fit(X, y, *, rng)`` (ImageModel.fit) checks X, checks y here, draws the training seed
+    # from rng and calls _train: epsilon-prediction MSE loss on images scaled to [-1, 1], each
+    # label replaced by the null class with probability cond_dropout.
 
-    def fit(self, X, y=None, *, rng: torch.Generator) -> ConditionalDDPM:
-        """Train on images ``X`` with class labels ``y``.
-
-        Epsilon-prediction MSE loss on images scaled to [-1, 1]; each label is replaced by the
-        null class with probability ``cond_dropout``.
-
-        Parameters
-        ----------
-        X : tensor or array, shape (N, 1, image_size, image_size)
-            Training images, values in [0, 1].
-        y : int tensor or array, shape (N,)
-            Class of each image, in [0, n_classes); required.
-        rng : torch.Generator
-            One training seed is drawn from it (``training_seed_``); it seeds the initial
-            weights and every random draw of the training.
-
-        Returns
-        -------
-        ConditionalDDPM
-            ``self``, fitted. Deterministic given the state of ``rng`` on one machine and
-            device.
-        """
+    def _check_y(self, y, n_images: int) -> torch.Tensor:
         if y is None:
             raise ValueError(
                 "y must hold the class label of every image of X (ConditionalDDPM is "
                 "class-conditional); got None"
             )
-        images, seed, device = self._start_fit(X, rng)
-        labels = _check_labels(y, "y", images.shape[0], self.n_classes)
-        bf16 = _use_bf16(self.mixed_precision, device)
+        return _check_labels(y, "y", n_images, self.n_classes)
 
+    def _train(self, images, labels, seed, device):
+        bf16 = _use_bf16(self.mixed_precision, device)
         if self.warm_start and self.is_fitted:
             model = self.model_.to(device)
             history = list(self.loss_history_)
@@ -452,50 +427,19 @@ class ConditionalDDPM(ImageModel):
             with torch.no_grad():
                 for parameter, value in zip(model.parameters(), average, strict=True):
                     parameter.copy_(value)
-        self._finish_fit(seed, device, (model,), (history,))
-        return self
+        return (model,), (history,)
 
     # -- sampling ------------------------------------------------------------------------------
+    # ``sample(n, lam, *, rng, labels=None, batch_size=256)`` (ImageModel.sample): one image per
+    # label with the sampler and steps settings; without labels, balanced ones are drawn from
+    # rng before any noise. lam = 1 / (1 + w) for guidance weight w (guided_noise).
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        lam: float = 1.0,  # 1 = plain conditional sampling; smaller = stronger guidance
-        *,
-        rng: torch.Generator,
-        labels=None,
-        batch_size: int = 256,
-    ) -> torch.Tensor:
-        """Draw ``n`` images, one per label, with the ``sampler`` and ``steps`` settings.
-
-        Parameters
-        ----------
-        n : int
-            Number of images.
-        lam : float in (0, 1], default 1.0
-            Sampling bias ``lam = 1 / (1 + w)`` with classifier-free guidance weight ``w``:
-            1 = plain conditional sampling (``w = 0``), smaller = stronger guidance, higher
-            quality, less diversity (0.8 ↔ w = 0.25, 0.5 ↔ w = 1).
-        rng : torch.Generator
-            The only source of randomness: the order of balanced labels (when ``labels`` is
-            None), then the initial noise and the DDPM step noise.
-        labels : int tensor, shape (n,), optional
-            The class of each image, in [0, n_classes); ``n`` must equal ``len(labels)``.
-            None: :meth:`balanced_labels` drawn from ``rng`` before any noise.
-        batch_size : int, default 256
-            Images denoised at once.
-
-        Returns
-        -------
-        torch.Tensor, shape (n, 1, image_size, image_size), float32 in [0, 1], on the CPU.
-        """
-        n, lam, batch_size = self._start_sample(n, lam, rng, batch_size)
+    def _sampling_labels(self, n: int, labels, rng: torch.Generator) -> torch.Tensor:
         if labels is None:
-            labels = self.balanced_labels(n, rng)
-        else:
-            labels = _check_sampling_labels(labels, n, self.n_classes)
+            return self.balanced_labels(n, rng)
+        return _check_sampling_labels(labels, n, self.n_classes)
 
+    def _generate(self, n, lam, rng, labels, batch_size):
         device = self.device_
         bf16 = _use_bf16(self.mixed_precision, device)
         model = self.model_

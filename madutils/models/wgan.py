@@ -186,6 +186,7 @@ class WGANGP(ImageModel):
     conditional = False  # sample(n) draws unlabelled images; the loop labels them
     _networks = ("generator_", "critic_")
     _histories = ("loss_history_", "wasserstein_history_", "generator_loss_history_")
+    _sample_batch_size = 1024
 
     def __init__(
         self,
@@ -200,27 +201,11 @@ class WGANGP(ImageModel):
         device: str = "auto",
         progress: bool = True,
     ):
-        self.image_size = image_size
         self.latent_dim = latent_dim
         self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
         self.n_critic = n_critic
         self.gp_weight = gp_weight
-        self.device = device
-        self.progress = progress
-        self._validate()  # fail early on bad settings
-
-    # -- settings ------------------------------------------------------------------------------
-
-    def _validate(self) -> None:
-        super()._validate()
-        _check_image_size(self.image_size)
-        check_positive_int(self.latent_dim, "latent_dim")
-        check_positive_int(self.width, "width")
-        check_positive_int(self.n_critic, "n_critic")
-        check_positive_number(self.gp_weight, "gp_weight")
+        super().__init__(image_size, epochs, batch_size, lr, device, progress)
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -235,29 +220,20 @@ class WGANGP(ImageModel):
     def _build_networks(self) -> tuple[nn.Module, nn.Module]:
         return self.build_generator(), self.build_critic()
 
+    # -- settings ------------------------------------------------------------------------------
+
+    def _check_settings(self) -> None:
+        _check_image_size(self.image_size)
+        check_positive_int(self.latent_dim, "latent_dim")
+        check_positive_int(self.width, "width")
+        check_positive_int(self.n_critic, "n_critic")
+        check_positive_number(self.gp_weight, "gp_weight")
+
     # -- training ------------------------------------------------------------------------------
+    # ``fit(X, y=None, *, rng)`` (ImageModel.fit) checks X, ignores y, draws the training seed
+    # from rng and calls _train: the WGAN-GP objective, n_critic critic steps per generator step.
 
-    def fit(self, X, y=None, *, rng: torch.Generator) -> WGANGP:
-        """Train from scratch on images ``X``.
-
-        Parameters
-        ----------
-        X : tensor or array, shape (N, 1, image_size, image_size)
-            Training images, values in [0, 1].
-        y : ignored
-            Accepted (and not checked) so that conditional and unconditional image models
-            share one call on a labelled training set; the GAN is unconditional.
-        rng : torch.Generator
-            One training seed is drawn from it (``training_seed_``); it seeds the initial
-            weights and every random draw of the training.
-
-        Returns
-        -------
-        WGANGP
-            ``self``, fitted. Deterministic given the state of ``rng`` on one machine and
-            device.
-        """
-        images, seed, device = self._start_fit(X, rng)
+    def _train(self, images, labels, seed, device):
         generator, critic = self._initial_networks(seed)
         generator, critic = generator.to(device), critic.to(device)
         gen = torch.Generator().manual_seed(seed)
@@ -313,46 +289,14 @@ class WGANGP(ImageModel):
             epochs.set_postfix(
                 critic=f"{history[-1]:.3f}", W=f"{w_history[-1]:.3f}", gen=f"{g_history[-1]:.3f}"
             )
-
-        self._finish_fit(seed, device, (generator, critic), (history, w_history, g_history))
-        return self
+        return (generator, critic), (history, w_history, g_history)
 
     # -- sampling ------------------------------------------------------------------------------
+    # ``sample(n, lam, *, rng, labels=None, batch_size=1024)`` (ImageModel.sample) refuses
+    # labels; all n latents are drawn from rng at once, on its device, and truncated,
+    # z' = lam * z, so the images do not depend on batch_size.
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        lam: float = 1.0,  # 1 = plain sampling; smaller = latent truncated towards its mean
-        *,
-        rng: torch.Generator,
-        labels=None,
-        batch_size: int = 1024,
-    ) -> torch.Tensor:
-        """Draw ``n`` images.
-
-        Parameters
-        ----------
-        n : int
-            Number of images.
-        lam : float in (0, 1], default 1.0
-            Sampling bias: the generator gets ``z' = lam * z`` with ``z ~ N(0, I)`` (truncation
-            ``psi = lam``); 1 = plain sampling, smaller = closer to the generator's average
-            image, less diversity.
-        rng : torch.Generator
-            The only source of randomness: all ``n`` latents are drawn from it at once, on its
-            device, so the images do not depend on ``batch_size``.
-        labels : None
-            Must be None: the GAN is unconditional (a ``ValueError`` otherwise).
-        batch_size : int, default 1024
-            Images generated at once.
-
-        Returns
-        -------
-        torch.Tensor, shape (n, 1, image_size, image_size), float32 in [0, 1], on the CPU.
-        """
-        self._check_no_labels(labels)
-        n, lam, batch_size = self._start_sample(n, lam, rng, batch_size)
+    def _generate(self, n, lam, rng, labels, batch_size):
         z = torch.randn((n, self.latent_dim), generator=rng, device=rng.device) * lam
         out = []
         for chunk in z.split(batch_size):

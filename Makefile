@@ -2,7 +2,7 @@
 #   make book        execute every notebook at the cpu scale and build the site into _build/html
 #   make test        run the test suite (fast default selection)
 #   make test-slow   the long statistical checks too
-#   make lint        ruff on the package, tests and benchmarks
+#   make lint        ruff on the package, tests, benchmarks, notebooks and book scripts
 #   make bench       run every benchmark (minutes; writes benchmarks/results/)
 #
 # On a machine without an NVIDIA GPU the install is pinned to the local CPU build of torch
@@ -37,8 +37,8 @@ test-slow: setup
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check madutils tests benchmarks
-	$(VENV)/bin/ruff format --check madutils tests benchmarks
+	$(VENV)/bin/ruff check madutils tests benchmarks notebooks book
+	$(VENV)/bin/ruff format --check madutils tests benchmarks notebooks book
 
 bench: setup
 	cd benchmarks && for script in bench_*.py; do ../$(PY) $$script || exit 1; done

@@ -18,7 +18,7 @@ import enum
 import numpy as np
 import torch
 
-__all__ = ["BatchedStream", "FigureStream", "ImageStream", "generator_from_seed_sequence", "stream"]
+__all__ = ["BatchedStream", "AnalysisStream", "ImageStream", "generator_from_seed_sequence", "stream"]
 
 
 class BatchedStream(enum.IntEnum):
@@ -49,14 +49,14 @@ class ImageStream(enum.IntEnum):
     FLOOR = 1_000_003  # the real training images measured as generation 0
 
 
-class FigureStream(enum.IntEnum):
-    """Streams of draws made only for the book's figures: ``stream(seed, 0, purpose)`` for real
-    samples beside a model's, ``stream(seed, EMBEDDING)`` for the t-SNE map's subsets."""
+class AnalysisStream(enum.IntEnum):
+    """Streams of draws made outside any loop, by the analysis and the book's figures:
+    ``stream(seed, 0, purpose)``, except ``stream(seed, EMBEDDING)`` for a t-SNE map's subsets."""
 
     EMBEDDING = 0  # the images a t-SNE map of features shows
     FLOW_REAL = 97  # Rosenbrock samples beside the flow's
     MIXTURE_REAL = 98  # grid-mixture samples beside the mixture's
-    EFFECTIVE_SIZE = 7  # the fresh-data memory loop's effective sample size
+    EFFECTIVE_SIZE = 7  # the real fits an effective sample size is measured against
 
 
 def generator_from_seed_sequence(

@@ -30,8 +30,8 @@
 import numpy as np
 
 from madutils import plotting
-from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis import effective_sample_sizes, fresh_data_limits
+from madutils.analysis.claims import Claim, glue_value, record_claims
 
 plotting.set_style()
 

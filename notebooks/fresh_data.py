@@ -29,15 +29,14 @@
 import pandas as pd
 
 from madutils import plotting
-from madutils.analysis.claims import Claim, glue_value, record_claims
-from madutils.loops.config import LoopConfig
-from madutils.data.distributions import GaussianDistribution
 from madutils.analysis import fresh_data_limits, run_sweep
-from madutils.analysis.images import run_image_sweep, sweep_table
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.data.distributions import GaussianDistribution
+from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics.effective import effective_sample_size, limiting_distance
 from madutils.recipes import recipe
-from madutils.rng import stream
+from madutils.rng import AnalysisStream, stream
 
 plotting.set_style()
 
@@ -94,7 +93,7 @@ table = run_sweep(
     n_ini=n_inis,
     lam=lams,
     progress=False,
-)
+).table
 table["n_ini"] = table["n_ini"].astype(str)
 fig = plotting.metric_curves(
     table, ["w2_squared"], style="n_ini", log_metrics=["w2_squared"], height=3.4
@@ -149,12 +148,15 @@ memory = run_sweep(
     runs_dir,
     memory=memory_ks,
     progress=False,
-)
+).table
 rows = []
 for k in memory_ks:
     limit = limiting_distance(memory[memory.memory == k], tail=memory_tail)
     ratio = effective_sample_size(
-        limit, memory_n_real, GaussianDistribution(memory_dim), rng=stream(seed, 0, 7)
+        limit,
+        memory_n_real,
+        GaussianDistribution(memory_dim),
+        rng=stream(seed, 0, AnalysisStream.EFFECTIVE_SIZE),
     )
     rows.append({"K": k, "limit": limit, "ratio": float(ratio)})
 memory_summary = pd.DataFrame(rows)
@@ -231,10 +233,15 @@ glue_value("pool_lam_biased", biased)
 # %%
 ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
 ddpm_base = ImageLoopConfig(
-    **ddpm_settings, family="fresh_data", n_real=ddpm_fresh, n_synthetic=ddpm_fresh, seed=seed, device=device
+    **ddpm_settings,
+    family="fresh_data",
+    n_real=ddpm_fresh,
+    n_synthetic=ddpm_fresh,
+    seed=seed,
+    device=device,
 )
-ddpm_runs = run_image_sweep(ddpm_base, runs_dir, n_ini=ddpm_n_inis)
-ddpm_table = sweep_table(ddpm_runs)
+ddpm_sweep = run_sweep(ddpm_base, runs_dir, n_ini=ddpm_n_inis, progress=False)
+ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 ddpm_last = ddpm_base.generations
 
 # %% mystnb={"figure": {"caption": "Fresh data DDPM loop on MNIST digits ($n_r = n_s$, $\\lambda = 1$): FID, precision and recall per generation for two sizes $n_{ini}$ of the first real set; generation 0 is real data.", "name": "fig-fresh-ddpm"}}

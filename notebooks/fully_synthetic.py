@@ -33,17 +33,17 @@ import dataclasses
 import pandas as pd
 
 from madutils import plotting
+from madutils.analysis import generation_seconds, run_sweep, sample_snapshots
 from madutils.analysis.claims import Claim, glue_value, record_claims
-from madutils.loops.config import LoopConfig
+from madutils.analysis.images import feature_embedding, sample_panels
 from madutils.data.distributions import GridMixture, Rosenbrock
-from madutils.analysis import run_sweep, sample_snapshots
-from madutils.analysis.images import feature_embedding, run_image_sweep, sample_panels, sweep_table
-from madutils.loops.images import generation_seconds, run_image_loop
-from madutils.loops.image_config import ImageLoopConfig
 from madutils.loops.batched import run_loop
+from madutils.loops.config import LoopConfig
+from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.images import run_image_loop
 from madutils.metrics.tails import real_quantile
 from madutils.recipes import recipe
-from madutils.rng import stream
+from madutils.rng import AnalysisStream, stream
 
 plotting.set_style()
 
@@ -92,7 +92,7 @@ gaussian = run_sweep(
     runs_dir,
     lam=gaussian_lams,
     progress=False,
-)
+).table
 fig = plotting.metric_curves(gaussian, ["w2_squared", "cov_trace"], log_metrics=["cov_trace"])
 plotting.save_figure(fig, output_dir, "fully_synthetic_gaussian")
 # %%
@@ -121,12 +121,12 @@ mixture_base = LoopConfig(
     seed=seed,
     metrics=("precision", "recall", "modes_covered", "modal_variance", "total_variance"),
 )
-mixture = run_sweep(mixture_base, runs_dir, lam=mixture_lams, progress=False)
+mixture = run_sweep(mixture_base, runs_dir, lam=mixture_lams, progress=False).table
 shown = sorted(
     {1, max(1, mixture_generations // 10), max(1, mixture_generations // 3), mixture_generations}
 )
 snapshots = sample_snapshots(mixture_base, shown, n=mixture_n)
-real = GridMixture().sample(mixture_n, rng=stream(seed, 0, 98))[0].numpy()
+real = GridMixture().sample(mixture_n, rng=stream(seed, 0, AnalysisStream.MIXTURE_REAL))[0].numpy()
 
 # %% mystnb={"figure": {"caption": "Real samples (grey) and samples of one replicate's model (red) at a few generations of the fully synthetic mixture loop: modes merge and vanish.", "name": "fig-fully-mixture-scatter"}}
 fig = plotting.sample_grid(real, snapshots, lim=3.0)
@@ -173,7 +173,8 @@ print({k: (round(a, 4), round(b, 4)) for k, (a, b) in values.items()})
 # %%
 ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
 ddpm_base = ImageLoopConfig(**ddpm_settings, family="fully_synthetic", seed=seed, device=device)
-ddpm_runs = run_image_sweep(ddpm_base, runs_dir, lam=ddpm_lams)
+ddpm_sweep = run_sweep(ddpm_base, runs_dir, lam=ddpm_lams, progress=False)
+ddpm_runs = ddpm_sweep.results
 control = run_image_loop(
     dataclasses.replace(
         ddpm_base,
@@ -185,7 +186,7 @@ control = run_image_loop(
     runs_dir,
     progress=False,
 )
-ddpm_table = sweep_table(ddpm_runs).assign(loop="fully synthetic")
+ddpm_table = ddpm_sweep.table.assign(loop="fully synthetic")
 control_table = control.table.assign(loop="real data only (control)")
 ddpm_both = pd.concat([ddpm_table, control_table], ignore_index=True)
 ddpm_cfg = ddpm_runs[0].config
@@ -287,7 +288,7 @@ flow_results = {
     for lam in flow_lams
 }
 flow = pd.concat([r.table for r in flow_results.values()], ignore_index=True)
-flow_real = Rosenbrock().sample(flow_n, rng=stream(seed, 0, 97))
+flow_real = Rosenbrock().sample(flow_n, rng=stream(seed, 0, AnalysisStream.FLOW_REAL))
 flow_threshold = float(real_quantile(flow_real, 0.99)[0])
 flow_shown = sorted(
     {1, max(1, flow_generations // 4), max(1, flow_generations // 2), flow_generations}
@@ -354,8 +355,8 @@ print({k: round(v, 4) for k, v in f.items()})
 # %%
 wgan_settings = recipe("wgan", scale, overrides=wgan)
 wgan_base = ImageLoopConfig(**wgan_settings, family="fully_synthetic", seed=seed, device=device)
-wgan_runs = run_image_sweep(wgan_base, runs_dir, lam=wgan_lams)
-wgan_table = sweep_table(wgan_runs)
+wgan_sweep = run_sweep(wgan_base, runs_dir, lam=wgan_lams, progress=False)
+wgan_runs, wgan_table = wgan_sweep.results, wgan_sweep.table
 wgan_last = wgan_base.generations
 
 # %% mystnb={"figure": {"caption": "Fully synthetic WGAN-GP loop on MNIST digits: FID, precision and recall per generation; generation 0 is real data.", "name": "fig-fully-wgan-metrics"}}

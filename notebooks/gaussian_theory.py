@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from madutils import plotting
+from madutils.analysis import gaussian_paths, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.loops.config import LoopConfig
-from madutils.analysis import gaussian_paths, run_sweep
 
 plotting.set_style()
 
@@ -71,7 +71,7 @@ base = LoopConfig(
     seed=seed,
     path="statistics",
 )
-table = run_sweep(base, runs_dir, lam=lams, progress=False)
+table = run_sweep(base, runs_dir, lam=lams, progress=False).table
 trace_r = float(dim)  # tr of the identity covariance of P_r
 t = np.arange(1, generations + 1)
 theory = pd.concat(

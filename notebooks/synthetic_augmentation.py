@@ -26,13 +26,12 @@
 # ## Imports and parameters
 
 # %%
-import pandas as pd
 
 from madutils import plotting
-from madutils.analysis.claims import Claim, glue_value, record_claims
-from madutils.loops.config import LoopConfig
 from madutils.analysis import run_sweep
-from madutils.analysis.images import run_image_sweep, sample_panels, sweep_table
+from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.analysis.images import sample_panels
+from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.recipes import recipe
 
@@ -65,6 +64,10 @@ LOOP_NAMES = {
 }
 
 
+#: The loops compared, as settings of run_sweep's cases
+LOOPS = [dict(family=family, synthetic_source=source) for family, source in LOOP_NAMES]
+
+
 def name_loops(table):
     """Label each run by its family and synthetic source."""
     keys = zip(table["family"], table["synthetic_source"], strict=True)
@@ -87,16 +90,11 @@ common = dict(
     seed=seed,
     path="statistics",
 )
-tables = [
+gaussian = name_loops(
     run_sweep(
-        LoopConfig(device=device, family=family, synthetic_source=source, **common),
-        runs_dir,
-        lam=lams,
-        progress=False,
-    ).assign(synthetic_source=source)
-    for family, source in LOOP_NAMES
-]
-gaussian = name_loops(pd.concat(tables, ignore_index=True))
+        LoopConfig(device=device, **common), runs_dir, cases=LOOPS, lam=lams, progress=False
+    ).table
+)
 
 # %% mystnb={"figure": {"caption": "Squared $W_2$ distance to $P_r$ and total variance of the fitted Gaussian (median and 50% band across replicates) for the fully synthetic loop and synthetic augmentation with either synthetic source. Keeping the real data bounds the damage, but with $\\lambda < 1$ the fit settles away from $P_r$.", "name": "fig-augmentation-gaussian"}}
 fig = plotting.metric_curves(
@@ -142,17 +140,9 @@ mixture_common = dict(
     metrics=("precision", "recall", "modes_covered"),
 )
 mixture = name_loops(
-    pd.concat(
-        [
-            run_sweep(
-                LoopConfig(device=device, family=family, synthetic_source=source, **mixture_common),
-                runs_dir,
-                progress=False,
-            ).assign(synthetic_source=source)
-            for family, source in LOOP_NAMES
-        ],
-        ignore_index=True,
-    )
+    run_sweep(
+        LoopConfig(device=device, **mixture_common), runs_dir, cases=LOOPS, progress=False
+    ).table
 )
 fig = plotting.metric_curves(
     mixture, ["modes_covered", "recall", "precision"], style="loop", hue="loop", height=2.8
@@ -176,10 +166,14 @@ glue_value("aug_mixture_generations", mixture_generations)
 # %%
 ddpm_settings = {**recipe("ddpm", scale, overrides=ddpm), "generations": ddpm_generations}
 ddpm_base = ImageLoopConfig(**ddpm_settings, seed=seed, device=device)
-ddpm_runs = run_image_sweep(
-    ddpm_base, runs_dir, family=["fully_synthetic", "synthetic_augmentation"], lam=ddpm_lams
+ddpm_sweep = run_sweep(
+    ddpm_base,
+    runs_dir,
+    family=["fully_synthetic", "synthetic_augmentation"],
+    lam=ddpm_lams,
+    progress=False,
 )
-ddpm_table = sweep_table(ddpm_runs)
+ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 
 # %% mystnb={"figure": {"caption": "DDPM on MNIST digits: FID, precision and recall per generation, fully synthetic (solid) against synthetic augmentation (dashed) with the same real digits in every generation; generation 0 is real data.", "name": "fig-augmentation-ddpm"}}
 fig = plotting.metric_curves(ddpm_table, ["fid", "precision", "recall"], height=2.8)

@@ -91,6 +91,25 @@ def test_sweep_labels_varied_settings(tmp_path):
         run_sweep(LoopConfig(), lam=1.0)
 
 
+def test_sweep_cases_are_crossed_with_the_grid():
+    cases = [
+        dict(family="fully_synthetic"),
+        dict(family="synthetic_augmentation", synthetic_source="accumulate"),
+    ]
+    sweep = run_sweep(
+        LoopConfig(n_ini=20, generations=2), None, cases=cases, lam=[1.0, 0.5], progress=False
+    )
+    runs = sweep.table.groupby(["family", "synthetic_source", "lam"]).size()
+    assert len(runs) == 4 and set(sweep.varied) == {"family", "synthetic_source", "lam"}
+    # a setting a case leaves at its default is still labelled with its value
+    fully = sweep.table[sweep.table.family == "fully_synthetic"]
+    assert set(fully.synthetic_source) == {"last"}
+    with pytest.raises(ValueError, match="both in cases and as a sweep"):
+        run_sweep(LoopConfig(), None, cases=[dict(lam=0.5)], lam=[1.0])
+    with pytest.raises(ValueError, match="unknown setting"):
+        run_sweep(LoopConfig(), None, cases=[dict(lamda=0.5)])
+
+
 def test_sweep_keeps_run_seed_and_replicate_apart():
     sweep = run_sweep(
         LoopConfig(n_ini=20, generations=2, seeds=3), None, progress=False, seed=[0, 1]

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
-from madutils.rng import FigureStream, stream
+from madutils.rng import AnalysisStream, stream
 
 __all__ = ["feature_embedding", "sample_panels"]
 
@@ -80,7 +80,7 @@ def feature_embedding(
     runs = {name: ImageRun(r.run_dir) for name, r in results.items()}
     if real is None:
         real = prepare_real_images(next(iter(runs.values())).config)
-    rng = stream(seed, FigureStream.EMBEDDING)
+    rng = stream(seed, AnalysisStream.EMBEDDING)
     pieces, meta = [], []
 
     def add(images, labels, run_name, generation):

@@ -71,27 +71,39 @@ def _setting_value(name: str, value, config):
     return tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
 
 
-def sweep_settings(base, vary: dict) -> list[dict]:
-    """The settings of every run of a sweep, checked: one dict per combination.
+def sweep_settings(base, vary: dict, cases: list[dict] | None = None) -> list[dict]:
+    """The settings of every run of a sweep, checked: one dict per run.
+
+    Every case (a dict of settings; one empty case when ``cases`` is None) is crossed with the
+    grid of ``vary`` (setting name to a list of values).
 
     Raises
     ------
     ValueError
-        For a setting the configuration does not have (the message lists the valid ones) or a
-        value that is not a list of values.
+        For a setting the configuration does not have (the message lists the valid ones), a
+        value of ``vary`` that is not a list of values, or a setting both in a case and in
+        ``vary``.
     """
     fields = {f.name for f in dataclasses.fields(type(base))}
-    unknown = sorted(set(vary) - fields)
+    cases = [{}] if cases is None else [dict(case) for case in cases]
+    if not cases:
+        raise ValueError("cases must hold at least one dict of settings (or be None)")
+    named = set(vary).union(*cases)
+    unknown = sorted(named - fields)
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; valid: {sorted(fields)}")
     for name, values in vary.items():
         if isinstance(values, str) or not hasattr(values, "__iter__"):
             raise ValueError(f"{name} must be a list of values to sweep over; got {values!r}")
+    both = sorted(set(vary).intersection(*cases)) if vary else []
+    if both:
+        raise ValueError(f"setting(s) {both} are given both in cases and as a sweep")
     names = list(vary)
-    return [
+    grid = [
         dict(zip(names, combo, strict=True))
         for combo in itertools.product(*(list(vary[n]) for n in names))
     ]
+    return [{**case, **point} for case in cases for point in grid]
 
 
 def run_one(config, runs_dir: str | Path | None = None, *, progress: bool = False) -> LoopResult:
@@ -118,8 +130,15 @@ def _with_settings(frame: pd.DataFrame, settings: dict) -> pd.DataFrame:
     return frame
 
 
-def run_sweep(base, runs_dir: str | Path | None = None, *, progress: bool = True, **vary) -> Sweep:
-    """Run ``base`` for every combination of the settings in ``vary``.
+def run_sweep(
+    base,
+    runs_dir: str | Path | None = None,
+    *,
+    cases: list[dict] | None = None,
+    progress: bool = True,
+    **vary,
+) -> Sweep:
+    """Run ``base`` for every combination of the settings in ``vary`` (and every case).
 
     Parameters
     ----------
@@ -128,6 +147,10 @@ def run_sweep(base, runs_dir: str | Path | None = None, *, progress: bool = True
     runs_dir : str or Path, optional
         Results store; finished runs are read back instead of recomputed, unfinished ones
         resumed.
+    cases : list of dict, optional
+        Combinations of settings that are not a grid, e.g.
+        ``[dict(family="fully_synthetic"), dict(family="synthetic_augmentation",
+        synthetic_source="accumulate")]``; each is crossed with the grid of ``vary``.
     progress : bool
         A progress bar over the runs (for a sweep of more than one run).
     **vary : list
@@ -140,18 +163,21 @@ def run_sweep(base, runs_dir: str | Path | None = None, *, progress: bool = True
         is not one of :data:`madutils.results.COLUMNS` (``seed`` is the run's seed,
         ``replicate`` the replicate's index within the run).
     """
-    combos = sweep_settings(base, vary)
+    combos = sweep_settings(base, vary, cases)
+    varied = list(dict.fromkeys(name for settings in combos for name in settings))
     results, tables, timings = [], [], []
     for settings in tqdm(combos, desc="runs", disable=not progress or len(combos) < 2):
-        result = run_one(dataclasses.replace(base, **settings), runs_dir)
+        config = dataclasses.replace(base, **settings)
+        result = run_one(config, runs_dir)
         results.append(result)
-        tables.append(_with_settings(result.table, settings))
-        timings.append(_with_settings(result.timings, settings))
+        labels = {name: getattr(config, name) for name in varied}
+        tables.append(_with_settings(result.table, labels))
+        timings.append(_with_settings(result.timings, labels))
     return Sweep(
         table=pd.concat(tables, ignore_index=True),
         timings=pd.concat(timings, ignore_index=True),
         results=results,
-        varied=list(vary),
+        varied=varied,
     )
 
 

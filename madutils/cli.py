@@ -1,137 +1,390 @@
 """The ``madutils`` command line.
 
-- ``madutils loop ...`` runs one loop configuration and prints the run directory;
+- ``madutils loop --model MODEL ...`` runs one loop configuration and prints the run directory;
 - ``madutils run NOTEBOOK -p NAME VALUE --scale ci|cpu|gpu --out DIR`` executes a notebook;
 - ``madutils book --scale cpu`` executes every notebook and builds the site;
 - ``madutils metrics`` lists the metric names of the results tables.
+
+``madutils loop`` is generated from the settings dataclasses
+:class:`~madutils.loops.config.LoopConfig` and
+:class:`~madutils.loops.image_config.ImageLoopConfig`: every field is one option (``n_ini`` is
+``--n-ini``), its help sentence is the field's ``metadata["help"]``, its default is the field's
+default, and its allowed values are the constants the config validates against
+(:func:`_choices`). A field added to either dataclass is an option without touching this file.
+
+Conversion of the values, from the field's annotation:
+
+- ``int``, ``float``, ``str``: one value; a field with allowed values lists them in ``--help``;
+- optional fields (``int | None`` ...): also accept ``none``, the field's "take the default"
+  value (the same as leaving the option out);
+- tuple fields (``metrics``, ``channels``): one comma-separated list, ``--channels 32,64,64``;
+- ``bool`` fields: a flag pair, ``--name`` / ``--no-name``.
+
+One command for both configs, not ``loop`` plus ``image-loop``: the model is the one choice a
+user makes first, and the two configs share their loop settings (family, sizes, ``lam``,
+synthetic source, seed, device), so ``madutils loop --model ddpm --family fresh_data ...``
+reads like ``madutils loop --model gaussian --family fresh_data ...``. ``--model`` picks the
+dataclass (gaussian, mixture, flow: ``LoopConfig``; ddpm, wgan: ``ImageLoopConfig``); an option
+of the other dataclass is a one-line error naming the option and the model. Options that are
+left out are not set at all, so the dataclass's own default applies (``--help`` shows both
+defaults where they differ, e.g. ``--n-ini``: 100 samples, 1000 images).
+
+Bad input exits with status 2 and one line on stderr, ``madutils loop: error: ...`` (no usage
+block, no traceback), whether argparse rejects a value or a config's validation raises
+``ValueError``. Abbreviated option names are refused, so that a new field can never change what
+an abbreviation means.
+
+The settings dataclasses (and torch) are imported only by the ``loop`` command, so
+``madutils --help`` stays fast; the image loop (:mod:`madutils.loops.images`, diffusers) is
+imported only when an image loop runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
 
-from madutils.loops.config import DATA_CHOICES, DEVICES, FAMILIES, MODELS, PATHS, SYNTHETIC_SOURCES, LoopConfig
-from madutils.metrics import METRICS
+__all__ = ["LoopOption", "config_from_args", "loop_options", "main"]
 
-__all__ = ["main"]
-
-
-def _loop_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "loop",
-        help="run one self-consuming loop configuration",
-        description="Run (or resume) one self-consuming loop and write its run directory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    d = LoopConfig()
-    p.add_argument("--family", choices=FAMILIES, default=d.family, help="loop family")
-    p.add_argument("--model", choices=MODELS, default=d.model, help="generative model")
-    p.add_argument(
-        "--data",
-        choices=DATA_CHOICES,
-        default=None,
-        help="real distribution (default: gaussian for --model gaussian, grid_mixture for mixture)",
-    )
-    p.add_argument(
-        "--dim", type=int, default=d.dim, help="data dimension, integer >= 1 (2 for 2-D data)"
-    )
-    p.add_argument(
-        "--n-ini", type=int, default=d.n_ini, help="real samples of generation 1, integer >= 1"
-    )
-    p.add_argument(
-        "--n-real",
-        type=int,
-        default=None,
-        help="real samples per later generation, integer >= 0 (fully_synthetic: 0; "
-        "synthetic_augmentation: n-ini; fresh_data: required unless --n-total)",
-    )
-    p.add_argument(
-        "--n-synthetic",
-        type=int,
-        default=None,
-        help="synthetic samples per later generation, integer >= 0 (default n-ini; >= 1 for "
-        "fully_synthetic)",
-    )
-    p.add_argument(
-        "--n-total", type=int, default=None, help="fresh_data: training-set size, integer >= 1"
-    )
-    p.add_argument(
-        "--real-fraction",
-        type=float,
-        default=None,
-        help="fresh_data: real share p of --n-total, in (0, 1]",
-    )
-    p.add_argument(
-        "--generations", type=int, default=d.generations, help="generations, integer >= 1"
-    )
-    p.add_argument(
-        "--lam",
-        type=float,
-        default=d.lam,
-        help="sampling bias lambda in (0, 1]: 1 = unbiased, smaller = less diverse",
-    )
-    p.add_argument(
-        "--synthetic-source",
-        choices=SYNTHETIC_SOURCES,
-        default=d.synthetic_source,
-        help="where synthetic samples come from: the last model, an accumulated pool of all "
-        "earlier models' samples, or the K most recent models",
-    )
-    p.add_argument(
-        "--memory", type=int, default=d.memory, help="K for --synthetic-source memory, integer >= 1"
-    )
-    p.add_argument(
-        "--seeds", type=int, default=d.seeds, help="replicates run together, integer >= 1"
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed, integer >= 0")
-    p.add_argument(
-        "--path",
-        choices=PATHS,
-        default=d.path,
-        help="gaussian only: draw samples, or draw their exact sufficient statistics (fast)",
-    )
-    p.add_argument(
-        "--n-components", type=int, default=d.n_components, help="mixture components, integer >= 1"
-    )
-    p.add_argument(
-        "--n-eval",
-        type=int,
-        default=None,
-        help="samples for sample-based metrics, integer >= 1 (default n-ini)",
-    )
-    p.add_argument(
-        "--k", type=int, default=d.k, help="nearest neighbours for precision/recall, integer >= 1"
-    )
-    p.add_argument(
-        "--metrics",
-        nargs="+",
-        choices=sorted(METRICS),
-        default=None,
-        metavar="METRIC",
-        help="metrics to record (default: the model's); one or more of "
-        + ", ".join(sorted(METRICS)),
-    )
-    p.add_argument("--device", choices=DEVICES, default=d.device, help="where to compute")
-    p.add_argument("--out", default="runs", help="parent directory of the run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+LOOP_PROG = "madutils loop"
+#: Options of ``madutils loop`` that are not settings of the run.
+RUN_OPTIONS = ("out", "quiet")
+#: Values of ``ImageLoopConfig.mixed_precision`` (validated there; a test keeps the two equal).
+MIXED_PRECISION = ("auto", "bf16", "no")
 
 
-def _run_loop_command(args, parser) -> int:
-    from madutils.loops.batched import run_loop
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``PROG: error: MESSAGE``, exit status 2."""
 
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "out", "quiet")}
-    if values["metrics"] is not None:
-        values["metrics"] = tuple(values["metrics"])
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _kinds() -> tuple[tuple[type, tuple[str, ...]], ...]:
+    """The settings dataclasses of ``madutils loop``, each with the models it runs."""
+    from madutils.loops.config import MODELS, LoopConfig
+    from madutils.loops.image_config import IMAGE_MODELS, ImageLoopConfig
+
+    return ((LoopConfig, MODELS), (ImageLoopConfig, IMAGE_MODELS))
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Allowed values of the fields that have them, by field name (for either dataclass)."""
+    from madutils.data.images import DATASETS
+    from madutils.loops.config import (
+        DATA_CHOICES,
+        DEVICES,
+        FAMILIES,
+        MODELS,
+        PATHS,
+        SYNTHETIC_SOURCES,
+    )
+    from madutils.loops.image_config import IMAGE_MODELS, SAMPLERS
+    from madutils.metrics import METRICS
+
+    return {
+        "family": FAMILIES,
+        "model": MODELS + IMAGE_MODELS,
+        "data": DATA_CHOICES,
+        "dataset": DATASETS,
+        "synthetic_source": SYNTHETIC_SOURCES,
+        "path": PATHS,
+        "metrics": tuple(sorted(METRICS)),
+        "sampler": SAMPLERS,
+        "device": DEVICES,
+        "mixed_precision": MIXED_PRECISION,
+    }
+
+
+@dataclasses.dataclass
+class LoopOption:
+    """One option of ``madutils loop``: a field name shared by one or both settings dataclasses.
+
+    Attributes
+    ----------
+    name : str
+        The field name (``n_ini``); the option is ``--n-ini``.
+    kind : str
+        ``"single"``, ``"list"`` (a tuple field, comma-separated) or ``"flag"`` (a bool field).
+    element : type
+        The type of one value: ``int``, ``float``, ``str`` or ``bool``.
+    optional : bool
+        Whether the annotation allows ``None`` (then ``none`` is accepted).
+    choices : tuple of str or None
+        The allowed values of one element, or ``None`` for any value of ``element``.
+    fields : dict
+        ``{dataclass: dataclasses.Field}`` for every dataclass that has this field.
+    """
+
+    name: str
+    kind: str
+    element: type
+    optional: bool
+    choices: tuple[str, ...] | None
+    fields: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def flag(self) -> str:
+        """The option string, ``--`` and the field name with ``-`` for ``_``."""
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, text: str):
+        """The field value of the command-line string ``text``.
+
+        Raises
+        ------
+        argparse.ArgumentTypeError
+            When ``text`` is no value of the field; the message says what is allowed.
+        """
+        if self.optional and text.strip().lower() == "none":
+            return None
+        if self.kind == "list":
+            items = [item.strip() for item in text.split(",")]
+            if not all(items):
+                raise argparse.ArgumentTypeError(
+                    f"expected a comma-separated list of {self._describe()}; got {text!r}"
+                )
+            return tuple(self._convert_one(item) for item in items)
+        return self._convert_one(text)
+
+    def _convert_one(self, text: str):
+        if self.choices is not None:
+            if text not in self.choices:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice: {text!r} (choose from {', '.join(self.choices)}"
+                    + (", none)" if self.optional else ")")
+                )
+            return text
+        try:
+            return self.element(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {self._describe()}; got {text!r}") from None
+
+    def _describe(self) -> str:
+        plural = "s" if self.kind == "list" else ""
+        names = {int: f"integer{plural}", float: f"number{plural}", str: f"string{plural}"}
+        text = names.get(self.element, self.element.__name__)
+        if self.kind == "single" and self.element in (int, float):
+            text = f"an {text}" if self.element is int else f"a {text}"
+        return text + (" or none" if self.optional else "")
+
+    @property
+    def metavar(self) -> str | None:
+        """How the value is written in ``--help``."""
+        if self.kind == "flag":
+            return None
+        if self.choices is not None and self.kind == "single":
+            values = (*self.choices, "none") if self.optional else self.choices
+            return "{" + ",".join(values) + "}"
+        one = {int: "INT", float: "FLOAT", str: "STR"}[self.element]
+        if self.choices is not None:
+            one = self.name.rstrip("s").upper()
+        text = f"{one}[,{one}...]" if self.kind == "list" else one
+        return f"{text}|none" if self.optional else text
+
+    def help(self, kinds) -> str:
+        """The help sentence: the field's help, its default(s), and the allowed list values."""
+        parts = []
+        for cls, models in kinds:
+            if cls in self.fields:
+                field = self.fields[cls]
+                parts.append((", ".join(models), field.metadata["help"], _show(field.default)))
+        if self.name == "model":  # left out, --model takes the first dataclass's default
+            text = " | ".join(f"{models}: {text}" for models, text, _ in parts)
+            text += f" (default: {parts[0][2]})"
+        elif len(parts) == 1 or len({(text, default) for _, text, default in parts}) == 1:
+            text = f"{parts[0][1]} (default: {parts[0][2]})"
+        elif len({text for _, text, _ in parts}) == 1:
+            defaults = "; ".join(f"{default} for {models}" for models, _, default in parts)
+            text = f"{parts[0][1]} (default: {defaults})"
+        else:
+            text = " | ".join(
+                f"{models}: {text} (default: {default})" for models, text, default in parts
+            )
+        if self.kind == "list" and self.choices is not None:
+            text += f"; comma-separated, each one of {', '.join(self.choices)}"
+        elif self.kind == "list":
+            text += "; comma-separated"
+        return text.replace("%", "%%")
+
+
+def _show(value) -> str:
+    """A default value as it is written on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _option_shape(cls, name: str, hint) -> tuple[str, type, bool]:
+    """``(kind, element type, optional)`` of a field's type annotation."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        if len(args) != 1:
+            raise TypeError(f"{cls.__name__}.{name}: cannot make an option of {hint!r}")
+        hint = args[0]
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) != 2 or args[1] is not Ellipsis or args[0] not in (int, float, str):
+            raise TypeError(f"{cls.__name__}.{name}: cannot make an option of {hint!r}")
+        return "list", args[0], optional
+    if hint is bool:
+        return "flag", bool, optional
+    if hint not in (int, float, str):
+        raise TypeError(f"{cls.__name__}.{name}: cannot make an option of {hint!r}")
+    return "single", hint, optional
+
+
+def loop_options() -> dict[str, LoopOption]:
+    """The options of ``madutils loop``, one per field of the settings dataclasses.
+
+    Returns
+    -------
+    dict
+        ``{field name: LoopOption}`` in field order (``LoopConfig``'s, then the fields only
+        ``ImageLoopConfig`` has). A field of both dataclasses is one option.
+
+    Raises
+    ------
+    TypeError
+        When two dataclasses give one field name different types, or a type has no option.
+    """
+    choices = _choices()
+    options: dict[str, LoopOption] = {}
+    for cls, _ in _kinds():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in RUN_OPTIONS:
+                raise TypeError(f"{cls.__name__}.{field.name} clashes with --{field.name}")
+            kind, element, optional = _option_shape(cls, field.name, hints[field.name])
+            option = options.get(field.name)
+            if option is None:
+                option = options[field.name] = LoopOption(
+                    field.name, kind, element, optional, choices.get(field.name)
+                )
+            elif (option.kind, option.element, option.optional) != (kind, element, optional):
+                raise TypeError(f"{field.name} has different types in the settings dataclasses")
+            option.fields[cls] = field
+    return options
+
+
+def _loop_parser(prog: str = LOOP_PROG) -> argparse.ArgumentParser:
+    """The parser of ``madutils loop``, generated from :func:`loop_options`."""
+    kinds = _kinds()
+    parser = _OneLineParser(
+        prog=prog,
+        usage=f"{prog} [--model MODEL] [OPTION ...]",
+        description="Run (or resume) one self-consuming loop and write its run directory. "
+        "--model picks the settings: gaussian, mixture and flow run the seed-batched loop "
+        "(LoopConfig), ddpm and wgan an image loop (ImageLoopConfig). An option left out takes "
+        "the default of the model's settings; 'none' sets an optional value to its default.",
+        allow_abbrev=False,
+    )
+    groups = {
+        len(kinds): parser.add_argument_group("settings of every model"),
+        **{
+            i: parser.add_argument_group(f"settings of --model {', '.join(models)} only")
+            for i, (_, models) in enumerate(kinds)
+        },
+    }
+    for option in loop_options().values():
+        owners = [i for i, (cls, _) in enumerate(kinds) if cls in option.fields]
+        group = groups[len(kinds) if len(owners) == len(kinds) else owners[0]]
+        kwargs = dict(dest=option.name, default=argparse.SUPPRESS, help=option.help(kinds))
+        if option.kind == "flag":
+            group.add_argument(option.flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            group.add_argument(option.flag, type=option.convert, metavar=option.metavar, **kwargs)
+    run = parser.add_argument_group("output")
+    run.add_argument(
+        "--out", default="runs", help="parent directory of the run directory (default: runs)"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _config_from_namespace(args: argparse.Namespace):
+    """The settings of the parsed options; ``ValueError`` names a bad option or setting."""
+    values = {k: v for k, v in vars(args).items() if k not in RUN_OPTIONS}
+    kinds = _kinds()
+    model = values.get("model", _default_model(kinds))
+    cls = next(cls for cls, models in kinds if model in models)
+    names = {field.name for field in dataclasses.fields(cls)}
+    foreign = [name for name in values if name not in names]
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        owners = ", ".join(m for c, ms in kinds if c is not cls for m in ms)
+        verb = "is not an option" if len(foreign) == 1 else "are not options"
+        raise ValueError(f"{flags} {verb} of --model {model} (only of --model {owners})")
+    return cls(**values)
+
+
+def _default_model(kinds) -> str:
+    """The model when ``--model`` is left out: the first dataclass's default."""
+    cls = kinds[0][0]
+    return next(f.default for f in dataclasses.fields(cls) if f.name == "model")
+
+
+def _parse_loop(argv: list[str]):
+    parser = _loop_parser()
+    args = parser.parse_args(argv)
     try:
-        config = LoopConfig(**values)
-        result = run_loop(config, args.out, progress=not args.quiet)
+        config = _config_from_namespace(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return config, args, parser
+
+
+def config_from_args(argv: list[str]):
+    """The settings that ``madutils loop ARGV`` would run, without running anything.
+
+    Parameters
+    ----------
+    argv : list of str
+        The arguments after ``loop``, e.g. ``["--model", "flow", "--flow-layers", "4"]``
+        (``--out`` and ``--quiet`` are accepted and ignored).
+
+    Returns
+    -------
+    LoopConfig or ImageLoopConfig
+        ``LoopConfig`` for ``--model`` gaussian, mixture or flow (the default, gaussian),
+        ``ImageLoopConfig`` for ddpm or wgan.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 after one line ``madutils loop: error: ...`` on stderr, for a bad value,
+        an option of the other model's settings, or settings the dataclass rejects.
+    """
+    return _parse_loop(argv)[0]
+
+
+def _loop_command(argv: list[str]) -> int:
+    config, args, parser = _parse_loop(argv)
+    from madutils.loops.config import LoopConfig
+
+    try:
+        if isinstance(config, LoopConfig):
+            from madutils.loops.batched import run_loop
+
+            result = run_loop(config, args.out, progress=not args.quiet)
+            replicates = f"mean over {config.seeds} seed(s)"
+        else:
+            from madutils.loops.images import run_image_loop
+
+            result = run_image_loop(config, args.out, progress=not args.quiet)
+            replicates = f"seed {config.seed}, feature accuracy {result.feature_accuracy:.4f}"
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     last = result.table[result.table.generation == result.table.generation.max()]
     summary = last.groupby("metric", sort=False)["value"].mean()
-    print(f"generation {int(last.generation.max())}, mean over {config.seeds} seed(s):")
+    print(f"generation {int(last.generation.max())}, {replicates}:")
     for name, value in summary.items():
         print(f"  {name:>15s}  {value:.6g}")
     print(f"run directory: {result.run_dir}")
@@ -201,11 +454,29 @@ def _book_command(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``madutils`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (bad input raises ``SystemExit`` with status 2 instead).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog="madutils", description="Self-consuming generative loops (Alemohammad et al. 2024)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    loop_parser = _loop_parser(sub)
+    # ``loop``'s options are generated (and parsed) only when it runs: see _loop_parser.
+    sub.add_parser(
+        "loop",
+        help="run one self-consuming loop configuration (madutils loop --help lists its options)",
+        add_help=False,
+    )
     run_parser = _run_parser(sub)
     book_parser = sub.add_parser("book", help="execute every notebook and build the site")
     book_parser.add_argument(
@@ -215,13 +486,17 @@ def main(argv: list[str] | None = None) -> int:
         help="parameter files of the notebooks (default: cpu)",
     )
     sub.add_parser("metrics", help="list the metric names of the results tables")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.command == "loop":
-        return _run_loop_command(args, loop_parser)
+        return _loop_command(argv[argv.index("loop") + 1 :])
+    if rest:
+        parser.parse_args(argv)  # the usual "unrecognized arguments" error
     if args.command == "run":
         return _run_notebook_command(args, run_parser)
     if args.command == "book":
         return _book_command(args, book_parser)
+    from madutils.metrics import METRICS
+
     for name, description in METRICS.items():
         print(f"{name}: {description}")
     return 0

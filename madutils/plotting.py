@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from madutils.metrics import METRIC_LABELS  # axis labels (registry view)
+
 __all__ = [
     "density_grid",
     "embedding_scatter",
@@ -33,25 +35,6 @@ __all__ = [
     "trace_vs_theory",
 ]
 
-#: Axis labels of the metrics.
-METRIC_LABELS = {
-    "w2_squared": r"$W_2^2$ to $P_r$",
-    "cov_trace": r"tr $\Sigma_t$",
-    "mean_drift": r"$\|\mu_t-\mu_1\|^2$",
-    "mean_error": r"$\|\mu_t-\mu_r\|^2$",
-    "frechet": "Fréchet distance",
-    "fid": "FID (LeNet features)",
-    "heldout_nll": "held-out NLL (nats)",
-    "tail_share": "share beyond real 99% of $x_2$",
-    "marginal_w1": "marginal $W_1$",
-    "precision": "precision",
-    "recall": "recall",
-    "density": "density",
-    "coverage": "coverage",
-    "modes_covered": "modes covered",
-    "modal_variance": "modal variance",
-    "total_variance": "total variance",
-}
 FAMILY_LABELS = {
     "fully_synthetic": "fully synthetic",
     "synthetic_augmentation": "synthetic augmentation",

@@ -35,10 +35,9 @@
 
 # %%
 import numpy as np
-import pandas as pd
 
 from madutils import plotting
-from madutils.analysis import gaussian_paths, run_sweep
+from madutils.analysis import closed_form_trace_and_drift, gaussian_paths, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.loops.config import LoopConfig
 
@@ -73,22 +72,7 @@ base = LoopConfig(
 )
 table = run_sweep(base, runs_dir, lam=lams, progress=False).table
 trace_r = float(dim)  # tr of the identity covariance of P_r
-t = np.arange(1, generations + 1)
-theory = pd.concat(
-    [
-        pd.DataFrame(
-            {
-                "lam": lam,
-                "generation": t,
-                "cov_trace": trace_r * lam ** (t - 1),
-                "mean_drift": trace_r
-                / n_samples
-                * np.array([sum(lam**tau for tau in range(1, g)) for g in t]),
-            }
-        )
-        for lam in lams
-    ]
-)
+theory = closed_form_trace_and_drift(lams, generations, dim=dim, n=n_samples)
 
 # %% [markdown]
 # ## The mean wanders

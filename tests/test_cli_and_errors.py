@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from madutils.cli import main
-from madutils.loops.config import LoopConfig
 from madutils.data.distributions import GaussianDistribution
 from madutils.loops.batched import run_loop
+from madutils.loops.config import LoopConfig
 from madutils.metrics.effective import effective_sample_size, limiting_distance
 
 
@@ -51,7 +51,7 @@ def test_help_lists_allowed_values(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for allowed in (
         "fully_synthetic,synthetic_augmentation,fresh_data",
-        "gaussian,mixture",
+        "gaussian,mixture,flow,ddpm,wgan",
         "last,accumulate,memory",
         "samples,statistics",
         "(0, 1]",
@@ -66,13 +66,17 @@ def test_help_lists_allowed_values(capsys):
         (["--lam", "1.5"], "lam must be in (0, 1]"),
         (["--generations", "0"], "generations must be a positive integer"),
         (["--synthetic-source", "memory", "--memory", "0"], "memory (K) must be a positive"),
+        (["--flow-layers", "x"], "argument --flow-layers: expected an integer"),
+        (["--model", "ddpm", "--path", "statistics"], "--path is not an option of --model ddpm"),
     ],
 )
 def test_loop_command_reports_bad_input(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["loop", "--out", str(tmp_path), *argv])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("madutils loop: error: ")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from madutils.data.distributions import Rosenbrock
+from madutils.models.base import BatchedModel, GenerativeModel
 from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
 
@@ -131,6 +132,21 @@ def test_clone_is_unfitted_with_same_settings(small_fit):
     assert clone.get_params() == {**SMALL, "lr": 1e-3, "weight_decay": 0.0, "max_log_scale": 2.0}
     with pytest.raises(RuntimeError, match="not fitted"):
         clone.sample(3, rng=gen(0))
+
+
+def test_protocol(small_fit):
+    """The model protocol: settings, repr, fitted state, y and labels refused."""
+    assert isinstance(small_fit, BatchedModel) and isinstance(small_fit, GenerativeModel)
+    assert CouplingFlow.conditional is False and small_fit.is_fitted
+    assert repr(small_fit.clone()).startswith(f"CouplingFlow(n_layers={SMALL['n_layers']},")
+    X = rosenbrock(3, 20, seed=6)
+    with pytest.raises(ValueError, match="unconditional.*y must be None"):
+        CouplingFlow(**SMALL).fit(X, torch.zeros(3, 20), rng=gen(0))
+    with pytest.raises(ValueError, match="unconditional.*labels must be None"):
+        small_fit.sample(3, rng=gen(0), labels=torch.tensor([0, 1, 2]))
+    assert torch.equal(
+        small_fit.sample(5, rng=gen(1), labels=None), small_fit.sample(5, rng=gen(1))
+    )
 
 
 # --------------------------------------------------------------------------- randomness

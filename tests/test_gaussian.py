@@ -6,9 +6,10 @@ import scipy.linalg
 import torch
 
 from madutils.data.distributions import GaussianDistribution, GridMixture, Rosenbrock
-from madutils.models.gaussian_statistics import SufficientStatistics
 from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
+from madutils.models.base import BatchedModel
 from madutils.models.gaussian import GaussianModel
+from madutils.models.gaussian_statistics import SufficientStatistics
 
 
 def _model(mean, cov, n_seeds):
@@ -165,3 +166,20 @@ def test_bad_input_is_named(call, match):
 def test_unfitted_model_refuses_to_sample():
     with pytest.raises(RuntimeError, match="not fitted"):
         GaussianModel().sample(3, rng=torch.Generator())
+
+
+def test_protocol(rng):
+    """The model protocol: settings, clone, repr, fitted state, y and labels refused."""
+    model = GaussianModel()
+    assert isinstance(model, BatchedModel) and GaussianModel.conditional is False
+    assert model.get_params() == {} and repr(model) == "GaussianModel()"
+    assert not model.is_fitted
+    X = torch.randn(2, 30, 3, generator=rng, dtype=torch.float64)
+    with pytest.raises(ValueError, match="unconditional.*y must be None"):
+        model.fit(X, torch.zeros(2, 30))
+    first = model.fit(X, rng=torch.Generator().manual_seed(0))
+    assert first is model and model.is_fitted and not model.clone().is_fitted
+    second = GaussianModel().fit(X, rng=torch.Generator().manual_seed(0))
+    assert all(torch.equal(v, second.state_dict()[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="unconditional.*labels must be None"):
+        model.sample(4, rng=rng, labels=torch.zeros(4))

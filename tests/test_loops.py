@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from madutils.loops.config import LoopConfig
+from madutils.analysis.gaussian import closed_form_trace_and_drift
 from madutils.loops.batched import BatchedLoop, run_loop
+from madutils.loops.config import LoopConfig
 from madutils.models.gaussian import GaussianModel
 from madutils.rng import stream
 
@@ -171,12 +172,20 @@ def test_analytic_trace_and_drift_of_the_fully_synthetic_gaussian_loop(lam, path
         LoopConfig(dim=d, n_ini=n, generations=generations, lam=lam, seeds=seeds, path=path),
         progress=False,
     ).table
+    theory = closed_form_trace_and_drift([lam], generations, dim=d, n=n).set_index("generation")
     for t in (2, 5, generations):
         at = table[table.generation == t]
         traces = at[at.metric == "cov_trace"].value.to_numpy()
         drifts = at[at.metric == "mean_drift"].value.to_numpy()
-        _moment_check(traces, lam ** (t - 1) * d)
-        _moment_check(drifts, d / n * sum(lam**tau for tau in range(1, t)))
+        _moment_check(traces, theory.cov_trace[t])
+        _moment_check(drifts, theory.mean_drift[t])
+
+
+def test_closed_forms_match_their_sums():
+    theory = closed_form_trace_and_drift([1.0, 0.5], 4, dim=3, n=6).set_index(["lam", "generation"])
+    assert theory.cov_trace[(0.5, 1)] == 3 and theory.cov_trace[(0.5, 3)] == 3 * 0.25
+    assert theory.mean_drift[(1.0, 1)] == 0 and theory.mean_drift[(1.0, 4)] == 3 / 6 * 3
+    assert theory.mean_drift[(0.5, 3)] == 3 / 6 * (0.5 + 0.25)
 
 
 def test_median_of_trace_collapses_even_without_bias():

@@ -23,6 +23,7 @@ from madutils.metrics.mixture import (
     modes_covered,
     total_variance,
 )
+from madutils.models.base import BatchedModel
 from madutils.models.mixture import GaussianMixtureModel
 
 
@@ -280,6 +281,23 @@ def test_clone_and_state_dict_round_trip():
     assert torch.equal(a, b)
 
 
+def test_protocol():
+    """The model protocol: fit with the same rng twice, repr, y and labels refused."""
+    X = grid_data(2, 200, seed=3)
+    model = GaussianMixtureModel(n_components=5, max_iter=20)
+    assert isinstance(model, BatchedModel) and GaussianMixtureModel.conditional is False
+    assert repr(model).startswith("GaussianMixtureModel(n_components=5, max_iter=20, tol=")
+    with pytest.raises(ValueError, match="unconditional.*y must be None"):
+        model.fit(X, torch.zeros(2, 200), rng=torch.Generator().manual_seed(0))
+    assert not model.is_fitted
+    first = model.fit(X, rng=torch.Generator().manual_seed(0))
+    second = model.clone().fit(X, rng=torch.Generator().manual_seed(0))
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[name]), name
+    with pytest.raises(ValueError, match="unconditional.*labels must be None"):
+        first.sample(3, rng=torch.Generator(), labels=torch.tensor([0, 1, 2]))
+
+
 def test_unfitted_model_refuses_to_sample_or_score():
     model = GaussianMixtureModel()
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -351,6 +369,20 @@ def test_grid_mode_means():
     assert set(means[:, 0].tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
     assert torch.equal(means.mean(0), torch.zeros(2, dtype=torch.float64))
     assert len({tuple(m) for m in means.tolist()}) == 25
+
+
+def test_one_grid_definition_for_the_sampler_and_the_metrics():
+    from madutils.data import distributions
+
+    grid = distributions.GridMixture()
+    assert torch.equal(grid.means, grid_mode_means())
+    assert grid.std == GRID_MODE_STD == 0.1
+    assert grid_mode_means is distributions.grid_means
+    assert GRID_MODE_STD is distributions.GRID_MODE_STD
+    axis = grid_mode_means(3, spacing=2.0)[:, 0].unique()
+    assert axis.tolist() == [-2.0, 0.0, 2.0]
+    X = grid.sample(1000, n_seeds=2, rng=torch.Generator().manual_seed(3))
+    assert modes_covered(X, grid.means, grid.std).tolist() == [25, 25]
 
 
 def test_real_samples_cover_all_modes():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
+    "closed_form_trace_and_drift",
     "effective_sample_sizes",
     "feature_embedding",
     "fresh_data_limits",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "closed_form_trace_and_drift": "gaussian",
     "effective_sample_sizes": "gaussian",
     "fresh_data_limits": "gaussian",
     "gaussian_paths": "gaussian",

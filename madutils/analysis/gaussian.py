@@ -2,6 +2,8 @@
 
 The notebooks stay thin: each figure's data comes from one call here.
 
+- :func:`closed_form_trace_and_drift`: the expected total variance and squared mean drift of
+  the fully synthetic Gaussian loop (the paper's Section 3.1), for the book and the tests;
 - :func:`gaussian_paths`: the fitted means and covariance traces of every generation (E1).
 - :func:`sample_snapshots`: samples of chosen generations, for scatter plots.
 - :func:`fresh_data_limits`: limiting distances of many fresh-data Gaussian loops, all cells
@@ -29,11 +31,55 @@ from madutils.models.gaussian_statistics import draw_gaussian_statistics
 from madutils.rng import BatchedStream, stream
 
 __all__ = [
+    "closed_form_trace_and_drift",
     "effective_sample_sizes",
     "fresh_data_limits",
     "gaussian_paths",
     "sample_snapshots",
 ]
+
+
+def closed_form_trace_and_drift(
+    lams, generations: int, *, dim: int, n: int, trace_real: float | None = None
+) -> pd.DataFrame:
+    """Expected total variance and squared mean drift of the fully synthetic Gaussian loop.
+
+    With generation 1 the fit to ``n`` real samples of ``P_r`` (total variance
+    ``tr Sigma_r``, ``dim`` by default: the identity) and every later generation a fit to ``n``
+    samples of the previous Gaussian with covariance scaled by ``lam``,
+
+    .. math::
+
+        E\,\mathrm{tr}\,\Sigma_t = \lambda^{t-1}\,\mathrm{tr}\,\Sigma_r, \qquad
+        E\,\|\mu_t - \mu_1\|^2 = \frac{\mathrm{tr}\,\Sigma_r}{n}
+        \sum_{\tau=1}^{t-1} \lambda^\tau .
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``lam, generation, cov_trace, mean_drift`` for generations ``1..generations``.
+    """
+    generations = check_positive_int(generations, "generations")
+    dim = check_positive_int(dim, "dim")
+    n = check_positive_int(n, "n")
+    trace_real = float(dim) if trace_real is None else float(trace_real)
+    t = np.arange(1, generations + 1)
+    frames = []
+    for lam in np.atleast_1d(lams):
+        lam = float(lam)
+        powers = lam ** np.arange(1, generations)  # lambda^1 .. lambda^(T-1)
+        drift_sums = np.concatenate([[0.0], np.cumsum(powers)])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "lam": lam,
+                    "generation": t,
+                    "cov_trace": trace_real * lam ** (t - 1),
+                    "mean_drift": trace_real / n * drift_sums,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def gaussian_paths(config: LoopConfig) -> dict[str, np.ndarray]:

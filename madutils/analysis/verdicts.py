@@ -447,8 +447,8 @@ class MadTrend(Rule):
         )
         return (
             f"reproduced when the FID at the last generation {above} {reference} and precision "
-            "and recall both fall; partly when only the FID rises so; not reproduced when it "
-            "does not"
+            "and recall both fall; partly when the FID rises so but precision or recall does "
+            "not fall; not reproduced when the FID does not rise so"
         )
 
     def decide(self, **x) -> str:
@@ -545,16 +545,12 @@ class FlowTails(Rule):
 
     @property
     def sentence(self) -> str:
-        below = (
-            "its generation-1 value"
-            if self.tail_fraction == 1
-            else f"{_num(self.tail_fraction)} times its generation-1 value"
-        )
         return (
-            "reproduced when at λ = 1 the share of samples beyond the real 99% quantile at the "
-            f"last generation is below {below} and, with the smallest λ, the last tail share is "
-            "no larger and the marginal W1 distance larger than at λ = 1; partly when one of "
-            "the two holds; not reproduced when neither does"
+            "reproduced when, at λ = 1, the last-to-first-generation ratio of the share of "
+            f"samples beyond the real 99% quantile is below {_num(self.tail_fraction)} "
+            "and, with the smallest λ, the last tail share is no larger and the marginal W1 "
+            "distance larger than at λ = 1; partly when one of the two holds; not reproduced "
+            "when neither does"
         )
 
     def decide(self, tail_first, tail_last, biased_tail_last, w1_last, biased_w1_last) -> str:
@@ -741,8 +737,8 @@ class MemoryGain(Rule):
         by = "" if self.min_gain == 0 else f" by more than {_num(self.min_gain)}"
         return (
             f"reproduced when every larger K raises n_e/n_r{by} and the gain per added model "
-            "shrinks from step to step; partly when the largest K still beats K = 1 but not "
-            "both hold; not reproduced when the largest K does no better than the smallest"
+            "shrinks from step to step; partly when the largest K still beats the smallest but "
+            "not both hold; not reproduced when the largest K does no better than the smallest"
         )
 
     def decide(self, ks, ratios) -> str:
@@ -793,12 +789,13 @@ class PoolPlateau(Rule):
     @property
     def sentence(self) -> str:
         return (
-            "reproduced when at λ = 1 the limit with the smallest p is more than "
-            f"{_num(self.slowdown_above)} times that with the largest p at every n, and growing n "
-            f"improves the biased limit more than {_num(self.plateau_factor)} times less than "
-            "the unbiased one; partly when only some of this holds; not reproduced when smaller "
-            "p does not slow the loop and the biased limit improves at least as much as the "
-            "unbiased one"
+            "reproduced when, at λ = 1, the ratio of the limit with the smallest p to that with "
+            f"the largest p exceeds {_num(self.slowdown_above)} at every n, and the "
+            "factor by which growing n divides the limit is more than "
+            f"{_num(self.plateau_factor)} times smaller at the smallest λ than at λ = 1; partly "
+            "when only some of this holds; not reproduced when that ratio does not exceed "
+            f"{_num(self.slowdown_above)} somewhere and growing n divides the biased limit by "
+            "at least as much as the unbiased one"
         )
 
     def decide(self, slowdown, gain_unbiased, gain_biased) -> str:
@@ -932,9 +929,9 @@ class AdmissibleGrowth(Rule):
     def sentence(self) -> str:
         return (
             "reproduced when, at the smallest λ, the largest admissible n_s grows across the grid "
-            f"more than {_num(self.factor)} times less than n_r does; partly when it grows less "
-            "than n_r but not that much less; not reproduced when it grows at least as much "
-            "as n_r"
+            f"by a factor more than {_num(self.factor)} times smaller than n_r's; partly when it "
+            "grows by a smaller factor than n_r but not that much smaller; not reproduced when "
+            "it grows at least as much as n_r"
         )
 
     def decide(self, admissible_growth, n_real_growth) -> str:

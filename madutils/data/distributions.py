@@ -20,13 +20,52 @@ from madutils._validation import check_finite, check_positive_int, check_positiv
 
 __all__ = [
     "DISTRIBUTIONS",
+    "GRID_MODE_STD",
+    "GRID_MODE_VARIANCE",
+    "GRID_SIZE",
     "GaussianDistribution",
     "GridMixture",
     "Rosenbrock",
+    "grid_means",
     "make_distribution",
 ]
 
 DTYPE = torch.float64
+
+# -- the 25-mode grid: the one definition, used by GridMixture and madutils.metrics.mixture --
+
+#: Modes per axis of the paper's grid mixture (5 x 5 = 25 modes).
+GRID_SIZE = 5
+#: Per-coordinate variance of each grid mode (0.01 in the paper, as far as it can be read off).
+GRID_MODE_VARIANCE = 0.01
+#: Per-coordinate standard deviation of each grid mode, ``sqrt(GRID_MODE_VARIANCE)`` (0.1).
+GRID_MODE_STD = math.sqrt(GRID_MODE_VARIANCE)
+
+
+def grid_means(grid_size: int = GRID_SIZE, spacing: float = 1.0) -> torch.Tensor:
+    """Means of the grid mixture: a ``grid_size x grid_size`` square grid centred at 0.
+
+    Per axis ``linspace(-(grid_size - 1) / 2, (grid_size - 1) / 2, grid_size) * spacing``;
+    the default is the paper's {-2, -1, 0, 1, 2}^2. Modes are ordered first coordinate
+    slowest (mode ``i * grid_size + j`` sits at ``(axis[i], axis[j])``).
+
+    Parameters
+    ----------
+    grid_size : int, default 5
+        Modes per axis.
+    spacing : float, default 1.0
+        Distance between neighbouring modes.
+
+    Returns
+    -------
+    Tensor of float64, shape (grid_size**2, 2)
+    """
+    grid_size = check_positive_int(grid_size, "grid_size")
+    spacing = check_positive_number(spacing, "spacing")
+    half = (grid_size - 1) / 2
+    axis = torch.linspace(-half, half, grid_size, dtype=DTYPE) * spacing
+    first, second = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([first.reshape(-1), second.reshape(-1)], dim=1)
 
 
 class GaussianDistribution:
@@ -87,21 +126,18 @@ class GridMixture:
     Parameters
     ----------
     grid_size : int
-        Modes per axis; the means are ``linspace(-(grid_size-1)/2, (grid_size-1)/2)`` in each of
-        the two coordinates, {-2, -1, 0, 1, 2}^2 for the default 5 (25 modes).
+        Modes per axis; the means are :func:`grid_means` ``(grid_size)``, {-2, -1, 0, 1, 2}^2
+        for the default 5 (25 modes).
     variance : float
-        Per-coordinate variance of each mode (0.01 in the paper, as far as it can be read off).
+        Per-coordinate variance of each mode (default :data:`GRID_MODE_VARIANCE`, 0.01).
     """
 
     dim = 2
 
-    def __init__(self, grid_size: int = 5, variance: float = 0.01):
+    def __init__(self, grid_size: int = GRID_SIZE, variance: float = GRID_MODE_VARIANCE):
         self.grid_size = check_positive_int(grid_size, "grid_size")
         self.variance = check_positive_number(variance, "variance")
-        half = (self.grid_size - 1) / 2
-        axis = torch.linspace(-half, half, self.grid_size, dtype=DTYPE)
-        xx, yy = torch.meshgrid(axis, axis, indexing="ij")
-        self.means = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+        self.means = grid_means(self.grid_size)
 
     @property
     def std(self) -> float:

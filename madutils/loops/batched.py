@@ -28,12 +28,9 @@ from madutils.data.distributions import make_distribution
 from madutils.loops.config import LoopConfig
 from madutils.loops.driver import Loop, LoopResult, drive
 from madutils.loops.families import TrainingSetRecipe
-from madutils.metrics import MANIFOLD_METRICS, NEEDS_SAMPLES
-from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
-from madutils.metrics.gaussian import covariance_trace, mean_drift
+from madutils.metrics import MANIFOLD_METRICS, MetricContext
+from madutils.metrics import measure as measure_metrics
 from madutils.metrics.manifold import ManifoldReference
-from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
-from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
 from madutils.models.gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
@@ -184,49 +181,28 @@ class BatchedLoop(Loop):
     def measure(self, model, generation: int, make_rng) -> dict[str, torch.Tensor]:
         """Every configured metric of ``model``: a dict of tensors of shape ``(seeds,)``.
 
-        ``make_rng()`` returns the evaluation stream; it is only created when samples are drawn.
+        Each value is its :data:`madutils.metrics.REGISTRY` entry's ``compute`` on one
+        :class:`~madutils.metrics.MetricContext`, in the configured order. ``make_rng()``
+        returns the evaluation stream; it is only created when a metric reads the synthetic
+        samples, which are then drawn once: ``model.sample(n_eval, lam, rng=make_rng())``.
+        The real reference samples (and their k-NN manifold) are drawn once per run.
         """
         cfg = self.cfg
-        names = set(cfg.metrics)
-        values = {}
-        if cfg.model == "gaussian":
-            if generation == 1:
-                self.first_mean = model.mean_.clone()
-            if "w2_squared" in names:
-                values["w2_squared"] = gaussian_w2_squared(
-                    model.mean_, model.covariance_, self.data.mean, self.data.covariance
-                )
-            if "cov_trace" in names:
-                values["cov_trace"] = covariance_trace(model.covariance_)
-            if "mean_drift" in names:
-                values["mean_drift"] = mean_drift(model.mean_, self.first_mean)
-            if "mean_error" in names:
-                values["mean_error"] = mean_drift(model.mean_, self.data.mean)
-        elif "modal_variance" in names:
-            values["modal_variance"] = modal_variance(model.covariances_)
-        elif "heldout_nll" in names:
-            real, _ = self._reference_samples()
-            values["heldout_nll"] = -model.score(real.unsqueeze(0).expand(cfg.seeds, -1, -1))
-        if names & NEEDS_SAMPLES:
-            synthetic = model.sample(cfg.n_eval, cfg.lam, rng=make_rng())
-            real, manifold = self._reference_samples()
-            if "frechet" in names:
-                values["frechet"] = frechet_distance(real, synthetic)
-            if manifold is not None:
-                scores = manifold.compute(synthetic)
-                values.update({k: v for k, v in scores.items() if k in names})
-            if "modes_covered" in names:
-                values["modes_covered"] = modes_covered(
-                    synthetic, self.data.means.to(self.device), self.data.std
-                )
-            if "total_variance" in names:
-                values["total_variance"] = total_variance(synthetic)
-            if "tail_share" in names:
-                threshold = real_quantile(real.unsqueeze(0), 0.99)
-                values["tail_share"] = tail_share(synthetic, threshold)
-            if "marginal_w1" in names:
-                values["marginal_w1"] = marginal_wasserstein(real.unsqueeze(0), synthetic)
-        return {name: values[name] for name in cfg.metrics}
+        if cfg.model == "gaussian" and generation == 1:
+            self.first_mean = model.mean_.clone()
+        context = MetricContext(
+            model=model,
+            lam=cfg.lam,
+            n_eval=cfg.n_eval,
+            make_rng=make_rng,
+            seeds=cfg.seeds,
+            data=self.data,
+            first_mean=self.first_mean,
+            k=cfg.k,
+            real=lambda: self._reference_samples()[0],
+            manifold=lambda: self._reference_samples()[1],
+        )
+        return measure_metrics(cfg.metrics, context)
 
     # -- persistence -------------------------------------------------------------------------
     def state(self, generation: int) -> dict:

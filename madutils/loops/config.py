@@ -21,7 +21,7 @@ from madutils._validation import (
     check_positive_int,
 )
 from madutils.loops.families import FAMILIES, SYNTHETIC_SOURCES, check_family_sizes, family_sizes
-from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, MODEL_METRICS, SAMPLE_METRICS
+from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, metric_names
 
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
 
@@ -48,10 +48,17 @@ class LoopConfig:
 
     family: str = dataclasses.field(
         default="fully_synthetic",
-        metadata={"help": "loop family: which real and synthetic data each generation trains on"},
+        metadata={"help": ("loop family: which real and synthetic data each generation trains on")},
     )
     model: str = dataclasses.field(
-        default="gaussian", metadata={"help": "generative model fitted every generation"}
+        default="gaussian",
+        metadata={
+            "help": (
+                "generative model: 'gaussian' (fitted mean and covariance), "
+                "'mixture' (EM Gaussian mixture) or 'flow' (RealNVP-style coupling "
+                "flow)"
+            )
+        },
     )
     data: str | None = dataclasses.field(
         default=None,
@@ -72,7 +79,7 @@ class LoopConfig:
     )
     n_synthetic: int | None = dataclasses.field(
         default=None,
-        metadata={"help": "synthetic samples per generation t >= 2; None: the family's default"},
+        metadata={"help": ("synthetic samples per generation t >= 2; None: the family's default")},
     )
     n_total: int | None = dataclasses.field(
         default=None,
@@ -104,9 +111,9 @@ class LoopConfig:
         default="last",
         metadata={
             "help": (
-                "where synthetic samples come from: the 'last' model, an "
-                "'accumulate'd pool of all earlier samples, or the 'memory' K most "
-                "recent models"
+                "where synthetic data come from: the 'last' model, an 'accumulate'd"
+                " pool of every earlier model's data, or one of the 'memory' K most"
+                " recent models"
             )
         },
     )
@@ -114,8 +121,8 @@ class LoopConfig:
         default=1,
         metadata={
             "help": (
-                "K: synthetic samples drawn uniformly from the K most recent models"
-                " (synthetic_source 'memory')"
+                "K: synthetic data drawn uniformly from the K most recent models "
+                "(synthetic_source 'memory')"
             )
         },
     )
@@ -158,7 +165,7 @@ class LoopConfig:
     )
     metrics: tuple[str, ...] | None = dataclasses.field(
         default=None,
-        metadata={"help": "metrics to record; None: the model's defaults (see madutils.metrics)"},
+        metadata={"help": ("metrics to record; None: the model's defaults (see madutils.metrics)")},
     )
     device: str = dataclasses.field(
         default="cpu",
@@ -244,9 +251,7 @@ class LoopConfig:
     def _check_metrics(self, data: str):
         if self.metrics is None:
             return
-        allowed = MODEL_METRICS[self.model] + SAMPLE_METRICS
-        if self.model == "mixture" and data != "grid_mixture":
-            allowed = tuple(m for m in allowed if m != "modes_covered")
+        allowed = metric_names(self.model, data)  # the registry's metrics for this model and data
         if not self.metrics:
             raise ValueError("metrics must name at least one metric (or be None for the defaults)")
         for name in self.metrics:
@@ -257,8 +262,7 @@ class LoopConfig:
         n_real, n_synthetic = self._sizes()
         data = self.data or DEFAULT_DATA[self.model]
         metrics = self.metrics or DEFAULT_METRICS[self.model]
-        if self.model == "mixture" and data != "grid_mixture":
-            metrics = tuple(m for m in metrics if m != "modes_covered")
+        metrics = [m for m in metrics if m in metric_names(self.model, data)]
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -28,13 +28,12 @@ from madutils.loops.families import (
     family_sizes,
     real_samples_needed,
 )
+from madutils.metrics import IMAGE_METRICS  # re-exported: the image loops' metrics
 from madutils.models.ddpm import check_unet_image_size
 
 __all__ = ["IMAGE_METRICS", "IMAGE_MODELS", "ImageLoopConfig"]
 
 IMAGE_MODELS = ("ddpm", "wgan")
-#: Metrics of every image generation, on feature-network features against held-out real images.
-IMAGE_METRICS = ("fid", "precision", "recall", "density", "coverage")
 SAMPLERS = ("ddpm", "ddim")
 _NATIVE_SIZE = {"mnist": 28, "digits": 8}
 
@@ -67,9 +66,7 @@ class ImageLoopConfig:
 
     family: str = dataclasses.field(
         default="fully_synthetic",
-        metadata={
-            "help": ("loop family: which real and synthetic images each generation trains on")
-        },
+        metadata={"help": ("loop family: which real and synthetic data each generation trains on")},
     )
     model: str = dataclasses.field(
         default="ddpm",
@@ -117,9 +114,9 @@ class ImageLoopConfig:
         default="last",
         metadata={
             "help": (
-                "where synthetic images come from: the 'last' model, an "
-                "'accumulate'd pool of all earlier images, or the 'memory' K most "
-                "recent models"
+                "where synthetic data come from: the 'last' model, an 'accumulate'd"
+                " pool of every earlier model's data, or one of the 'memory' K most"
+                " recent models"
             )
         },
     )
@@ -127,7 +124,7 @@ class ImageLoopConfig:
         default=1,
         metadata={
             "help": (
-                "K: synthetic images drawn uniformly from the K most recent models "
+                "K: synthetic data drawn uniformly from the K most recent models "
                 "(synthetic_source 'memory')"
             )
         },
@@ -160,7 +157,7 @@ class ImageLoopConfig:
     )
     steps: int | None = dataclasses.field(
         default=None,
-        metadata={"help": "ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim"},
+        metadata={"help": ("ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim")},
     )
     latent_dim: int = dataclasses.field(
         default=64, metadata={"help": "wgan: dimension of the latent z"}

@@ -56,9 +56,10 @@ from madutils.data.images import (
 )
 from madutils.loops.driver import Loop, LoopResult, drive, metric_rows
 from madutils.loops.families import TrainingSetRecipe
-from madutils.loops.image_config import IMAGE_METRICS, ImageLoopConfig
+from madutils.loops.image_config import ImageLoopConfig
+from madutils.metrics import IMAGE_METRICS, MetricContext
+from madutils.metrics import measure as measure_metrics
 from madutils.metrics.features import FeatureNetwork
-from madutils.metrics.frechet import frechet_distance
 from madutils.metrics.manifold import ManifoldReference
 from madutils.models.ddpm import ConditionalDDPM
 from madutils.models.wgan import WGANGP
@@ -167,11 +168,20 @@ def load_real_images(
 
 
 def measure(real: RealImages, images: torch.Tensor) -> dict[str, float]:
-    """The image metrics of ``images`` against the held-out real images."""
-    features = real.features.features(images)
-    values = {"fid": float(frechet_distance(real.reference_features, features))}
-    values.update({k: float(v) for k, v in real.reference.compute(features).items()})
-    return {name: values[name] for name in IMAGE_METRICS}
+    """The image metrics (:data:`madutils.metrics.IMAGE_METRICS`) of ``images``.
+
+    The feature network's features of ``images`` are compared with those of the held-out real
+    images (and their k-NN manifold, built once): each value is its
+    :data:`madutils.metrics.REGISTRY` entry's ``compute`` on one
+    :class:`~madutils.metrics.MetricContext` whose real and synthetic points are features.
+    """
+    context = MetricContext(
+        real=real.reference_features,
+        synthetic=real.features.features(images),
+        manifold=real.reference,
+        k=real.reference.k,
+    )
+    return {name: float(v) for name, v in measure_metrics(IMAGE_METRICS, context).items()}
 
 
 def _quantise(images: torch.Tensor) -> torch.Tensor:
@@ -296,7 +306,9 @@ class ImageLoop(Loop):
         if self.store is None:
             return None
         params = model.get_params()
-        identity = {k: v for k, v in params.items() if k not in ("device", "progress")}
+        # what the weights depend on: not where they are computed, nor how they are sampled
+        ignored = ("device", "progress", "sampler", "steps")
+        identity = {k: v for k, v in params.items() if k not in ignored}
         if "channels" in identity:
             identity["channels"] = list(identity["channels"])
         identity["training_stream"] = rng.initial_seed()

@@ -18,8 +18,8 @@ import torch
 
 from madutils._validation import check_positive_int
 from madutils.data.distributions import GaussianDistribution
-from madutils.models.gaussian_statistics import draw_gaussian_statistics
 from madutils.metrics.frechet import gaussian_w2_squared
+from madutils.models.gaussian_statistics import draw_gaussian_statistics
 
 __all__ = ["effective_sample_size", "limiting_distance", "real_fit_distance"]
 

@@ -41,6 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from madutils._image_checks import check_images as _check_images
+from madutils._image_checks import check_labels as _check_labels
+from madutils._image_checks import resolve_device as _resolve_device
 from madutils._validation import (
     check_fraction,
     check_nonnegative_int,
@@ -49,9 +52,6 @@ from madutils._validation import (
 )
 from madutils.results import atomic_write
 from madutils.rng import stream
-from madutils._image_checks import check_images as _check_images
-from madutils._image_checks import check_labels as _check_labels
-from madutils._image_checks import resolve_device as _resolve_device
 
 __all__ = [
     "CACHE_ENV",

@@ -10,16 +10,20 @@ This module measures exactly these quantities, for many seeds at once (leading s
 - :func:`total_variance` (from samples) and :func:`mixture_total_variance` (from parameters).
 
 :func:`mixture_metrics` returns the three per-generation numbers a loop records under the names
-of :data:`madutils.metrics.METRICS`. The real distribution's sampler lives in
-:mod:`madutils.data.distributions` (``GridMixture``); here only its mode means and standard deviation
-are needed, as references.
+of :data:`madutils.metrics.METRICS`. The grid itself (mode means and standard deviation) is
+defined once, in :mod:`madutils.data.distributions`
+(:func:`~madutils.data.distributions.grid_means`,
+:data:`~madutils.data.distributions.GRID_MODE_STD`), for both the sampler ``GridMixture`` and
+the references here; :func:`grid_mode_means` and :data:`GRID_MODE_STD` are those same objects.
 """
 
 from __future__ import annotations
 
 import torch
 
-from madutils._validation import check_finite, check_positive_int, check_positive_number
+from madutils._validation import check_finite, check_positive_number
+from madutils.data.distributions import GRID_MODE_STD
+from madutils.data.distributions import grid_means as grid_mode_means
 
 __all__ = [
     "GRID_MODE_STD",
@@ -33,33 +37,6 @@ __all__ = [
     "modes_covered",
     "total_variance",
 ]
-
-#: Standard deviation of each mode of the real grid mixture (variance 0.01, read off the paper).
-GRID_MODE_STD = 0.1
-
-
-def grid_mode_means(grid_size: int = 5, spacing: float = 1.0) -> torch.Tensor:
-    """Means of the real grid mixture: a ``grid_size x grid_size`` square grid centred at 0.
-
-    The default is the paper's {-2, -1, 0, 1, 2}^2. Modes are ordered as in
-    :class:`madutils.data.distributions.GridMixture`: first coordinate slowest.
-
-    Parameters
-    ----------
-    grid_size : int, default 5
-        Modes per axis.
-    spacing : float, default 1.0
-        Distance between neighbouring modes.
-
-    Returns
-    -------
-    Tensor of float64, shape (grid_size**2, 2)
-    """
-    grid_size = check_positive_int(grid_size, "grid_size")
-    spacing = check_positive_number(spacing, "spacing")
-    axis = (torch.arange(grid_size, dtype=torch.float64) - (grid_size - 1) / 2) * spacing
-    first, second = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([first.reshape(-1), second.reshape(-1)], dim=1)
 
 
 def mode_assignments(

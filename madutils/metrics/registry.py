@@ -1,0 +1,592 @@
+"""The one registry of metrics: every fact about a metric, and how to compute it, in one entry.
+
+Each metric a results table can hold is one frozen :class:`Metric` in :data:`REGISTRY`: its
+name, its definition, the label plots show, its unit, which direction is better, what it needs,
+which models and real distributions it applies to, and a ``compute`` callable. The loops never
+name a metric in their code: they build a :class:`MetricContext` (the fitted model, the real
+reference, the synthetic samples drawn lazily, ...) and call :func:`measure` with the configured
+names. Adding a metric therefore touches only :mod:`madutils.metrics`: a function computing it
+(in a submodule) and its entry here.
+
+What ``better`` means
+---------------------
+``"lower"`` or ``"higher"``: smaller or larger values are better. A number: the value real data
+give, better is closer to it (``tail_share`` 0.01 by construction of the 99% quantile;
+``density`` 1, its expectation for real samples). ``"real"``: closer to the real distribution's
+own value, which depends on P_r (``cov_trace``: tr(Sigma_r), d for N(0, I_d); ``total_variance``
+and ``modal_variance``: 4.02 and 0.01 for the paper's grid). ``modes_covered`` is
+``"higher"``: at most the 25 real modes can be covered.
+
+What ``needs`` means
+--------------------
+``"model"``: the fitted model's parameters (and the real reference samples, for
+``heldout_nll``), no synthetic draws. ``"samples"``: ``n_eval`` samples drawn from the model
+with the loop's lambda, compared with ``n_eval`` held-out real samples; in the image loops
+these points are the feature network's features of the images, so the k-NN metrics there
+compare features. ``"features"``: only defined on feature-network features of images (the
+image loops).
+
+Derived views (never typed twice): :data:`METRICS` (name to definition, what ``madutils
+metrics`` prints), :data:`METRIC_LABELS` (name to plot label), :data:`MANIFOLD_METRICS` (the
+metrics one k-NN pass computes together). :data:`DEFAULT_METRICS` is the one list of what each
+model's loop records by default, checked against the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from numbers import Real
+
+import torch
+
+from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
+from madutils.metrics.gaussian import covariance_trace, mean_drift
+from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference
+from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
+from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "IMAGE_METRICS",
+    "MANIFOLD_METRICS",
+    "METRICS",
+    "METRIC_LABELS",
+    "NEEDS",
+    "REGISTRY",
+    "Metric",
+    "MetricContext",
+    "get_metric",
+    "measure",
+    "metric_label",
+    "metric_names",
+]
+
+#: What a metric can need (see the module docstring).
+NEEDS = ("model", "samples", "features")
+_DIRECTIONS = ("lower", "higher", "real")
+_LOW_DIM = ("gaussian", "mixture", "flow")  # the batched loops' models
+_IMAGE = ("ddpm", "wgan")  # the image loops' models
+
+
+class MetricContext:
+    """What a metric's ``compute`` may read for one generation; everything costly is lazy.
+
+    ``real``, ``synthetic`` and ``manifold`` may each be given as a value or as a
+    zero-argument callable returning it; a callable is called at most once, on first use.
+    When ``synthetic`` is not given, the synthetic samples are drawn on first use, once:
+    ``model.sample(n_eval, lam, rng=make_rng())``. When ``manifold`` is not given (or gives
+    ``None``), the k-NN manifold of ``real`` is built on first use with ``k`` neighbours.
+
+    Parameters
+    ----------
+    model : optional
+        The fitted model (batched over ``seeds`` replicates in the batched loops).
+    lam : float, default 1.0
+        Sampling bias the synthetic samples are drawn with.
+    n_eval : int, optional
+        Synthetic samples per replicate to draw.
+    make_rng : callable, optional
+        Returns the evaluation random stream; only called when samples are drawn.
+    seeds : int, default 1
+        Replicates the model holds.
+    data : optional
+        The real distribution P_r (:mod:`madutils.data.distributions`).
+    first_mean : Tensor, optional
+        Generation 1's fitted mean (Gaussian model).
+    k : int, default 5
+        Neighbours of the k-NN manifold, when it is built here.
+    real : Tensor or callable, optional
+        The real reference: ``n_eval`` held-out real samples of shape ``(n_eval, d)``, or the
+        held-out images' features in the image loops.
+    synthetic : Tensor or callable, optional
+        The synthetic points; in the image loops, the features of the synthetic images.
+    manifold : ManifoldReference or callable, optional
+        The k-NN manifold of ``real``, built once per run.
+    """
+
+    def __init__(
+        self,
+        *,
+        model=None,
+        lam: float = 1.0,
+        n_eval: int | None = None,
+        make_rng: Callable[[], torch.Generator] | None = None,
+        seeds: int = 1,
+        data=None,
+        first_mean: torch.Tensor | None = None,
+        k: int = 5,
+        real=None,
+        synthetic=None,
+        manifold=None,
+    ):
+        self.model = model
+        self.lam = lam
+        self.n_eval = n_eval
+        self.make_rng = make_rng
+        self.seeds = seeds
+        self.data = data
+        self.first_mean = first_mean
+        self.k = k
+        self._sources = {"real": real, "synthetic": synthetic, "manifold": manifold}
+        self._values: dict[str, object] = {}
+
+    def _get(self, name: str):
+        if name not in self._values:
+            source = self._sources[name]
+            self._values[name] = source() if callable(source) else source
+        return self._values[name]
+
+    @property
+    def real(self) -> torch.Tensor:
+        """The real reference (samples, or features in the image loops)."""
+        real = self._get("real")
+        if real is None:
+            raise ValueError("this metric needs real reference samples; the context has none")
+        return real
+
+    @property
+    def synthetic(self) -> torch.Tensor:
+        """The synthetic points, drawn from the model on first use when not given."""
+        if self._sources["synthetic"] is None and "synthetic" not in self._values:
+            if self.model is None or self.n_eval is None or self.make_rng is None:
+                raise ValueError(
+                    "this metric needs synthetic samples; the context has neither samples nor "
+                    "a model, n_eval and make_rng to draw them"
+                )
+            rng = self.make_rng()
+            self._values["synthetic"] = self.model.sample(self.n_eval, self.lam, rng=rng)
+        return self._get("synthetic")
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the synthetic points have been drawn (or read) yet."""
+        return "synthetic" in self._values
+
+    @property
+    def manifold(self) -> ManifoldReference:
+        """The k-NN manifold of :attr:`real`."""
+        manifold = self._get("manifold")
+        if manifold is None:
+            manifold = self._values["manifold"] = ManifoldReference(self.real, k=self.k)
+        return manifold
+
+    @property
+    def manifold_scores(self) -> dict[str, torch.Tensor]:
+        """Precision, recall, density and coverage of :attr:`synthetic`, computed once."""
+        if "manifold_scores" not in self._values:
+            self._values["manifold_scores"] = self.manifold.compute(self.synthetic)
+        return self._values["manifold_scores"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Every fact about one metric, and how to compute it.
+
+    Attributes
+    ----------
+    name : str
+        The name in results tables.
+    definition : str
+        What the number is (printed by ``madutils metrics``).
+    label : str
+        The axis or panel label plots show (matplotlib mathtext allowed).
+    unit : str
+        Its unit: ``"share"`` (in [0, 1]), ``"ratio"``, ``"modes"``, ``"nats/sample"``,
+        ``"data units"``, ``"(data units)^2"`` or ``"(feature units)^2"``.
+    better : str or float
+        ``"lower"``, ``"higher"``, ``"real"`` (closest to P_r's own value) or the target value
+        real data give; see the module docstring.
+    needs : str
+        ``"model"``, ``"samples"`` or ``"features"``; see the module docstring.
+    models : tuple of str
+        The models whose loops may record it.
+    compute : callable
+        ``compute(context: MetricContext) -> Tensor`` of shape ``(seeds,)`` (or a scalar
+        tensor for the single-replicate image loops).
+    data : tuple of str or None
+        The real distributions it is defined for (names of
+        :data:`madutils.data.distributions.DISTRIBUTIONS`); ``None`` for any.
+    """
+
+    name: str
+    definition: str
+    label: str
+    unit: str
+    better: str | float
+    needs: str
+    models: tuple[str, ...]
+    compute: Callable[[MetricContext], torch.Tensor]
+    data: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        for field in ("name", "definition", "label", "unit"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"Metric.{field} must be a non-empty string; got {value!r}")
+        better_ok = self.better in _DIRECTIONS or (
+            isinstance(self.better, Real) and not isinstance(self.better, bool)
+        )
+        if not better_ok:
+            raise ValueError(
+                f"Metric.better must be one of {_DIRECTIONS} or a target value; got {self.better!r}"
+            )
+        if self.needs not in NEEDS:
+            raise ValueError(f"Metric.needs must be one of {NEEDS}; got {self.needs!r}")
+        if not self.models or not all(isinstance(m, str) for m in self.models):
+            raise ValueError(f"Metric.models must name at least one model; got {self.models!r}")
+        if not callable(self.compute):
+            raise ValueError(f"Metric.compute must be callable; got {self.compute!r}")
+
+    def applies_to(self, model: str, data: str | None = None) -> bool:
+        """Whether a loop of ``model`` on real distribution ``data`` may record this metric."""
+        if model not in self.models:
+            return False
+        return data is None or self.data is None or data in self.data
+
+
+# ------------------------------------------------------------------------------ computations
+
+
+def _w2_squared(ctx: MetricContext) -> torch.Tensor:
+    model, data = ctx.model, ctx.data
+    return gaussian_w2_squared(model.mean_, model.covariance_, data.mean, data.covariance)
+
+
+def _cov_trace(ctx: MetricContext) -> torch.Tensor:
+    return covariance_trace(ctx.model.covariance_)
+
+
+def _mean_drift(ctx: MetricContext) -> torch.Tensor:
+    return mean_drift(ctx.model.mean_, ctx.first_mean)
+
+
+def _mean_error(ctx: MetricContext) -> torch.Tensor:
+    return mean_drift(ctx.model.mean_, ctx.data.mean)
+
+
+def _frechet(ctx: MetricContext) -> torch.Tensor:
+    """The Fréchet distance of the context's points: samples (``frechet``) or features (FID)."""
+    return frechet_distance(ctx.real, ctx.synthetic)
+
+
+def _manifold_score(name: str) -> Callable[[MetricContext], torch.Tensor]:
+    def compute(ctx: MetricContext) -> torch.Tensor:
+        return ctx.manifold_scores[name]
+
+    compute.__name__ = compute.__qualname__ = f"_{name}"
+    return compute
+
+
+def _modes_covered(ctx: MetricContext) -> torch.Tensor:
+    synthetic = ctx.synthetic
+    return modes_covered(synthetic, ctx.data.means.to(synthetic.device), ctx.data.std)
+
+
+def _modal_variance(ctx: MetricContext) -> torch.Tensor:
+    return modal_variance(ctx.model.covariances_)
+
+
+def _total_variance(ctx: MetricContext) -> torch.Tensor:
+    return total_variance(ctx.synthetic)
+
+
+def _heldout_nll(ctx: MetricContext) -> torch.Tensor:
+    return -ctx.model.score(ctx.real.unsqueeze(0).expand(ctx.seeds, -1, -1))
+
+
+def _tail_share(ctx: MetricContext) -> torch.Tensor:
+    return tail_share(ctx.synthetic, real_quantile(ctx.real.unsqueeze(0), 0.99))
+
+
+def _marginal_w1(ctx: MetricContext) -> torch.Tensor:
+    return marginal_wasserstein(ctx.real.unsqueeze(0), ctx.synthetic)
+
+
+# ------------------------------------------------------------------------------ the registry
+
+_SQUARED = "(data units)^2"
+_ENTRIES = (
+    Metric(
+        "w2_squared",
+        "squared 2-Wasserstein distance between the fitted Gaussian N(mu_t, Sigma_t) "
+        "and P_r, in closed form (lambda not applied)",
+        r"$W_2^2$ to $P_r$",
+        _SQUARED,
+        "lower",
+        "model",
+        ("gaussian",),
+        _w2_squared,
+        data=("gaussian",),
+    ),
+    Metric(
+        "cov_trace",
+        "tr(Sigma_t), the total variance of the fitted Gaussian",
+        r"tr $\Sigma_t$",
+        _SQUARED,
+        "real",
+        "model",
+        ("gaussian",),
+        _cov_trace,
+    ),
+    Metric(
+        "mean_drift",
+        "||mu_t - mu_1||^2, squared drift of the fitted mean from generation 1's "
+        "(the martingale's starting point; 0 at generation 1)",
+        r"$\|\mu_t-\mu_1\|^2$",
+        _SQUARED,
+        "lower",
+        "model",
+        ("gaussian",),
+        _mean_drift,
+    ),
+    Metric(
+        "mean_error",
+        "||mu_t - mu_r||^2, squared distance of the fitted mean from the real mean",
+        r"$\|\mu_t-\mu_r\|^2$",
+        _SQUARED,
+        "lower",
+        "model",
+        ("gaussian",),
+        _mean_error,
+        data=("gaussian",),
+    ),
+    Metric(
+        "frechet",
+        "Fréchet distance between Gaussians fitted to n_eval real and n_eval synthetic "
+        "samples (synthetic drawn with lambda)",
+        "Fréchet distance",
+        _SQUARED,
+        "lower",
+        "samples",
+        _LOW_DIM,
+        _frechet,
+    ),
+    Metric(
+        "fid",
+        "image loops: Fréchet distance between Gaussians fitted to the LeNet features of "
+        "n_eval synthetic images (drawn with lambda) and of the held-out real images",
+        "FID (LeNet features)",
+        "(feature units)^2",
+        "lower",
+        "features",
+        _IMAGE,
+        _frechet,
+    ),
+    Metric(
+        "precision",
+        "share of n_eval synthetic samples (drawn with lambda) inside the real k-NN "
+        "manifold (Kynkäänniemi et al. 2019, membership <=)",
+        "precision",
+        "share",
+        "higher",
+        "samples",
+        _LOW_DIM + _IMAGE,
+        _manifold_score("precision"),
+    ),
+    Metric(
+        "recall",
+        "share of n_eval real samples inside the synthetic k-NN manifold",
+        "recall",
+        "share",
+        "higher",
+        "samples",
+        _LOW_DIM + _IMAGE,
+        _manifold_score("recall"),
+    ),
+    Metric(
+        "density",
+        "Naeem et al. 2020 density of the synthetic samples (membership <=)",
+        "density",
+        "ratio",
+        1.0,
+        "samples",
+        _LOW_DIM + _IMAGE,
+        _manifold_score("density"),
+    ),
+    Metric(
+        "coverage",
+        "Naeem et al. 2020 coverage: share of real samples whose k-NN ball holds a "
+        "synthetic sample",
+        "coverage",
+        "share",
+        "higher",
+        "samples",
+        _LOW_DIM + _IMAGE,
+        _manifold_score("coverage"),
+    ),
+    Metric(
+        "modes_covered",
+        "number of the 25 grid modes still covered by the synthetic samples "
+        "(rule in madutils.metrics.mixture.modes_covered)",
+        "modes covered",
+        "modes",
+        "higher",
+        "samples",
+        ("mixture",),
+        _modes_covered,
+        data=("grid_mixture",),
+    ),
+    Metric(
+        "modal_variance",
+        "average per-component variance tr(Sigma_k)/d of the fitted mixture",
+        "modal variance",
+        _SQUARED,
+        "real",
+        "model",
+        ("mixture",),
+        _modal_variance,
+    ),
+    Metric(
+        "total_variance",
+        "trace of the covariance of the synthetic samples",
+        "total variance",
+        _SQUARED,
+        "real",
+        "samples",
+        ("mixture",),
+        _total_variance,
+    ),
+    Metric(
+        "heldout_nll",
+        "negative log-likelihood per sample of n_eval held-out real samples under "
+        "the fitted model (nats; the Rosenbrock density's entropy is about 2.49)",
+        "held-out NLL (nats)",
+        "nats/sample",
+        "lower",
+        "model",
+        ("flow",),
+        _heldout_nll,
+    ),
+    Metric(
+        "tail_share",
+        "share of n_eval synthetic samples whose last coordinate exceeds the 99% "
+        "quantile of the held-out real samples' (about 0.01 for real data)",
+        "share beyond real 99% of $x_2$",
+        "share",
+        0.01,
+        "samples",
+        _LOW_DIM,
+        _tail_share,
+    ),
+    Metric(
+        "marginal_w1",
+        "1-Wasserstein distance between the synthetic and real marginals, "
+        "averaged over coordinates (n_eval samples each)",
+        "marginal $W_1$",
+        "data units",
+        "lower",
+        "samples",
+        _LOW_DIM,
+        _marginal_w1,
+    ),
+)
+
+#: Every metric, by name, in the order ``madutils metrics`` lists them.
+REGISTRY: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
+
+#: The metrics of every image generation, on feature-network features against held-out
+#: real images, in table order.
+IMAGE_METRICS = ("fid", "precision", "recall", "density", "coverage")
+
+#: What each model's loop records when no metrics are configured, in table order.
+DEFAULT_METRICS = {
+    "gaussian": ("w2_squared", "cov_trace", "mean_drift", "mean_error"),
+    "mixture": ("precision", "recall", "modes_covered", "modal_variance", "total_variance"),
+    "flow": ("heldout_nll", "tail_share", "marginal_w1", "precision", "recall"),
+    "ddpm": IMAGE_METRICS,
+    "wgan": IMAGE_METRICS,
+}
+
+#: The k-NN manifold metrics (:mod:`madutils.metrics.manifold`), computed together in one pass.
+MANIFOLD_METRICS = METRIC_NAMES
+
+
+class _FieldView(Mapping):
+    """A read-only, live view of one field of :data:`REGISTRY`: name to that field's value."""
+
+    def __init__(self, field: str):
+        self._field = field
+
+    def __getitem__(self, name: str):
+        return getattr(REGISTRY[name], self._field)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._field!r}: {dict(self)!r})"
+
+
+#: Every metric name that can appear in a results table, with its definition (a view).
+METRICS: Mapping[str, str] = _FieldView("definition")
+#: The label plots show for each metric (a view).
+METRIC_LABELS: Mapping[str, str] = _FieldView("label")
+
+
+def get_metric(name: str) -> Metric:
+    """The registry entry of ``name``; ``ValueError`` naming the known metrics otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(repr(n) for n in REGISTRY)
+        raise ValueError(f"unknown metric {name!r}; known metrics: {known}") from None
+
+
+def metric_label(name: str) -> str:
+    """The plot label of ``name`` (the name itself for a column that is not a metric)."""
+    return REGISTRY[name].label if name in REGISTRY else name
+
+
+def metric_names(model: str | None = None, data: str | None = None) -> tuple[str, ...]:
+    """Registered metric names, in registry order, optionally only those that apply.
+
+    Parameters
+    ----------
+    model : str, optional
+        Only metrics a loop of this model may record.
+    data : str, optional
+        With ``model``: only metrics defined for this real distribution.
+
+    Returns
+    -------
+    tuple of str
+    """
+    if model is None:
+        return tuple(REGISTRY)
+    return tuple(name for name, metric in REGISTRY.items() if metric.applies_to(model, data))
+
+
+def measure(names: Iterable[str], context: MetricContext) -> dict[str, torch.Tensor]:
+    """Compute the metrics ``names`` from ``context``, in the order given.
+
+    Each value is its entry's ``compute(context)``; the context draws the synthetic samples at
+    most once, and only if some metric reads them.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Registered metric names.
+    context : MetricContext
+
+    Returns
+    -------
+    dict of str to Tensor
+    """
+    metrics = [get_metric(name) for name in names]
+    return {metric.name: metric.compute(context) for metric in metrics}
+
+
+def _check_defaults() -> None:
+    for model, names in DEFAULT_METRICS.items():
+        for name in names:
+            if not get_metric(name).applies_to(model):
+                raise ValueError(f"default metric {name!r} does not apply to model {model!r}")
+    for name in MANIFOLD_METRICS:
+        get_metric(name)
+
+
+_check_defaults()

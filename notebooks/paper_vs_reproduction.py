@@ -13,10 +13,12 @@
 #
 # ## Overview
 #
-# One row per claim of the paper: the claim, where the paper shows it, what this reproduction measured (the numbers come from the executed chapters of this build, not typed by hand), and a verdict:
-# *reproduced*, *partly*, *not reproduced*, *GPU-only* (needs hardware or data this build does not have) or *not yet run* (the chapter that tests it is still to be written).
+# One row per claim of the paper: the claim, where the paper shows it, what this reproduction measured, a verdict and the rule that reached it.
+# The numbers come from the executed chapters of this build, not typed by hand.
+# The verdicts *reproduced*, *partly* and *not reproduced* are computed: each chapter hands its measured numbers to a named rule (`madutils.analysis.verdicts`), whose thresholds the last column states.
+# *GPU-only* marks a claim that needs hardware or data this build does not have.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 import pandas as pd
 from IPython.display import HTML
 
@@ -53,7 +55,8 @@ glue_value("claims_reproduced", int(counts.get("reproduced", 0)))
 # Of the {glue:text}`claims_total` claims listed, {glue:text}`claims_reproduced` are reproduced by this build.
 
 # %% tags=["hide-input"]
-table = claims.rename(columns=str.capitalize)[["Claim", "Figure", "Result", "Verdict", "Chapter"]]
+columns = ["Claim", "Figure", "Result", "Verdict", "Rule", "Chapter"]
+table = claims.rename(columns=str.capitalize)[columns]
 HTML(table.to_html(index=False, escape=True, classes="claims-table"))
 
 # %% [markdown]

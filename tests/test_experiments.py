@@ -124,15 +124,21 @@ def test_sweep_keeps_run_seed_and_replicate_apart():
 
 
 def test_claims_round_trip_and_verdicts(tmp_path):
-    record_claims(tmp_path, "b", [Claim("c2", "Fig. 2", "r2", "partly")])
-    record_claims(tmp_path, "a", [Claim("c1", "Fig. 1", "r1", "reproduced")])
-    table = load_claims(tmp_path, ["a", "b"])
-    assert table.chapter.tolist() == ["a", "b"] and table.verdict.tolist() == [
-        "reproduced",
-        "partly",
-    ]
+    from madutils.analysis.verdicts import judge
+
+    partly = judge("fresh_ddpm_limit", limit_gap=0.7)
+    reproduced = judge("fresh_ddpm_limit", limit_gap=0.1)
+    record_claims(tmp_path, "b", [Claim.judged("c2", "Fig. 2", "r2", partly)])
+    record_claims(tmp_path, "a", [Claim.judged("c1", "Fig. 1", "r1", reproduced)])
+    record_claims(tmp_path, "c", [Claim("c3", "Fig. 3", "needs a GPU", "GPU-only")])
+    table = load_claims(tmp_path, ["a", "b", "c"])
+    assert table.chapter.tolist() == ["a", "b", "c"]
+    assert table.verdict.tolist() == ["reproduced", "partly", "GPU-only"]
+    assert table.rule.tolist() == [reproduced.rule, partly.rule, ""] and partly.rule
     with pytest.raises(ValueError, match="verdict must be one of"):
-        Claim("c", "f", "r", "sort of")
+        Claim("c", "f", "r", "sort of", rule="a rule")
+    with pytest.raises(ValueError, match="needs the rule"):
+        Claim("c", "f", "r", "reproduced")  # a typed verdict without its rule
 
 
 def test_every_metric_has_a_label_and_plots_draw():

@@ -4,8 +4,10 @@
 cannot be formatted by ``{glue:text}`key:.2f```), without displaying it.
 
 Each loop notebook records, for every claim of the paper it tests, the claim, the paper's
-figure, the number this reproduction measured and a verdict. The "paper vs this reproduction"
-page collects them, so its table never holds a hand-typed number.
+figure, the number this reproduction measured, the verdict and the rule that reached it (a
+named rule of :mod:`madutils.analysis.verdicts`, stated as a sentence with its thresholds).
+The "paper vs this reproduction" page collects them, so its table never holds a hand-typed
+number or verdict.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import pandas as pd
 from madutils._validation import check_choice
 from madutils.results import atomic_write
 
-__all__ = ["VERDICTS", "Claim", "glue_value", "load_claims", "record_claims"]
+__all__ = ["CLAIM_COLUMNS", "VERDICTS", "Claim", "glue_value", "load_claims", "record_claims"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "GPU-only", "not yet run")
+
+#: Columns of :func:`load_claims`'s table.
+CLAIM_COLUMNS = ["chapter", "claim", "figure", "result", "verdict", "rule"]
 
 
 def glue_value(name: str, value) -> None:
@@ -46,16 +51,39 @@ class Claim:
     result : str
         What was measured here, with its number(s).
     verdict : str
-        One of :data:`VERDICTS`.
+        One of :data:`VERDICTS`; the computed ones come from a rule (:meth:`judged`).
+    rule : str
+        The rule that reached the verdict, as a sentence with its thresholds ("" for the
+        verdicts that are not computed: "GPU-only", "not yet run").
     """
 
     claim: str
     figure: str
     result: str
     verdict: str
+    rule: str = ""
 
     def __post_init__(self):
         check_choice(self.verdict, "verdict", VERDICTS)
+        computed = self.verdict in ("reproduced", "partly", "not reproduced")
+        if computed and not self.rule:
+            raise ValueError(
+                f"a claim judged {self.verdict!r} needs the rule that judged it: build it with "
+                "Claim.judged(..., verdict=judge(rule_name, **numbers))"
+            )
+
+    @classmethod
+    def judged(cls, claim: str, figure: str, result: str, verdict) -> Claim:
+        """A claim whose verdict comes from a rule of :mod:`madutils.analysis.verdicts`.
+
+        Parameters
+        ----------
+        claim, figure, result : str
+            As the attributes.
+        verdict : madutils.analysis.verdicts.Verdict
+            What :func:`~madutils.analysis.verdicts.judge` returned for the claim's numbers.
+        """
+        return cls(claim, figure, result, verdict=verdict.verdict, rule=verdict.rule)
 
 
 def record_claims(output_dir: str | Path, chapter: str, claims: list[Claim]) -> None:
@@ -75,5 +103,8 @@ def load_claims(output_dir: str | Path, chapters: list[str] | None = None) -> pd
         files = [by_name[c] for c in chapters if c in by_name]
     frames = [pd.DataFrame(json.loads(f.read_text())).assign(chapter=f.stem) for f in files]
     if not frames:
-        return pd.DataFrame(columns=["chapter", "claim", "figure", "result", "verdict"])
-    return pd.concat(frames, ignore_index=True)[["chapter", "claim", "figure", "result", "verdict"]]
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    if "rule" not in table:
+        table["rule"] = ""
+    return table[CLAIM_COLUMNS].fillna({"rule": ""})

@@ -20,7 +20,14 @@ from madutils._validation import (
     check_nonnegative_int,
     check_positive_int,
 )
-from madutils.loops.families import FAMILIES, SYNTHETIC_SOURCES, check_family_sizes, family_sizes
+from madutils.loops.families import (
+    FAMILIES,
+    SYNTHETIC_SOURCES,
+    check_family_sizes,
+    family_sizes,
+    setting,
+    shared_setting,
+)
 from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, metric_names
 
 __all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
@@ -46,131 +53,56 @@ class LoopConfig:
       pool of ``n_total`` samples with real share ``real_fraction`` (``n_real = round(p * n)``).
     """
 
-    family: str = dataclasses.field(
-        default="fully_synthetic",
-        metadata={"help": ("loop family: which real and synthetic data each generation trains on")},
+    family: str = shared_setting("family")
+    model: str = setting(
+        "gaussian",
+        "generative model: 'gaussian' (fitted mean and covariance), "
+        "'mixture' (EM Gaussian mixture) or 'flow' (RealNVP-style coupling "
+        "flow)",
     )
-    model: str = dataclasses.field(
-        default="gaussian",
-        metadata={
-            "help": (
-                "generative model: 'gaussian' (fitted mean and covariance), "
-                "'mixture' (EM Gaussian mixture) or 'flow' (RealNVP-style coupling "
-                "flow)"
-            )
-        },
+    data: str | None = setting(
+        None,
+        "real distribution; None: 'gaussian' for model gaussian, "
+        "'grid_mixture' for mixture, 'rosenbrock' for flow",
     )
-    data: str | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": (
-                "real distribution; None: 'gaussian' for model gaussian, "
-                "'grid_mixture' for mixture, 'rosenbrock' for flow"
-            )
-        },
+    dim: int = setting(2, "dimension of Gaussian data (the 2-D distributions need 2)")
+    n_ini: int = setting(100, "real samples of generation 1")
+    n_real: int | None = setting(
+        None, "real samples per generation t >= 2; None: the family's default"
     )
-    dim: int = dataclasses.field(
-        default=2, metadata={"help": "dimension of Gaussian data (the 2-D distributions need 2)"}
+    n_synthetic: int | None = setting(
+        None, "synthetic samples per generation t >= 2; None: the family's default"
     )
-    n_ini: int = dataclasses.field(default=100, metadata={"help": "real samples of generation 1"})
-    n_real: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": "real samples per generation t >= 2; None: the family's default"},
+    n_total: int | None = setting(
+        None, "fresh_data alternative to n_real and n_synthetic: training-set size per generation"
     )
-    n_synthetic: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": ("synthetic samples per generation t >= 2; None: the family's default")},
+    real_fraction: float | None = setting(
+        None, "fresh_data, with n_total: the real share p of the training set, in (0, 1]"
     )
-    n_total: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": (
-                "fresh_data alternative to n_real and n_synthetic: training-set size per generation"
-            )
-        },
+    generations: int = shared_setting("generations", 10)
+    lam: float = setting(
+        1.0, "sampling bias lambda in (0, 1]: 1.0 = unbiased, < 1.0 = less diverse, higher quality"
     )
-    real_fraction: float | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": ("fresh_data, with n_total: the real share p of the training set, in (0, 1]")
-        },
+    synthetic_source: str = shared_setting("synthetic_source")
+    memory: int = shared_setting("memory")
+    seeds: int = setting(1, "independent replicates, simulated together as one batch")
+    seed: int = shared_setting("seed")
+    path: str = setting(
+        "samples",
+        "gaussian: 'samples' draws points, 'statistics' draws their exact "
+        "sufficient statistics (fast)",
     )
-    generations: int = dataclasses.field(
-        default=10, metadata={"help": "generations to run, including generation 1"}
+    n_components: int = setting(25, "mixture: number of EM components")
+    flow_layers: int = setting(8, "flow: coupling layers (paper: 8)")
+    flow_hidden: int = setting(64, "flow: hidden width of each coupling network (paper: 64)")
+    flow_epochs: int = setting(20, "flow: training epochs per generation (paper: 20)")
+    flow_batch_size: int = setting(256, "flow: minibatch size (paper: 256)")
+    n_eval: int | None = setting(None, "samples per seed for sample-based metrics; None: n_ini")
+    k: int = shared_setting("k")
+    metrics: tuple[str, ...] | None = setting(
+        None, "metrics to record; None: the model's defaults (see madutils.metrics)"
     )
-    lam: float = dataclasses.field(
-        default=1.0,
-        metadata={
-            "help": (
-                "sampling bias lambda in (0, 1]: 1.0 = unbiased, < 1.0 = less "
-                "diverse, higher quality"
-            )
-        },
-    )
-    synthetic_source: str = dataclasses.field(
-        default="last",
-        metadata={
-            "help": (
-                "where synthetic data come from: the 'last' model, an 'accumulate'd"
-                " pool of every earlier model's data, or one of the 'memory' K most"
-                " recent models"
-            )
-        },
-    )
-    memory: int = dataclasses.field(
-        default=1,
-        metadata={
-            "help": (
-                "K: synthetic data drawn uniformly from the K most recent models "
-                "(synthetic_source 'memory')"
-            )
-        },
-    )
-    seeds: int = dataclasses.field(
-        default=1, metadata={"help": "independent replicates, simulated together as one batch"}
-    )
-    seed: int = dataclasses.field(default=0, metadata={"help": "the run's random seed"})
-    path: str = dataclasses.field(
-        default="samples",
-        metadata={
-            "help": (
-                "gaussian: 'samples' draws points, 'statistics' draws their exact "
-                "sufficient statistics (fast)"
-            )
-        },
-    )
-    n_components: int = dataclasses.field(
-        default=25, metadata={"help": "mixture: number of EM components"}
-    )
-    flow_layers: int = dataclasses.field(
-        default=8, metadata={"help": "flow: coupling layers (paper: 8)"}
-    )
-    flow_hidden: int = dataclasses.field(
-        default=64, metadata={"help": "flow: hidden width of each coupling network (paper: 64)"}
-    )
-    flow_epochs: int = dataclasses.field(
-        default=20, metadata={"help": "flow: training epochs per generation (paper: 20)"}
-    )
-    flow_batch_size: int = dataclasses.field(
-        default=256, metadata={"help": "flow: minibatch size (paper: 256)"}
-    )
-    n_eval: int | None = dataclasses.field(
-        default=None, metadata={"help": "samples per seed for sample-based metrics; None: n_ini"}
-    )
-    k: int = dataclasses.field(
-        default=5,
-        metadata={
-            "help": ("nearest neighbours for precision, recall, density, coverage (paper: 5)")
-        },
-    )
-    metrics: tuple[str, ...] | None = dataclasses.field(
-        default=None,
-        metadata={"help": ("metrics to record; None: the model's defaults (see madutils.metrics)")},
-    )
-    device: str = dataclasses.field(
-        default="cpu",
-        metadata={"help": "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"},
-    )
+    device: str = shared_setting("device", "cpu")
 
     def __post_init__(self):
         check_choice(self.family, "family", FAMILIES)

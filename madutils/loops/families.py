@@ -28,19 +28,60 @@ Gaussian and for a DDPM.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "FAMILIES",
+    "SHARED_SETTINGS",
     "SYNTHETIC_SOURCES",
     "TrainingSetRecipe",
     "check_family_sizes",
     "family_sizes",
+    "setting",
+    "shared_setting",
 ]
 
 FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
 SYNTHETIC_SOURCES = ("last", "accumulate", "memory")
+
+#: The settings every loop has, with their default (``...``: each loop kind sets its own) and
+#: the help text ``madutils loop --help`` shows, written once for both settings classes.
+SHARED_SETTINGS = {
+    "family": (
+        "fully_synthetic",
+        "loop family: which real and synthetic data each generation trains on",
+    ),
+    "generations": (..., "generations to run, including generation 1"),
+    "synthetic_source": (
+        "last",
+        "where synthetic data come from: the 'last' model, an 'accumulate'd pool of every "
+        "earlier model's data, or one of the 'memory' K most recent models",
+    ),
+    "memory": (
+        1,
+        "K: synthetic data drawn uniformly from the K most recent models "
+        "(synthetic_source 'memory')",
+    ),
+    "k": (5, "nearest neighbours for precision, recall, density, coverage (paper: 5)"),
+    "seed": (0, "the run's random seed"),
+    "device": (..., "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"),
+}
+
+
+def setting(default, help: str):
+    """A field of a settings dataclass: its default and its help text (``--help``)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def shared_setting(name: str, default=...):
+    """The field of a setting every loop has (:data:`SHARED_SETTINGS`); ``default`` only
+    where each loop kind sets its own."""
+    shared_default, help = SHARED_SETTINGS[name]
+    if (default is ...) == (shared_default is ...):
+        raise TypeError(f"{name}: give a default exactly when SHARED_SETTINGS has none")
+    return setting(shared_default if default is ... else default, help)
 
 
 def family_sizes(

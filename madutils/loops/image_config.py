@@ -27,6 +27,8 @@ from madutils.loops.families import (
     check_family_sizes,
     family_sizes,
     real_samples_needed,
+    setting,
+    shared_setting,
 )
 from madutils.metrics import IMAGE_METRICS  # re-exported: the image loops' metrics
 from madutils.models.ddpm import check_unet_image_size
@@ -64,130 +66,57 @@ class ImageLoopConfig:
     accuracy) and never trained on.
     """
 
-    family: str = dataclasses.field(
-        default="fully_synthetic",
-        metadata={"help": ("loop family: which real and synthetic data each generation trains on")},
+    family: str = shared_setting("family")
+    model: str = setting(
+        "ddpm", "image model: 'ddpm' (class-conditional) or 'wgan' (unconditional WGAN-GP)"
     )
-    model: str = dataclasses.field(
-        default="ddpm",
-        metadata={
-            "help": ("image model: 'ddpm' (class-conditional) or 'wgan' (unconditional WGAN-GP)")
-        },
+    dataset: str = setting("mnist", "real images (see madutils.data.images)")
+    data_path: str | None = setting(None, "directory of the images for dataset 'idx' or 'folder'")
+    image_size: int | None = setting(
+        None,
+        "side of the square images in pixels; None: the data set's own (28 "
+        "for mnist, 8 for digits)",
     )
-    dataset: str = dataclasses.field(
-        default="mnist", metadata={"help": "real images (see madutils.data.images)"}
+    held_out: int = setting(1000, "real images kept out of training, the metrics' reference")
+    n_ini: int = setting(1000, "real images of generation 1")
+    n_real: int | None = setting(
+        None, "real images per generation t >= 2; None: the family's default"
     )
-    data_path: str | None = dataclasses.field(
-        default=None, metadata={"help": "directory of the images for dataset 'idx' or 'folder'"}
+    n_synthetic: int | None = setting(
+        None, "synthetic images per generation t >= 2; None: the family's default"
     )
-    image_size: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": (
-                "side of the square images in pixels; None: the data set's own (28 "
-                "for mnist, 8 for digits)"
-            )
-        },
+    generations: int = shared_setting("generations", 5)
+    lam: float = setting(
+        1.0, "sampling bias lambda in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)"
     )
-    held_out: int = dataclasses.field(
-        default=1000, metadata={"help": "real images kept out of training, the metrics' reference"}
+    synthetic_source: str = shared_setting("synthetic_source")
+    memory: int = shared_setting("memory")
+    epochs: int = setting(20, "training passes over each generation's training set")
+    batch_size: int = setting(128, "training batch size")
+    lr: float = setting(1e-3, "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))")
+    channels: tuple[int, ...] = setting(
+        (32, 64, 64), "ddpm: UNet block_out_channels, one per level"
     )
-    n_ini: int = dataclasses.field(default=1000, metadata={"help": "real images of generation 1"})
-    n_real: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": "real images per generation t >= 2; None: the family's default"},
+    layers_per_block: int = setting(1, "ddpm: ResNet layers per UNet block")
+    timesteps: int = setting(500, "ddpm: diffusion steps T (paper: 500)")
+    ema_decay: float = setting(
+        0.0, "ddpm: decay of the weights' moving average, in [0, 1) (0: the last weights)"
     )
-    n_synthetic: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": "synthetic images per generation t >= 2; None: the family's default"},
+    sampler: str = setting(
+        "ddpm", "ddpm: 'ddpm' (ancestral) or 'ddim' (deterministic, fewer steps)"
     )
-    generations: int = dataclasses.field(
-        default=5, metadata={"help": "generations to run, including generation 1"}
+    steps: int | None = setting(
+        None, "ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim"
     )
-    lam: float = dataclasses.field(
-        default=1.0,
-        metadata={
-            "help": ("sampling bias lambda in (0, 1]; ddpm: lam = 1 / (1 + guidance weight)")
-        },
-    )
-    synthetic_source: str = dataclasses.field(
-        default="last",
-        metadata={
-            "help": (
-                "where synthetic data come from: the 'last' model, an 'accumulate'd"
-                " pool of every earlier model's data, or one of the 'memory' K most"
-                " recent models"
-            )
-        },
-    )
-    memory: int = dataclasses.field(
-        default=1,
-        metadata={
-            "help": (
-                "K: synthetic data drawn uniformly from the K most recent models "
-                "(synthetic_source 'memory')"
-            )
-        },
-    )
-    epochs: int = dataclasses.field(
-        default=20, metadata={"help": "training passes over each generation's training set"}
-    )
-    batch_size: int = dataclasses.field(default=128, metadata={"help": "training batch size"})
-    lr: float = dataclasses.field(
-        default=1e-3, metadata={"help": "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))"}
-    )
-    channels: tuple[int, ...] = dataclasses.field(
-        default=(32, 64, 64), metadata={"help": "ddpm: UNet block_out_channels, one per level"}
-    )
-    layers_per_block: int = dataclasses.field(
-        default=1, metadata={"help": "ddpm: ResNet layers per UNet block"}
-    )
-    timesteps: int = dataclasses.field(
-        default=500, metadata={"help": "ddpm: diffusion steps T (paper: 500)"}
-    )
-    ema_decay: float = dataclasses.field(
-        default=0.0,
-        metadata={
-            "help": ("ddpm: decay of the weights' moving average, in [0, 1) (0: the last weights)")
-        },
-    )
-    sampler: str = dataclasses.field(
-        default="ddpm",
-        metadata={"help": "ddpm: 'ddpm' (ancestral) or 'ddim' (deterministic, fewer steps)"},
-    )
-    steps: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": ("ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim")},
-    )
-    latent_dim: int = dataclasses.field(
-        default=64, metadata={"help": "wgan: dimension of the latent z"}
-    )
-    width: int = dataclasses.field(
-        default=32, metadata={"help": "wgan: base channel count of generator and critic"}
-    )
-    n_critic: int = dataclasses.field(
-        default=5, metadata={"help": "wgan: critic steps per generator step"}
-    )
-    n_eval: int | None = dataclasses.field(
-        default=None, metadata={"help": "synthetic images measured per generation; None: held_out"}
-    )
-    k: int = dataclasses.field(
-        default=5,
-        metadata={
-            "help": ("nearest neighbours for precision, recall, density, coverage (paper: 5)")
-        },
-    )
-    feature_epochs: int = dataclasses.field(
-        default=10, metadata={"help": "training epochs of the LeNet feature network"}
-    )
-    seed: int = dataclasses.field(default=0, metadata={"help": "the run's random seed"})
-    device: str = dataclasses.field(
-        default="auto",
-        metadata={"help": "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"},
-    )
-    mixed_precision: str = dataclasses.field(
-        default="auto", metadata={"help": "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)"}
-    )
+    latent_dim: int = setting(64, "wgan: dimension of the latent z")
+    width: int = setting(32, "wgan: base channel count of generator and critic")
+    n_critic: int = setting(5, "wgan: critic steps per generator step")
+    n_eval: int | None = setting(None, "synthetic images measured per generation; None: held_out")
+    k: int = shared_setting("k")
+    feature_epochs: int = setting(10, "training epochs of the LeNet feature network")
+    seed: int = shared_setting("seed")
+    device: str = shared_setting("device", "auto")
+    mixed_precision: str = setting("auto", "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)")
 
     def __post_init__(self):
         check_choice(self.family, "family", FAMILIES)

@@ -190,9 +190,15 @@ class _Refs(HTMLParser):
         super().__init__()
         self.links: list[str] = []
         self.resources: list[str] = []
+        self.images_without_alt: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
+        if tag == "img":
+            alt, src = (values.get("alt") or "").strip(), values.get("src") or ""
+            # Sphinx writes the image's own path as alt when none was given
+            if not alt or alt == src or Path(alt).name == Path(unquote(src)).name:
+                self.images_without_alt.append(src)
         if tag == "a" and values.get("href"):
             self.links.append(values["href"])
         attribute = self._RESOURCES.get(tag)
@@ -221,7 +227,8 @@ def check_site(html_dir: str | Path, documents: Iterable[str]) -> list[str]:
 
     For each document: its page exists; every link (``<a href>``) and resource (``img``,
     ``script``, stylesheet, ...) that points into the site names an existing file inside the
-    site; no resource is loaded from another host (links to other sites are fine).
+    site; no resource is loaded from another host (links to other sites are fine); every
+    image has alt text (a figure cell gets it from ``mystnb={"image": {"alt": ...}}``).
 
     Parameters
     ----------
@@ -244,6 +251,8 @@ def check_site(html_dir: str | Path, documents: Iterable[str]) -> list[str]:
             continue
         parser = _Refs()
         parser.feed(page.read_text(encoding="utf-8"))
+        for src in parser.images_without_alt:
+            problems.append(f"{document}: image {src} has no alt text")
         for ref in parser.resources:
             if urlsplit(ref).netloc or ref.startswith("//"):
                 problems.append(f"{document}: loads {ref} from another host")

@@ -47,6 +47,7 @@ from IPython.display import HTML
 import madutils
 from madutils.allocator import tuning_state
 from madutils.analysis.claims import glue_value
+from madutils.recipes import available_recipes, load_recipe
 
 # %% tags=["parameters"]
 notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are
@@ -150,6 +151,23 @@ for chapter in runs.notebook:
             }
         )
 HTML(pd.DataFrame(scales).to_html(index=False))
+
+# %% [markdown]
+# ## Deep-model recipes
+#
+# The deep models' settings live once per model and scale in `madutils/recipes/<model>.yaml`; a chapter's parameter files and `-p ddpm '{"epochs": 5}'` change single keys of them (anything not listed keeps the default of `ImageLoopConfig`):
+
+# %% tags=["hide-input"]
+recipe_rows = [
+    {
+        "model": model,
+        "scale": scale,
+        "settings": ", ".join(f"{k} = {v}" for k, v in load_recipe(model, scale).items()),
+    }
+    for model in available_recipes()
+    for scale in ("ci", "cpu", "gpu")
+]
+HTML(pd.DataFrame(recipe_rows).to_html(index=False))
 
 # %% [markdown]
 # ## Commands

@@ -128,10 +128,15 @@ def test_check_site_reports_broken_links_and_other_hosts(tmp_path):
         '<script src="https://cdn.example.org/x.js"></script>'
         '<a href="b.html#top">fine</a><a href="missing.html">broken</a>'
         '<a href="https://example.org/">another site: fine</a><a href="#here">fine</a>'
-        '<img src="../_images/gone.png">'
+        '<img src="../_images/gone.png" alt="a figure that is gone">'
+        '<img src="../_static/ok.css" alt="../_static/ok.css">'
+        '<img src="../_static/ok.css" alt=" ">'
+        '<img src="../_static/ok.css" alt="the loss falls">'
     )
     (tmp_path / "book" / "b.html").write_text("<p>b</p>")
     assert check_site(tmp_path, ["book/a", "book/b", "book/c"]) == [
+        "book/a: image ../_static/ok.css has no alt text",
+        "book/a: image ../_static/ok.css has no alt text",
         "book/a: loads https://cdn.example.org/x.js from another host",
         "book/a: missing.html does not exist",
         "book/a: ../_images/gone.png does not exist",

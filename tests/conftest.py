@@ -1,3 +1,5 @@
+"""Shared test fixtures: a seeded generator, and GPU tests skipped where no CUDA device is."""
+
 import pytest
 import torch
 

@@ -42,7 +42,7 @@ __all__ = [
 def closed_form_trace_and_drift(
     lams, generations: int, *, dim: int, n: int, trace_real: float | None = None
 ) -> pd.DataFrame:
-    """Expected total variance and squared mean drift of the fully synthetic Gaussian loop.
+    r"""Expected total variance and squared mean drift of the fully synthetic Gaussian loop.
 
     With generation 1 the fit to ``n`` real samples of ``P_r`` (total variance
     ``tr Sigma_r``, ``dim`` by default: the identity) and every later generation a fit to ``n``

@@ -1,4 +1,4 @@
-"""Experiment helpers, claims and plotting."""
+"""The analysis layer: sweeps, Gaussian closed forms and grids, claims, and the plots they feed."""
 
 import matplotlib
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from madutils.images import lenet
+from madutils.metrics import features as lenet
 from madutils.metrics.features import FeatureNetwork, LeNet, train_mnist_feature_network
 from madutils.metrics.frechet import frechet_distance
 

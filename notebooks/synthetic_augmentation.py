@@ -14,7 +14,8 @@
 # ## Overview
 #
 # Practitioners rarely throw their real data away: the synthetic augmentation loop keeps the *same* real training set in every generation and adds synthetic samples to it.
-# The paper finds (its Figures 8 and 9) that this slows the degradation down but does not stop it, whether the synthetic samples come from the last model or from a pool accumulated over all earlier models.
+# The paper finds (its Figures 8 and 9) that this slows the degradation down but does not stop it.
+# This holds whether the synthetic samples come from the last model or from a pool accumulated over all earlier models.
 # This chapter compares the two synthetic sources with the fully synthetic loop, on the same axes, for several sampling biases $\lambda$.
 #
 # | Concept | Importance |
@@ -26,11 +27,13 @@
 # ## Imports and parameters
 
 # %%
+import pandas as pd
 
 from madutils import plotting
-from madutils.analysis import run_sweep
+from madutils.analysis import generation_seconds, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.images import sample_panels
+from madutils.analysis.verdicts import judge
 from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.recipes import recipe
@@ -56,7 +59,10 @@ device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
 output_dir = "executed"  # where figures and the claim summary go (set by madutils run)
 
-# %%
+# %% [markdown]
+# The three loops compared, as settings of the runs, and the labels the figures give them:
+
+# %% tags=["hide-input"]
 LOOP_NAMES = {
     ("fully_synthetic", "last"): "fully synthetic",
     ("synthetic_augmentation", "last"): "augmentation, last model",
@@ -74,10 +80,16 @@ def name_loops(table):
     return table.assign(loop=[LOOP_NAMES[k] for k in keys])
 
 
+def total_seconds(timings):
+    """Seconds that all the runs of a sweep took (every phase of every generation)."""
+    return float(timings.filter(like="_seconds").to_numpy().sum())
+
+
 # %% [markdown]
 # ## Gaussian: the fixed real set anchors the fit
 #
-# Each generation fits a Gaussian to the $n_r$ real samples of generation 1 plus $n_s$ synthetic samples; the fully synthetic loop uses $n_s$ synthetic samples only.
+# Each generation fits a Gaussian to the $n_r$ real samples of generation 1 plus $n_s$ synthetic samples.
+# The fully synthetic loop uses the $n_s$ synthetic samples only.
 # The runs use the exact statistics path.
 
 # %%
@@ -90,18 +102,21 @@ common = dict(
     seed=seed,
     path="statistics",
 )
-gaussian = name_loops(
-    run_sweep(
-        LoopConfig(device=device, **common), runs_dir, cases=LOOPS, lam=lams, progress=False
-    ).table
+gaussian_sweep = run_sweep(
+    LoopConfig(device=device, **common), runs_dir, cases=LOOPS, lam=lams, progress=False
 )
+gaussian = name_loops(gaussian_sweep.table)
 
-# %% mystnb={"figure": {"caption": "Squared $W_2$ distance to $P_r$ and total variance of the fitted Gaussian (median and 50% band across replicates) for the fully synthetic loop and synthetic augmentation with either synthetic source. Keeping the real data bounds the damage, but with $\\lambda < 1$ the fit settles away from $P_r$.", "name": "fig-augmentation-gaussian"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Squared $W_2$ distance to $P_r$ and total variance of the fitted Gaussian (median and 50% band across replicates) for the fully synthetic loop and synthetic augmentation with either synthetic source. Keeping the real data bounds the damage. With $\\lambda < 1$ the fit still settles away from $P_r$.", "name": "fig-augmentation-gaussian"}, "image": {"alt": "Two panels against generation, squared W2 distance to the real Gaussian on a log scale and total variance of the fit, with one line style per loop and one colour per sampling bias."}}
 fig = plotting.metric_curves(
     gaussian, ["w2_squared", "cov_trace"], style="loop", log_metrics=["w2_squared"]
 )
 plotting.save_figure(fig, output_dir, "augmentation_gaussian")
-# %%
+
+# %% [markdown]
+# The median squared distance at the last generation, divided by its value at generation 1, for each loop and sampling bias:
+
+# %% tags=["remove-input"]
 median = (
     gaussian[gaussian.metric == "w2_squared"].groupby(["loop", "lam", "generation"]).value.median()
 )
@@ -110,6 +125,7 @@ ratios = {
     for loop in LOOP_NAMES.values()
     for lam in lams
 }
+worst_aug = max(ratios[(loop, lam)] for loop in list(LOOP_NAMES.values())[1:] for lam in lams)
 SHORT = {
     "fully synthetic": "fully",
     "augmentation, last model": "last",
@@ -120,17 +136,25 @@ for loop, short in SHORT.items():
     glue_value(f"aug_ratio_{short}_biased", ratios[(loop, lams[-1])])
 glue_value("aug_lam_biased", lams[-1])
 glue_value("aug_generations", generations)
-print({k: round(v, 2) for k, v in ratios.items()})
+glue_value("aug_gaussian_seconds", total_seconds(gaussian_sweep.timings))
+glue_value("aug_gaussian_runs", len(gaussian_sweep.results))
+ratio_table = pd.DataFrame(
+    {f"λ = {lam:g}": [ratios[(loop, lam)] for loop in LOOP_NAMES.values()] for lam in lams},
+    index=pd.Index(list(LOOP_NAMES.values()), name="loop"),
+).round(2)
+ratio_table
 
 # %% [markdown]
-# After {glue:text}`aug_generations` generations at $\lambda = 1$ the median squared distance is {glue:text}`aug_ratio_fully_unbiased:.1f` times its generation-1 value in the fully synthetic loop, but only {glue:text}`aug_ratio_last_unbiased:.2f` times with the fixed real set and synthetic data from the last model, and {glue:text}`aug_ratio_pool_unbiased:.2f` times with the accumulated pool.
-# With $\lambda$ = {glue:text}`aug_lam_biased` the augmented loops end at {glue:text}`aug_ratio_last_biased:.2f` and {glue:text}`aug_ratio_pool_biased:.2f` times their starting distance: the biased synthetic samples keep pulling the covariance below the real one, and the real data cannot fully undo it.
+# After {glue:text}`aug_generations` generations at $\lambda = 1$ the median squared distance of the fully synthetic loop is {glue:text}`aug_ratio_fully_unbiased:.1f` times its generation-1 value.
+# With the fixed real set it is only {glue:text}`aug_ratio_last_unbiased:.2f` times that value when the synthetic data come from the last model, and {glue:text}`aug_ratio_pool_unbiased:.2f` times with the accumulated pool.
+# With $\lambda$ = {glue:text}`aug_lam_biased` the augmented loops end at {glue:text}`aug_ratio_last_biased:.2f` and {glue:text}`aug_ratio_pool_biased:.2f` times their starting distance.
+# The biased synthetic samples keep pulling the covariance below the real one, and the real data cannot fully undo it.
 #
 # ## Mixture: modes survive longer
 #
 # The same comparison for the 25-mode mixture at $\lambda = 1$.
 
-# %% mystnb={"figure": {"caption": "Modes covered and recall of the 25-mode mixture loop, fully synthetic versus synthetic augmentation (median and 50% band across replicates).", "name": "fig-augmentation-mixture"}}
+# %%
 mixture_common = dict(
     model="mixture",
     n_ini=mixture_n,
@@ -144,23 +168,45 @@ mixture = name_loops(
         LoopConfig(device=device, **mixture_common), runs_dir, cases=LOOPS, progress=False
     ).table
 )
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Modes covered and recall of the 25-mode mixture loop, fully synthetic versus synthetic augmentation (median and 50% band across replicates).", "name": "fig-augmentation-mixture"}, "image": {"alt": "Three panels against generation, modes covered, recall and precision of the 25-mode mixture, one colour per loop, for the fully synthetic loop and the two augmentation loops."}}
 fig = plotting.metric_curves(
     mixture, ["modes_covered", "recall", "precision"], style="loop", hue="loop", height=2.8
 )
 plotting.save_figure(fig, output_dir, "augmentation_mixture")
-# %%
+
+# %% tags=["remove-input"]
 modes = mixture[mixture.metric == "modes_covered"].groupby(["loop", "generation"]).value.median()
 for loop, short in SHORT.items():
     glue_value(f"aug_modes_{short}", modes[(loop, mixture_generations)])
 glue_value("aug_mixture_generations", mixture_generations)
+augmented = list(LOOP_NAMES.values())[1:]
+slows = judge(
+    "augmentation_slows",
+    fully_ratio=ratios[("fully synthetic", 1.0)],
+    augmented_ratios=[ratios[(loop, 1.0)] for loop in augmented],
+    worst_augmented_ratio=worst_aug,
+    fully_modes=modes[("fully synthetic", mixture_generations)],
+    augmented_modes=[modes[(loop, mixture_generations)] for loop in augmented],
+)
+glue_value("aug_rule_slows", slows.rule)
+glue_value("aug_verdict_slows", slows.verdict)
+glue_value("aug_worst_ratio", worst_aug)
 
 # %% [markdown]
-# After {glue:text}`aug_mixture_generations` generations the fully synthetic mixture covers {glue:text}`aug_modes_fully:.0f` modes (median), the augmented loops {glue:text}`aug_modes_last:.0f` (last model) and {glue:text}`aug_modes_pool:.0f` (accumulated pool).
+# After {glue:text}`aug_mixture_generations` generations the fully synthetic mixture covers {glue:text}`aug_modes_fully:.0f` modes (median).
+# The augmented loops cover {glue:text}`aug_modes_last:.0f` (last model) and {glue:text}`aug_modes_pool:.0f` (accumulated pool).
+#
+# Does the fixed real set slow the degradation without stopping it, as the paper claims?
+# The Gaussian ratios at $\lambda = 1$ and the modes say whether it slows; the worst augmented ratio over all $\lambda$, {glue:text}`aug_worst_ratio:.2f`, says whether some degradation is left.
+# Verdict rule: {glue:text}`aug_rule_slows`.
+# Verdict: **{glue:text}`aug_verdict_slows`**.
 
 # %% [markdown]
 # ## A diffusion model on MNIST digits
 #
-# The paper's Figure 9 repeats the DDPM experiment of the [previous chapter](fully_synthetic.ipynb) with the generation-1 real digits kept in every training set, next to as many synthetic digits from the last model.
+# The paper's Figure 9 repeats the DDPM experiment of the [previous chapter](fully_synthetic.ipynb) with the generation-1 real digits kept in every training set.
+# Each generation adds as many synthetic digits from the last model.
 # The fully synthetic runs with the same settings are read back from the results store, not retrained.
 
 # %%
@@ -175,11 +221,11 @@ ddpm_sweep = run_sweep(
 )
 ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 
-# %% mystnb={"figure": {"caption": "DDPM on MNIST digits: FID, precision and recall per generation, fully synthetic (solid) against synthetic augmentation (dashed) with the same real digits in every generation; generation 0 is real data.", "name": "fig-augmentation-ddpm"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "DDPM on MNIST digits: FID, precision and recall per generation, fully synthetic (solid) against synthetic augmentation (dashed) with the same real digits in every generation. Generation 0 is real data.", "name": "fig-augmentation-ddpm"}, "image": {"alt": "Three panels against generation, FID, precision and recall of the DDPM, one colour per sampling bias, solid lines for the fully synthetic loop and dashed lines for synthetic augmentation."}}
 fig = plotting.metric_curves(ddpm_table, ["fid", "precision", "recall"], height=2.8)
 plotting.save_figure(fig, output_dir, "synthetic_augmentation_ddpm")
 
-# %% mystnb={"figure": {"caption": "Samples at the last generation, one digit class per row: fully synthetic (left) and synthetic augmentation (right), for each sampling bias.", "name": "fig-augmentation-ddpm-samples"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Samples at the last generation, one digit class per row: fully synthetic (left) and synthetic augmentation (right), for each sampling bias.", "name": "fig-augmentation-ddpm-samples"}, "image": {"alt": "Grids of generated digits at the last generation, one digit class per row, with the fully synthetic loop in the left column and synthetic augmentation in the right column, one row of grids per sampling bias."}}
 panels, titles = {}, {}
 for run in ddpm_runs:
     key = (run.config.lam, run.config.family)
@@ -189,35 +235,56 @@ for run in ddpm_runs:
 fig = plotting.image_panels(panels, per_row=8, titles=titles, ncols=2)
 plotting.save_figure(fig, output_dir, "synthetic_augmentation_ddpm_samples")
 
-# %%
+# %% [markdown]
+# The growth of the median FID from generation 1 to the last generation, for each loop and sampling bias:
+
+# %% tags=["remove-input"]
 fid = ddpm_table[ddpm_table.metric == "fid"].groupby(["family", "lam", "generation"]).value.median()
 fid_growth = {
     (family, lam): fid[(family, lam, ddpm_generations)] - fid[(family, lam, 1)]
     for family in ("fully_synthetic", "synthetic_augmentation")
     for lam in ddpm_lams
 }
-slower = all(
-    fid_growth[("synthetic_augmentation", lam)] < fid_growth[("fully_synthetic", lam)]
-    for lam in ddpm_lams
+slower = judge(
+    "augmentation_ddpm",
+    augmented_growth={lam: fid_growth[("synthetic_augmentation", lam)] for lam in ddpm_lams},
+    fully_growth={lam: fid_growth[("fully_synthetic", lam)] for lam in ddpm_lams},
 )
 for (family, lam), growth in fid_growth.items():
     short = "fully" if family == "fully_synthetic" else "aug"
     if lam in (1.0, min(ddpm_lams)):
         glue_value(f"aug_ddpm_{short}_{'unbiased' if lam == 1.0 else 'biased'}_growth", growth)
 glue_value("aug_ddpm_generations", ddpm_generations)
-print({k: round(v, 2) for k, v in fid_growth.items()})
+glue_value("aug_rule_ddpm", slower.rule)
+glue_value("aug_verdict_ddpm", slower.verdict)
+more_generations = 2 * ddpm_generations
+glue_value("aug_ex_ddpm_generations", more_generations)
+glue_value("aug_ex_ddpm_runs", len(ddpm_runs))
+glue_value(
+    "aug_ex_ddpm_minutes",
+    sum(generation_seconds(run) for run in ddpm_runs) * (more_generations - ddpm_generations) / 60,
+)
+FAMILY_NAMES = {"fully_synthetic": "fully synthetic", "synthetic_augmentation": "augmentation"}
+growth_table = pd.DataFrame(
+    {f"λ = {lam:g}": [fid_growth[(family, lam)] for family in FAMILY_NAMES] for lam in ddpm_lams},
+    index=pd.Index(list(FAMILY_NAMES.values()), name="loop"),
+).round(3)
+growth_table
 
 # %% [markdown]
-# Between generation 1 and generation {glue:text}`aug_ddpm_generations` the FID of the unbiased loop grows by {glue:text}`aug_ddpm_fully_unbiased_growth:.1f` without real data and by {glue:text}`aug_ddpm_aug_unbiased_growth:.1f` with the real digits kept; with the strongest bias the growth is {glue:text}`aug_ddpm_fully_biased_growth:.1f` and {glue:text}`aug_ddpm_aug_biased_growth:.1f`.
-# As in the paper, the fixed real set slows the decline; whether it stops it takes more generations than the `cpu` scale runs (the paper sees FID still rising after 10).
+# Between generation 1 and generation {glue:text}`aug_ddpm_generations` the FID of the unbiased loop grows by {glue:text}`aug_ddpm_fully_unbiased_growth:.1f` without real data and by {glue:text}`aug_ddpm_aug_unbiased_growth:.1f` with the real digits kept.
+# With the strongest bias the growth is {glue:text}`aug_ddpm_fully_biased_growth:.1f` and {glue:text}`aug_ddpm_aug_biased_growth:.1f`.
+# Does the fixed real set slow the decline, as in the paper?
+# Verdict rule: {glue:text}`aug_rule_ddpm`.
+# Verdict: **{glue:text}`aug_verdict_ddpm`**.
+# Whether the real set stops the decline takes more generations than the `cpu` scale runs (the paper sees FID still rising after 10).
 
-# %%
-worst_aug = max(ratios[(loop, lam)] for loop in list(LOOP_NAMES.values())[1:] for lam in lams)
+# %% tags=["remove-input"]
 record_claims(
     output_dir,
     "synthetic_augmentation",
     [
-        Claim(
+        Claim.judged(
             claim="A fixed real set in every generation slows degradation compared with the fully synthetic loop but does not stop it.",
             figure="Figs. 8, 9",
             result=(
@@ -229,9 +296,9 @@ record_claims(
                 f"{modes[('fully synthetic', mixture_generations)]:.0f}, augmentation "
                 f"{modes[('augmentation, last model', mixture_generations)]:.0f}"
             ),
-            verdict="reproduced",
+            verdict=slows,
         ),
-        Claim(
+        Claim.judged(
             claim="DDPM with synthetic augmentation degrades more slowly than the fully synthetic loop (the paper: FID still rises for every λ, more slowly).",
             figure="E5, Fig. 9",
             result=(
@@ -243,7 +310,7 @@ record_claims(
                     for lam in ddpm_lams
                 )
             ),
-            verdict="reproduced" if slower else "not reproduced",
+            verdict=slower,
         ),
     ],
 )
@@ -255,14 +322,30 @@ record_claims(
 #
 # :::{admonition} Solution
 # :class: dropdown
-# At a fixed point the pooled covariance satisfies, in expectation, $\Sigma^\* \approx \frac{n_r\Sigma_{\text{real}} + n_s\lambda\Sigma^\*}{n_r+n_s}$ (ignoring the between-group term), so $\Sigma^\* \approx \frac{n_r}{n_r + n_s(1-\lambda)}\Sigma_{\text{real}}$: with $n_r = n_s$ and $\lambda = 0.6$ about $0.71\,\Sigma_{\text{real}}$, a permanent loss of diversity.
+# At a fixed point the pooled covariance satisfies, in expectation, $\Sigma^\* \approx \frac{n_r\Sigma_{\text{real}} + n_s\lambda\Sigma^\*}{n_r+n_s}$ (ignoring the between-group term).
+# So $\Sigma^\* \approx \frac{n_r}{n_r + n_s(1-\lambda)}\Sigma_{\text{real}}$.
+# With $n_r = n_s$ and $\lambda = 0.6$ that is about $0.71\,\Sigma_{\text{real}}$, a permanent loss of diversity.
 # :::
 #
 # 2. Rerun with ten times more synthetic data, `madutils run synthetic_augmentation -p n_synthetic 1000`. What happens to the plateau?
+#    The rerun computes the {glue:text}`aug_gaussian_runs` Gaussian runs anew; the mixture and DDPM runs do not depend on `n_synthetic` and are read back from the results store.
+#    The statistics path does not draw the samples, so its cost does not grow with $n_s$.
+#    The Gaussian runs of this page took {glue:text}`aug_gaussian_seconds:.0f` seconds in all (their stored timings), so expect about as long.
 #
 # :::{admonition} Solution
 # :class: dropdown
-# The real data's weight in each fit falls from one half to one eleventh, so the loop behaves more like the fully synthetic one: the plateau rises and, with $\lambda < 1$, the covariance settles much lower (about $n_r / (n_r + n_s(1-\lambda))$ of the real one).
+# The real data's weight in each fit falls from one half to one eleventh, so the loop behaves more like the fully synthetic one.
+# The plateau rises and, with $\lambda < 1$, the covariance settles much lower (about $n_r / (n_r + n_s(1-\lambda))$ of the real one).
+# :::
+#
+# 3. Does the FID of the augmented DDPM loop keep rising? Double the generations, `-p ddpm_generations` {glue:text}`aug_ex_ddpm_generations`, and look at {numref}`fig-augmentation-ddpm` again.
+#    A run asking for more generations extends the stored run, so only the new generations of the {glue:text}`aug_ex_ddpm_runs` DDPM runs are trained; the Gaussian and mixture runs are read back.
+#    At the stored seconds per generation of these runs that takes about {glue:text}`aug_ex_ddpm_minutes:.0f` minutes.
+#
+# :::{admonition} Solution
+# :class: dropdown
+# Expect the augmented FID to keep rising, more slowly than the fully synthetic one, as in the paper's Figure 9 (still rising after 10 generations).
+# Check the verdict of the DDPM claim above on the longer runs: the rule compares the growth from generation 1 to the last one.
 # :::
 #
 # ## Summary

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from _common import best_of, write_table
 
-from madutils.loops.config import LoopConfig
 from madutils.loops.batched import run_loop
+from madutils.loops.config import LoopConfig
 
 
 def numpy_per_seed(seeds: int, dim: int, n: int, generations: int, lam: float = 1.0):

@@ -347,7 +347,7 @@ def config_from_args(argv: list[str]):
     Parameters
     ----------
     argv : list of str
-        The arguments after ``loop``, e.g. ``["--model", "flow", "--flow-layers", "4"]``
+        The arguments after ``loop``, e.g. ``["--model", "flow", "--n-layers", "4"]``
         (``--out`` and ``--quiet`` are accepted and ignored).
 
     Returns

@@ -18,7 +18,13 @@ import enum
 import numpy as np
 import torch
 
-__all__ = ["BatchedStream", "AnalysisStream", "ImageStream", "generator_from_seed_sequence", "stream"]
+__all__ = [
+    "BatchedStream",
+    "AnalysisStream",
+    "ImageStream",
+    "generator_from_seed_sequence",
+    "stream",
+]
 
 
 class BatchedStream(enum.IntEnum):

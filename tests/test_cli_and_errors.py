@@ -66,7 +66,7 @@ def test_help_lists_allowed_values(capsys):
         (["--lam", "1.5"], "lam must be in (0, 1]"),
         (["--generations", "0"], "generations must be a positive integer"),
         (["--synthetic-source", "memory", "--memory", "0"], "memory (K) must be a positive"),
-        (["--flow-layers", "x"], "argument --flow-layers: expected an integer"),
+        (["--n-layers", "x"], "argument --n-layers: expected an integer"),
         (["--model", "ddpm", "--path", "statistics"], "--path is not an option of --model ddpm"),
     ],
 )

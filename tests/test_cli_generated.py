@@ -96,11 +96,11 @@ def test_mixed_precision_choices_are_the_ones_the_config_accepts():
         )
 
 
-def test_flow_layers_reaches_the_config():
-    config = config_from_args(["--model", "flow", "--flow-layers", "4"])
+def test_n_layers_reaches_the_config():
+    config = config_from_args(["--model", "flow", "--n-layers", "4"])
     assert isinstance(config, LoopConfig)
-    assert config.flow_layers == 4 and config.model == "flow"
-    assert config == dataclasses.replace(LoopConfig(model="flow"), flow_layers=4)
+    assert config.n_layers == 4 and config.model == "flow"
+    assert config == dataclasses.replace(LoopConfig(model="flow"), n_layers=4)
 
 
 def test_left_out_options_take_the_dataclass_defaults():
@@ -130,10 +130,10 @@ def test_every_loop_config_field_reaches_the_config():
         seeds=2,
         seed=3,
         n_components=4,
-        flow_layers=4,
-        flow_hidden=16,
-        flow_epochs=2,
-        flow_batch_size=32,
+        n_layers=4,
+        hidden=16,
+        epochs=2,
+        batch_size=32,
         n_eval=30,
         k=3,
         metrics=("heldout_nll", "precision"),
@@ -206,12 +206,11 @@ def _one_line_error(argv, capsys) -> str:
         (["--model", "ddpm", "--channels", "32,,64"], "argument --channels: expected a comma"),
         (["--lam", "1.5"], "lam must be in (0, 1]"),
         (["--generations", "0"], "generations must be a positive integer"),
-        (["--model", "flow", "--flow-layers", "0"], "flow_layers must be a positive integer"),
+        (["--model", "flow", "--n-layers", "0"], "n_layers must be a positive integer"),
         (["--model", "ddpm", "--ema-decay", "1"], "ema_decay must be a number in [0, 1)"),
         (
-            ["--model", "ddpm", "--flow-layers", "4"],
-            "--flow-layers is not an option of --model ddpm (only of --model gaussian, mixture, "
-            "flow)",
+            ["--model", "ddpm", "--n-layers", "4"],
+            "--n-layers is not an option of --model ddpm (only of --model gaussian, mixture, flow)",
         ),
         (
             ["--held-out", "10", "--sampler", "ddim"],
@@ -219,7 +218,7 @@ def _one_line_error(argv, capsys) -> str:
             "wgan)",
         ),
         (["--fam", "fresh_data"], "unrecognized arguments: --fam fresh_data"),
-        (["--flow-layers"], "argument --flow-layers: expected one argument"),
+        (["--n-layers"], "argument --n-layers: expected one argument"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_option(argv, message, capsys):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from madutils.loops.config import LoopConfig
 from madutils.data.distributions import Rosenbrock
 from madutils.loops.batched import run_loop
+from madutils.loops.config import LoopConfig
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 
 TINY_FLOW = dict(
@@ -16,8 +16,8 @@ TINY_FLOW = dict(
     n_eval=400,
     generations=3,
     seeds=2,
-    flow_epochs=2,
-    flow_hidden=16,
+    epochs=2,
+    hidden=16,
 )
 
 
@@ -90,7 +90,7 @@ def test_sampling_bias_loses_the_tails_faster():
     assert last[(0.5, "marginal_w1")] > last[(1.0, "marginal_w1")]
 
 
-@pytest.mark.parametrize("name", ["flow_layers", "flow_hidden", "flow_epochs", "flow_batch_size"])
+@pytest.mark.parametrize("name", ["n_layers", "hidden", "epochs", "batch_size"])
 def test_bad_flow_settings_name_the_parameter(name):
     with pytest.raises(ValueError, match=name):
         LoopConfig(model="flow", **{name: 0})

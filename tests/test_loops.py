@@ -226,3 +226,26 @@ def test_statistics_and_samples_paths_agree_in_distribution():
         a, b = (t[(t.generation == 6) & (t.metric == metric)].value.to_numpy() for t in tables)
         se = np.sqrt(a.var() / len(a) + b.var() / len(b))
         assert abs(a.mean() - b.mean()) < 4.5 * se, metric
+
+
+def test_model_settings_are_named_as_the_models_arguments():
+    """A setting documented for one model ("flow: ...") is that model's argument, by name."""
+    import dataclasses
+    import inspect
+
+    from madutils.loops.batched import MODEL_CLASSES
+    from madutils.loops.image_config import ImageLoopConfig
+    from madutils.loops.images import MODEL_CLASSES as IMAGE_MODEL_CLASSES
+
+    checked = 0
+    for settings_class, classes in (
+        (LoopConfig, MODEL_CLASSES),
+        (ImageLoopConfig, IMAGE_MODEL_CLASSES),
+    ):
+        for field in dataclasses.fields(settings_class):
+            owner = field.metadata["help"].split(":")[0]
+            if owner in classes and field.name != "path":  # path: how the loop runs, not a model
+                arguments = inspect.signature(classes[owner].__init__).parameters
+                assert field.name in arguments, (settings_class.__name__, field.name, owner)
+                checked += 1
+    assert checked >= 12  # flow's 4, ddpm's and wgan's

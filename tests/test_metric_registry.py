@@ -270,10 +270,10 @@ def test_flow_loop_values_equal_the_direct_functions():
         seeds=2,
         seed=7,
         lam=0.7,
-        flow_layers=2,
-        flow_hidden=8,
-        flow_epochs=1,
-        flow_batch_size=32,
+        n_layers=2,
+        hidden=8,
+        epochs=1,
+        batch_size=32,
         metrics=metrics,
     ).resolved()
     for generation, model, values in iterate_loop(cfg):

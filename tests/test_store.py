@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from madutils.loops import batched as loops
-from madutils.loops.config import LoopConfig
 from madutils.loops.batched import run_loop
+from madutils.loops.config import LoopConfig
 from madutils.results import run_name
 
 CONFIGS = {

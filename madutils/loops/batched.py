@@ -31,6 +31,7 @@ from madutils.loops.families import TrainingSetRecipe
 from madutils.metrics import MANIFOLD_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
 from madutils.metrics.manifold import ManifoldReference
+from madutils.models.base import settings_for
 from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
 from madutils.models.gaussian_statistics import SufficientStatistics, draw_gaussian_statistics
@@ -38,7 +39,14 @@ from madutils.models.mixture import GaussianMixtureModel
 from madutils.results import RunStore
 from madutils.rng import BatchedStream, stream
 
-__all__ = ["BatchedLoop", "BatchedLoopResult", "iterate_loop", "run_loop"]
+__all__ = ["MODEL_CLASSES", "BatchedLoop", "BatchedLoopResult", "iterate_loop", "run_loop"]
+
+#: The model class of each ``LoopConfig.model``; built from the settings of the same names.
+MODEL_CLASSES = {
+    "gaussian": GaussianModel,
+    "mixture": GaussianMixtureModel,
+    "flow": CouplingFlow,
+}
 
 
 @dataclass
@@ -104,17 +112,8 @@ class BatchedLoop(Loop):
 
     # -- building blocks -------------------------------------------------------------------
     def _new_model(self):
-        cfg = self.cfg
-        if cfg.model == "gaussian":
-            return GaussianModel()
-        if cfg.model == "flow":
-            return CouplingFlow(
-                n_layers=cfg.flow_layers,
-                hidden=cfg.flow_hidden,
-                epochs=cfg.flow_epochs,
-                batch_size=cfg.flow_batch_size,
-            )
-        return GaussianMixtureModel(n_components=cfg.n_components)
+        model_class = MODEL_CLASSES[self.cfg.model]
+        return model_class(**settings_for(model_class, self.cfg))
 
     def _draw_real(self, n: int, rng):
         if self.statistics:

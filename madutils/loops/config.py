@@ -93,10 +93,10 @@ class LoopConfig:
         "sufficient statistics (fast)",
     )
     n_components: int = setting(25, "mixture: number of EM components")
-    flow_layers: int = setting(8, "flow: coupling layers (paper: 8)")
-    flow_hidden: int = setting(64, "flow: hidden width of each coupling network (paper: 64)")
-    flow_epochs: int = setting(20, "flow: training epochs per generation (paper: 20)")
-    flow_batch_size: int = setting(256, "flow: minibatch size (paper: 256)")
+    n_layers: int = setting(8, "flow: coupling layers (paper: 8)")
+    hidden: int = setting(64, "flow: hidden width of each coupling network (paper: 64)")
+    epochs: int = setting(20, "flow: training epochs per generation (paper: 20)")
+    batch_size: int = setting(256, "flow: minibatch size (paper: 256)")
     n_eval: int | None = setting(None, "samples per seed for sample-based metrics; None: n_ini")
     k: int = shared_setting("k")
     metrics: tuple[str, ...] | None = setting(
@@ -120,7 +120,7 @@ class LoopConfig:
         check_positive_int(self.seeds, "seeds")
         check_nonnegative_int(self.seed, "seed")
         check_positive_int(self.n_components, "n_components")
-        for name in ("flow_layers", "flow_hidden", "flow_epochs", "flow_batch_size"):
+        for name in ("n_layers", "hidden", "epochs", "batch_size"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.k, "k")
         if self.n_eval is not None:

@@ -61,10 +61,14 @@ from madutils.metrics import IMAGE_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
 from madutils.metrics.features import FeatureNetwork
 from madutils.metrics.manifold import ManifoldReference
+from madutils.models.base import settings_for
 from madutils.models.ddpm import ConditionalDDPM
 from madutils.models.wgan import WGANGP
 from madutils.results import RunStore, atomic_write
 from madutils.rng import ImageStream, stream
+
+#: The model class of each ``ImageLoopConfig.model``; built from the settings of the same names.
+MODEL_CLASSES = {"ddpm": ConditionalDDPM, "wgan": WGANGP}
 
 __all__ = [
     "ImageLoopResult",
@@ -240,8 +244,9 @@ class ImageRun:
 
     def model(self, generation: int):
         """The model trained in generation ``generation``."""
-        model_class = WGANGP if self.config.model == "wgan" else ConditionalDDPM
-        return model_class.load(self.path / "models" / f"{generation:05d}.pt", progress=False)
+        return MODEL_CLASSES[self.config.model].load(
+            self.path / "models" / f"{generation:05d}.pt", progress=False
+        )
 
 
 class ImageLoop(Loop):
@@ -277,30 +282,12 @@ class ImageLoop(Loop):
 
     # -- models --------------------------------------------------------------------------------
     def new_model(self):
-        cfg = self.cfg
-        common = dict(
-            image_size=cfg.image_size,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            device=cfg.device,
-            progress=self.progress,
-        )
-        if cfg.model == "wgan":
-            return WGANGP(
-                **common, latent_dim=cfg.latent_dim, width=cfg.width, n_critic=cfg.n_critic
-            )
-        return ConditionalDDPM(
-            **common,
-            n_classes=self.real.train.n_classes,
-            channels=cfg.channels,
-            layers_per_block=cfg.layers_per_block,
-            timesteps=cfg.timesteps,
-            ema_decay=cfg.ema_decay,
-            mixed_precision=cfg.mixed_precision,
-            sampler=cfg.sampler,
-            steps=cfg.steps,
-        )
+        """An untrained model of this run, built from the settings of the same names."""
+        model_class = MODEL_CLASSES[self.cfg.model]
+        settings = settings_for(model_class, self.cfg)
+        if model_class.conditional:
+            settings["n_classes"] = self.real.train.n_classes
+        return model_class(**settings, progress=self.progress)
 
     def _first_generation_path(self, model, real: ImageSet, rng) -> Path | None:
         if self.store is None:

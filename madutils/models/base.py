@@ -42,7 +42,7 @@ from madutils._validation import (
     check_positive_number,
 )
 
-__all__ = ["BatchedModel", "GenerativeModel", "ImageModel", "draw_training_seed"]
+__all__ = ["BatchedModel", "GenerativeModel", "ImageModel", "draw_training_seed", "settings_for"]
 
 
 def draw_training_seed(rng: torch.Generator) -> int:
@@ -59,6 +59,22 @@ def draw_training_seed(rng: torch.Generator) -> int:
         ``int(torch.randint(2**31 - 1, (1,), generator=rng))``, in ``[0, 2**31 - 1)``.
     """
     return int(torch.randint(2**31 - 1, (1,), generator=check_generator(rng)))
+
+
+def settings_for(model_class: type, settings) -> dict:
+    """The constructor arguments of ``model_class`` that the run settings hold, by name.
+
+    A model's hyper-parameters are named the same in the model and in the run settings
+    (:class:`~madutils.loops.config.LoopConfig`, :class:`~madutils.loops.image_config.
+    ImageLoopConfig`), so a loop builds each generation's model from its settings with this
+    one rule; arguments the settings do not hold keep the model's defaults.
+    """
+    names = [
+        p.name
+        for p in inspect.signature(model_class.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    return {name: getattr(settings, name) for name in names if hasattr(settings, name)}
 
 
 class GenerativeModel:

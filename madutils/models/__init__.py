@@ -1,19 +1,34 @@
 """The generative models of madutils and the one protocol they share (:mod:`madutils.models.base`).
 
-Toy models fitted to many seeds at once: :class:`GaussianModel`, :class:`GaussianMixtureModel`
-and :class:`~madutils.models.flow.CouplingFlow`; image models, one network per replicate:
-:class:`~madutils.models.ddpm.ConditionalDDPM` and :class:`~madutils.models.wgan.WGANGP`
-(import them from their modules, which load the networks' libraries).
+Models fitted to many replicates at once: :class:`GaussianModel`, :class:`GaussianMixtureModel`
+and :class:`CouplingFlow`; image models, one network per replicate: :class:`ConditionalDDPM`
+and :class:`WGANGP` (imported lazily: they load diffusers and the networks' code).
 """
 
+from __future__ import annotations
+
+import importlib
+
 from madutils.models.base import BatchedModel, GenerativeModel, ImageModel
+from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
 from madutils.models.mixture import GaussianMixtureModel
 
 __all__ = [
     "BatchedModel",
+    "ConditionalDDPM",
+    "CouplingFlow",
     "GaussianMixtureModel",
     "GaussianModel",
     "GenerativeModel",
     "ImageModel",
+    "WGANGP",
 ]
+
+_IMAGE_MODELS = {"ConditionalDDPM": "ddpm", "WGANGP": "wgan"}
+
+
+def __getattr__(name: str):
+    if name in _IMAGE_MODELS:
+        return getattr(importlib.import_module(f"{__name__}.{_IMAGE_MODELS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

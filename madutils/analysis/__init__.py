@@ -11,7 +11,7 @@ The names below are imported lazily (the image helpers import diffusers).
 
 from __future__ import annotations
 
-import importlib
+from madutils._lazy import lazy_exports
 
 __all__ = [
     "closed_form_trace_and_drift",
@@ -38,7 +38,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -18,7 +18,7 @@ import the image models (and diffusers).
 
 from __future__ import annotations
 
-import importlib
+from madutils._lazy import lazy_exports
 
 __all__ = [
     "BatchedLoopResult",
@@ -43,7 +43,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -7,8 +7,7 @@ and :class:`WGANGP` (imported lazily: they load diffusers and the networks' code
 
 from __future__ import annotations
 
-import importlib
-
+from madutils._lazy import lazy_exports
 from madutils.models.base import BatchedModel, GenerativeModel, ImageModel
 from madutils.models.flow import CouplingFlow
 from madutils.models.gaussian import GaussianModel
@@ -25,10 +24,7 @@ __all__ = [
     "WGANGP",
 ]
 
-_IMAGE_MODELS = {"ConditionalDDPM": "ddpm", "WGANGP": "wgan"}
+_IMAGE_MODELS = {"ConditionalDDPM": "ddpm", "WGANGP": "wgan"}  # name: its submodule
 
 
-def __getattr__(name: str):
-    if name in _IMAGE_MODELS:
-        return getattr(importlib.import_module(f"{__name__}.{_IMAGE_MODELS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _IMAGE_MODELS)

@@ -196,11 +196,6 @@ def _dequantise(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32) / 255.0
 
 
-def _balanced_labels(n: int, n_classes: int, rng: torch.Generator) -> torch.Tensor:
-    labels = torch.arange(n) % n_classes
-    return labels[torch.randperm(n, generator=rng)]
-
-
 @dataclass
 class ImageLoopResult(LoopResult):
     """What :func:`run_image_loop` returns: a :class:`~madutils.loops.driver.LoopResult`
@@ -362,8 +357,8 @@ class ImageLoop(Loop):
         n_classes = self.real.train.n_classes
         rng = stream(cfg.seed, generation, ImageStream.SAMPLE, device=model.device_)
         if model.conditional:
-            labels = _balanced_labels(
-                n_samples, n_classes, stream(cfg.seed, generation, ImageStream.LABELS)
+            labels = model.balanced_labels(
+                n_samples, stream(cfg.seed, generation, ImageStream.LABELS)
             )
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng, labels=labels))
         else:  # the feature network labels what an unconditional model draws

@@ -146,12 +146,10 @@ def test_a_batched_model_recipe_takes_loop_config_fields(tmp_path):
     folder = _write(
         tmp_path / "recipes",
         "flow",
-        "ci: {model: flow, data: rosenbrock, flow_epochs: 2}\ncpu: {model: flow}\ngpu: {}\n",
+        "ci: {model: flow, data: rosenbrock, epochs: 2}\ncpu: {model: flow}\ngpu: {}\n",
     )
-    assert recipe("flow", "ci", {"seeds": 3}, directory=folder)["flow_epochs"] == 2
-    with pytest.raises(
-        ValueError, match="unknown key.*channels in flow; valid keys: .*flow_epochs"
-    ):
+    assert recipe("flow", "ci", {"seeds": 3}, directory=folder)["epochs"] == 2
+    with pytest.raises(ValueError, match="unknown key.*channels in flow; valid keys: .*epochs"):
         recipe("flow", "ci", {"channels": [8]}, directory=folder)
 
 

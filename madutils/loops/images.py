@@ -230,9 +230,14 @@ class ImageRun:
         """The finished generations whose samples are stored."""
         return sorted(int(p.stem) for p in (self.path / "samples").glob("*.pt"))
 
+    def stored_samples(self, generation: int) -> dict:
+        """The file of generation ``generation``'s samples: ``images`` (uint8), ``labels``,
+        ``n_classes``."""
+        return torch.load(self.path / "samples" / f"{generation:05d}.pt", weights_only=True)
+
     def samples(self, generation: int) -> ImageSet:
         """The images generation ``generation`` sampled (float32 in [0, 1]) and their labels."""
-        state = torch.load(self.path / "samples" / f"{generation:05d}.pt", weights_only=True)
+        state = self.stored_samples(generation)
         return ImageSet(
             _dequantise(state["images"]), state["labels"], n_classes=int(state["n_classes"])
         )
@@ -406,8 +411,8 @@ class ImageLoop(Loop):
         run = ImageRun(self.store.path)
         first = 1 if self.n_keep is None else max(1, generation - self.n_keep + 1)
         for kept in range(first, generation + 1):
-            samples = run.samples(kept)
-            self._keep_synthetic(_quantise(samples.images), samples.labels)
+            stored = run.stored_samples(kept)  # uint8 as sampled: no round trip through floats
+            self._keep_synthetic(stored["images"], stored["labels"])
         self.timings = list(state["timings"])
         return generation
 

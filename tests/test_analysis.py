@@ -106,6 +106,8 @@ def test_sweep_cases_are_crossed_with_the_grid():
     assert set(fully.synthetic_source) == {"last"}
     with pytest.raises(ValueError, match="both in cases and as a sweep"):
         run_sweep(LoopConfig(), None, cases=[dict(lam=0.5)], lam=[1.0])
+    with pytest.raises(ValueError, match="both in cases and as a sweep"):
+        run_sweep(LoopConfig(), None, cases=[{}, dict(lam=0.5)], lam=[1.0])
     with pytest.raises(ValueError, match="unknown setting"):
         run_sweep(LoopConfig(), None, cases=[dict(lamda=0.5)])
 

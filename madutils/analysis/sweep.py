@@ -95,7 +95,7 @@ def sweep_settings(base, vary: dict, cases: list[dict] | None = None) -> list[di
     for name, values in vary.items():
         if isinstance(values, str) or not hasattr(values, "__iter__"):
             raise ValueError(f"{name} must be a list of values to sweep over; got {values!r}")
-    both = sorted(set(vary).intersection(*cases)) if vary else []
+    both = sorted(set(vary) & set().union(*cases))
     if both:
         raise ValueError(f"setting(s) {both} are given both in cases and as a sweep")
     names = list(vary)

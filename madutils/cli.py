@@ -3,7 +3,10 @@
 - ``madutils loop --model MODEL ...`` runs one loop configuration and prints the run directory;
 - ``madutils run NOTEBOOK -p NAME VALUE --scale ci|cpu|gpu --out DIR`` executes a notebook;
 - ``madutils book --scale cpu`` executes every notebook and builds the site;
-- ``madutils metrics`` lists the metric names of the results tables.
+- ``madutils metrics`` lists the metric names of the results tables;
+- ``madutils repair RUN_DIR`` verifies every stored generation of a run directory and removes
+  the first damaged one and every later one (:func:`madutils.results.repair`), so that rerunning
+  the run's command recomputes them.
 
 ``madutils loop`` is generated from the settings dataclasses
 :class:`~madutils.loops.config.LoopConfig` and
@@ -29,10 +32,33 @@ of the other dataclass is a one-line error naming the option and the model. Opti
 left out are not set at all, so the dataclass's own default applies (``--help`` shows both
 defaults where they differ, e.g. ``--n-ini``: 100 samples, 1000 images).
 
-Bad input exits with status 2 and one line on stderr, ``madutils loop: error: ...`` (no usage
-block, no traceback), whether argparse rejects a value or a config's validation raises
-``ValueError``. Abbreviated option names are refused, so that a new field can never change what
-an abbreviation means.
+Besides the settings, ``madutils loop`` has options of the run itself (:data:`RUN_OPTIONS`):
+``--out`` (the parent of the run directory), ``--quiet`` (no progress bar), ``--repair``
+(verify the run directory before resuming: a damaged generation and every later one are removed
+and recomputed, as ``madutils repair`` would) and ``--allow-code-change`` (continue a run
+directory written by other code, another madutils version or source, torch or NumPy, instead
+of refusing it; the run directory records the mix). ``--repair`` and ``--allow-code-change``
+reach :func:`~madutils.loops.batched.run_loop` and
+:func:`~madutils.loops.images.run_image_loop` as ``repair=True`` and
+``allow_code_change=True``; left out, they are not passed at all.
+
+Bad input exits with status 2 and one line on stderr, ``madutils COMMAND: error: ...`` (no
+usage block, no traceback), in every command:
+
+- argparse rejects a value, or a config's validation raises ``ValueError``;
+- ``--out`` (of ``loop`` and ``run``) is empty, a file, or a directory that cannot be written
+  (or created): refused before anything runs, naming ``--out`` and the path;
+- a ``-p NAME VALUE`` of ``madutils run`` whose value is not valid YAML, naming the parameter;
+- a :class:`madutils.errors.StoreError` (a damaged file, a run written by other code, a full
+  disk: :class:`~madutils.errors.DiskFullError`), whose message is written for the user;
+- an ``OSError`` of a full disk or an exceeded quota (``ENOSPC``, ``EDQUOT``) from anywhere
+  else, naming the file and the free space left on its file system.
+
+``madutils book`` keeps its own line for a failed build (``madutils book: book build failed:
+...``, the offending lines quoted, exit status 1). Output piped into a command that stops
+reading (``madutils metrics | head -1``) ends quietly with status 1, as the Python
+documentation recommends ("Note on SIGPIPE"). Abbreviated option names are refused, so that a
+new field can never change what an abbreviation means.
 
 The settings dataclasses (and torch) are imported only by the ``loop`` command, so
 ``madutils --help`` stays fast; the image loop (:mod:`madutils.loops.images`, diffusers) is
@@ -42,25 +68,129 @@ imported only when an image loop runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
+import os
+import shutil
 import sys
 import types
 import typing
+from pathlib import Path
 
 __all__ = ["LoopOption", "config_from_args", "loop_options", "main"]
 
 LOOP_PROG = "madutils loop"
 #: Options of ``madutils loop`` that are not settings of the run.
-RUN_OPTIONS = ("out", "quiet")
+RUN_OPTIONS = ("out", "quiet", "repair", "allow_code_change")
+#: Run options passed to the loop functions as keyword arguments, and only when given.
+LOOP_KEYWORDS = ("repair", "allow_code_change")
+#: ``errno`` values of a write that failed for want of space.
+DISK_FULL = tuple(
+    code for code in (getattr(errno, "ENOSPC", None), getattr(errno, "EDQUOT", None)) if code
+)
 #: Values of ``ImageLoopConfig.mixed_precision`` (validated there; a test keeps the two equal).
 MIXED_PRECISION = ("auto", "bf16", "no")
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line: its non-blank lines joined by ``"; "``."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _refuse(prog: str, message: str) -> typing.NoReturn:
+    """Print ``PROG: error: MESSAGE`` (one line) on stderr and exit with status 2."""
+    sys.stderr.write(f"{prog}: error: {_one_line(message)}\n")
+    raise SystemExit(2)
 
 
 class _OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: ``PROG: error: MESSAGE``, exit status 2."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        _refuse(self.prog, message)
+
+
+def _size(n_bytes: int) -> str:
+    """A number of bytes for people: ``0 B``, ``512 kB``, ``3.2 GB`` (powers of 1000)."""
+    value = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _free_space(filename) -> str:
+    """The free space of the file system that holds ``filename`` (or would hold it)."""
+    path = Path(os.fsdecode(filename) if filename else ".").absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            try:
+                return _size(shutil.disk_usage(candidate).free)
+            except OSError:
+                break
+    return "unknown space"
+
+
+def _disk_full_message(error: OSError) -> str:
+    """One line for a write that failed because the disk (or the quota) is full."""
+    name = os.fsdecode(error.filename) if error.filename else "a file"
+    return (
+        f"cannot write {name}: {os.strerror(error.errno)} ({_free_space(error.filename)} free "
+        "there); free some space and rerun the same command"
+    )
+
+
+@contextlib.contextmanager
+def _command_errors(prog: str, usage: tuple[type[BaseException], ...] = ()):
+    """Turn the errors a user can act on into one line ``PROG: error: ...`` and exit status 2.
+
+    Parameters
+    ----------
+    prog : str
+        The command, ``madutils loop``.
+    usage : tuple of exception types
+        The exceptions that mean bad input to this command (``ValueError``); their message is
+        the line.
+
+    Notes
+    -----
+    Every command also refuses :class:`madutils.errors.StoreError` (damaged files, runs
+    written by other code, :class:`~madutils.errors.DiskFullError`) with its message, and any
+    ``OSError`` of a full disk or an exceeded quota with the file and the free space.
+    """
+    from madutils.errors import StoreError
+
+    try:
+        yield
+    except StoreError as error:
+        _refuse(prog, str(error))
+    except usage as error:
+        _refuse(prog, str(error))
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            _refuse(prog, _disk_full_message(error))
+        raise
+
+
+def _check_out(prog: str, out: str, flag: str = "--out") -> None:
+    """Refuse (exit status 2) an output directory that is empty, a file, or not writable.
+
+    ``out`` need not exist: then its nearest existing parent must be a directory that can be
+    written, so that it can be created. Nothing is created here.
+    """
+    if not out.strip():
+        _refuse(prog, f"{flag} must name a directory (it is created when missing); got {out!r}")
+    path = Path(out)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    where = f"{flag} {out}" if existing == path else f"{flag} {out}: {existing}"
+    if not existing.is_dir():
+        _refuse(prog, f"{where} is not a directory; give a directory to write into")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        _refuse(prog, f"{where} is a directory that cannot be written; give a writable one")
 
 
 def _kinds() -> tuple[tuple[type, tuple[str, ...]], ...]:
@@ -301,11 +431,26 @@ def _loop_parser(prog: str = LOOP_PROG) -> argparse.ArgumentParser:
             group.add_argument(option.flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
             group.add_argument(option.flag, type=option.convert, metavar=option.metavar, **kwargs)
-    run = parser.add_argument_group("output")
+    run = parser.add_argument_group("the run (not settings)")
     run.add_argument(
-        "--out", default="runs", help="parent directory of the run directory (default: runs)"
+        "--out",
+        default="runs",
+        help="parent directory of the run directory; created when missing (default: runs)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--repair",
+        action="store_true",
+        help="before resuming, verify every stored generation of the run directory and remove "
+        "the first damaged one and every later one, so that they are recomputed (what "
+        "'madutils repair RUN_DIR' does)",
+    )
+    run.add_argument(
+        "--allow-code-change",
+        action="store_true",
+        help="continue a run directory written by other code (another madutils version or "
+        "source, torch or NumPy) instead of refusing it; the run directory records the mix",
+    )
     return parser
 
 
@@ -348,7 +493,7 @@ def config_from_args(argv: list[str]):
     ----------
     argv : list of str
         The arguments after ``loop``, e.g. ``["--model", "flow", "--n-layers", "4"]``
-        (``--out`` and ``--quiet`` are accepted and ignored).
+        (the run options, :data:`RUN_OPTIONS`, are accepted and ignored).
 
     Returns
     -------
@@ -367,21 +512,22 @@ def config_from_args(argv: list[str]):
 
 def _loop_command(argv: list[str]) -> int:
     config, args, parser = _parse_loop(argv)
+    _check_out(parser.prog, args.out)
     from madutils.loops.config import LoopConfig
 
-    try:
+    # given only when set, so that the loop functions' own defaults apply otherwise
+    keywords = {name: True for name in LOOP_KEYWORDS if getattr(args, name)}
+    with _command_errors(parser.prog, (ValueError, FileExistsError)):
         if isinstance(config, LoopConfig):
             from madutils.loops.batched import run_loop
 
-            result = run_loop(config, args.out, progress=not args.quiet)
+            result = run_loop(config, args.out, progress=not args.quiet, **keywords)
             replicates = f"mean over {config.seeds} seed(s)"
         else:
             from madutils.loops.images import run_image_loop
 
-            result = run_image_loop(config, args.out, progress=not args.quiet)
+            result = run_image_loop(config, args.out, progress=not args.quiet, **keywords)
             replicates = f"seed {config.seed}, feature accuracy {result.feature_accuracy:.4f}"
-    except (ValueError, FileExistsError) as error:
-        parser.error(str(error))
     last = result.table[result.table.generation == result.table.generation.max()]
     summary = last.groupby("metric", sort=False)["value"].mean()
     print(f"generation {int(last.generation.max())}, {replicates}:")
@@ -423,11 +569,27 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _run_notebook_command(args, parser) -> int:
-    from madutils.runner import parse_cli_value, run_notebook
+def _parameter_value(name: str, text: str):
+    """The value of ``-p NAME TEXT`` (YAML); ``ValueError`` names the parameter."""
+    import yaml
 
-    overrides = {name: parse_cli_value(value) for name, value in args.parameter}
+    from madutils.runner import parse_cli_value
+
     try:
+        return parse_cli_value(text)
+    except yaml.YAMLError:
+        raise ValueError(f"-p {name}: the value {text!r} is not valid YAML") from None
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if name in message else f"-p {name}: {message}") from None
+
+
+def _run_notebook_command(args, parser) -> int:
+    from madutils.runner import run_notebook
+
+    with _command_errors(parser.prog, (ValueError,)):
+        overrides = {name: _parameter_value(name, value) for name, value in args.parameter}
+        _check_out(parser.prog, args.out)
         result = run_notebook(
             args.notebook,
             scale=args.scale,
@@ -435,21 +597,54 @@ def _run_notebook_command(args, parser) -> int:
             out=args.out,
             notebooks_dir=args.notebooks_dir,
         )
-    except ValueError as error:
-        parser.error(str(error))
     print(f"{result.notebook} ({result.scale}) took {result.seconds:.1f} s: {result.executed}")
     return 0
 
 
 def _book_command(args, parser) -> int:
     from madutils.book import build_book
+    from madutils.errors import StoreError
 
-    try:
-        index = build_book(args.scale)
-    except (ValueError, RuntimeError) as error:
-        print(f"madutils book: {error}", file=sys.stderr)
-        return 1
+    with _command_errors(parser.prog, (ValueError,)):
+        try:
+            index = build_book(args.scale)
+        except RuntimeError as error:
+            if isinstance(error, StoreError):
+                raise
+            print(f"{parser.prog}: {error}", file=sys.stderr)  # a failed build, quoted
+            return 1
     print(f"the book is built: open {index}")
+    return 0
+
+
+def _generations(numbers: list[int]) -> str:
+    """``[6, 7, 8, 10]`` as ``"6-8, 10"``."""
+    spans: list[list[int]] = []
+    for number in sorted(numbers):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _repair_command(args, parser) -> int:
+    from madutils.results import repair
+
+    with _command_errors(parser.prog, (ValueError,)):
+        dropped = list(repair(args.run_dir))
+    if not dropped:
+        print(f"{args.run_dir}: every stored generation checks out")
+    elif len(dropped) == 1:
+        print(
+            f"{args.run_dir}: generation {dropped[0]} was damaged and is removed; "
+            "rerun the same command to recompute it"
+        )
+    else:
+        print(
+            f"{args.run_dir}: generations {_generations(dropped)} were damaged and are removed; "
+            "rerun the same command to recompute them"
+        )
     return 0
 
 
@@ -464,13 +659,28 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status (bad input raises ``SystemExit`` with status 2 instead).
+        The exit status: 0, 1 for a failed book build or output into a closed pipe (bad input
+        raises ``SystemExit`` with status 2 instead, after one line on stderr).
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(
+    try:
+        try:
+            return _main(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            sys.stdout.flush()  # a closed pipe raises here, inside the try, not at exit
+    except BrokenPipeError:
+        # the reader stopped (``madutils metrics | head -1``): end quietly, and point stdout at
+        # devnull so that Python's own flush at exit does not fail again ("Note on SIGPIPE")
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str]) -> int:
+    parser = _OneLineParser(
         prog="madutils", description="Self-consuming generative loops (Alemohammad et al. 2024)."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     # ``loop``'s options are generated (and parsed) only when it runs: see _loop_parser.
     sub.add_parser(
         "loop",
@@ -486,6 +696,14 @@ def main(argv: list[str] | None = None) -> int:
         help="parameter files of the notebooks (default: cpu)",
     )
     sub.add_parser("metrics", help="list the metric names of the results tables")
+    repair_parser = sub.add_parser(
+        "repair",
+        help="verify a run directory and remove its damaged generations",
+        description="Verify every stored generation of RUN_DIR and remove the files of the "
+        "first damaged generation and of every later one; rerunning the run's command then "
+        "recomputes them. Exit status 0 when it ran, 2 when RUN_DIR is not a run directory.",
+    )
+    repair_parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
     args, rest = parser.parse_known_args(argv)
     if args.command == "loop":
         return _loop_command(argv[argv.index("loop") + 1 :])
@@ -495,6 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_notebook_command(args, run_parser)
     if args.command == "book":
         return _book_command(args, book_parser)
+    if args.command == "repair":
+        return _repair_command(args, repair_parser)
     from madutils.metrics import METRICS
 
     for name, description in METRICS.items():

@@ -57,7 +57,7 @@ def test_every_field_is_an_option_with_its_help_and_default(cls, capsys):
         assert cli._show(field.default) in actions[field.name].help, field.name
 
 
-def test_the_options_are_exactly_the_fields_plus_out_and_quiet():
+def test_the_options_are_exactly_the_fields_plus_the_run_options():
     names = {f.name for cls in CONFIGS for f in dataclasses.fields(cls)}
     assert set(loop_options()) == names
     dests = {a.dest for a in cli._loop_parser()._actions} - {"help"}

@@ -148,6 +148,7 @@ def test_table_has_every_generation_seed_and_metric():
         "generation",
         "metric",
         "value",
+        "code",
     ]
     assert len(table) == 3 * 5 * 4
     assert (table.seed == 0).all()

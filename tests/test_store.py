@@ -33,7 +33,17 @@ def test_run_directory_contents(tmp_path):
     assert run_dir.parent == tmp_path
     config = json.loads((run_dir / "config.json").read_text())
     assert config["settings"]["n_ini"] == 20 and config["settings"]["metrics"]
-    assert {"madutils", "torch", "numpy", "python", "git_commit"} <= set(config["environment"])
+    created = config["created"]["provenance"]
+    assert {"code", "git_commit", "git_dirty", "python", "device"} <= set(created)
+    assert {"madutils", "source", "torch", "numpy"} == set(created["code"])
+    for generation in (1, 2, 3):
+        manifest = json.loads((run_dir / "generations" / f"{generation:05d}.json").read_text())
+        assert manifest["rows"] == 2 * len(config["settings"]["metrics"])
+        assert manifest["provenance"]["code"] == created["code"]
+        assert f"generations/{generation:05d}.csv" in manifest["files"]
+    states = sorted(p.name for p in (run_dir / "states").iterdir())
+    assert states == ["00001.pt", "00002.pt", "00003.pt"]  # small states are all kept
+    assert [p.name for p in (run_dir / "history").iterdir()] == ["00001-00003.json"]
     table = pd.read_csv(run_dir / "results.csv")
     pd.testing.assert_frame_equal(table, result.table, check_dtype=False)
 

@@ -26,7 +26,7 @@ import torch
 
 from madutils.data.distributions import make_distribution
 from madutils.loops.config import LoopConfig
-from madutils.loops.driver import Loop, LoopResult, drive
+from madutils.loops.driver import Loop, LoopResult, drive, open_store
 from madutils.loops.families import TrainingSetRecipe
 from madutils.metrics import MANIFOLD_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
@@ -67,7 +67,13 @@ class BatchedLoopResult(LoopResult):
         if self.run_dir is None:
             raise ValueError("this run was kept in memory: run it with out= and keep_samples=True")
         store = RunStore(self.run_dir, self.config.to_dict())
-        return {g: store.load_snapshot(g).numpy() for g in generations}
+        missing = [g for g in generations if not store.file_path("samples", g).exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"{store.file_path('samples', missing[0])} does not exist: run the loop with "
+                "keep_samples=True to keep samples"
+            )
+        return {g: store.load_file("samples", g, weights_only=True).numpy() for g in generations}
 
 
 def _concat(parts):
@@ -82,6 +88,10 @@ def _concat(parts):
 
 class BatchedLoop(Loop):
     """State and steps of one run of a batched model; see :func:`run_loop`."""
+
+    # a state holds the last models of every replicate (for a Gaussian in d = 100, 8 MB per
+    # 100 replicates): keep a large one every ten generations besides the latest
+    state_interval = 10
 
     def __init__(self, config: LoopConfig, store: RunStore | None, keep_samples: bool = False):
         super().__init__(config, store)
@@ -164,7 +174,7 @@ class BatchedLoop(Loop):
             return
         self.pool = (self.pool or []) + [samples]
         if self.store is not None:
-            self.store.save_pool(generation, samples)
+            self.written.append(self.store.save_file("pool", generation, samples.cpu()))
 
     # -- metrics -----------------------------------------------------------------------------
     def _reference_samples(self):
@@ -211,20 +221,21 @@ class BatchedLoop(Loop):
             "fixed_real": self._fixed_real(),
             "pool": self.pool if self.statistics else None,
             "first_mean": self.first_mean,
-            "timings": list(self.timings),
         }
 
     def restore(self, state: dict) -> int:
         self.models = [self._new_model().load_state_dict(s) for s in state["models"]]
         self.training_set.first_real = state["fixed_real"]
         self.first_mean = state["first_mean"]
-        self.timings = list(state.get("timings", []))
         done = state["generation"]
         if self.cfg.synthetic_source == "accumulate" and self.cfg.n_synthetic > 0:
             if self.statistics:
                 self.pool = state["pool"]
             else:
-                self.pool = [self.store.load_pool(t).to(self.device) for t in range(1, done + 1)]
+                self.pool = [
+                    self.store.load_file("pool", t, weights_only=True).to(self.device)
+                    for t in range(1, done + 1)
+                ]
         return done
 
     def _fixed_real(self):
@@ -254,9 +265,8 @@ class BatchedLoop(Loop):
         )
         if self.store is not None and self.keep_samples:
             rng = self._stream(generation, BatchedStream.SNAPSHOT)
-            self.store.save_snapshot(
-                generation, model.sample(self.cfg.n_eval, self.cfg.lam, rng=rng)[0]
-            )
+            samples = model.sample(self.cfg.n_eval, self.cfg.lam, rng=rng)[0]
+            self.written.append(self.store.save_file("samples", generation, samples.cpu()))
         return values
 
 
@@ -266,6 +276,8 @@ def run_loop(
     *,
     progress: bool = True,
     keep_samples: bool = False,
+    allow_code_change: bool = False,
+    repair: bool = False,
 ) -> LoopResult:
     """Run (or resume) a self-consuming loop.
 
@@ -282,15 +294,21 @@ def run_loop(
     keep_samples : bool
         With ``out``: also store ``n_eval`` samples of the first replicate's model of every
         generation (drawn with ``lam``), read back with :meth:`LoopResult.snapshots`.
+    allow_code_change : bool
+        With ``out``: continue a run whose stored generations other code computed (the run's
+        history records the mix, the rows' ``code`` column shows it); refused otherwise.
+    repair : bool
+        With ``out``: first drop the stored generations from the first damaged one on (see
+        :func:`madutils.results.repair`), so that this run recomputes them.
 
     Returns
     -------
     BatchedLoopResult
     """
     cfg = config.resolved()
-    store = RunStore.open(out, cfg.to_dict()) if out is not None else None
+    store = open_store(out, cfg, repair=repair)
     loop = BatchedLoop(cfg, store, keep_samples)
-    table, timings = drive(loop, progress=progress)
+    table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
     return BatchedLoopResult(
         table=table,
         timings=timings,

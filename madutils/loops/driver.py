@@ -5,12 +5,17 @@ one tensor program; :class:`~madutils.loops.images.ImageLoop`, one replicate of 
 subclasses :class:`Loop` and says how one generation runs and what it must keep to resume;
 :func:`drive` does everything else the same way for both:
 
-1. reopen the run directory and restore the state after the last finished generation;
-2. run the remaining generations under a progress bar, each one recorded as soon as it is done
-   (its rows first, then the state that marks it finished, both written atomically);
-3. return the long-form table of generations ``1..generations`` (with any rows the loop puts
-   before them, such as the image loops' real-data floor) and the seconds per generation, and
-   write them to ``results.csv`` and ``timings.csv``.
+1. check the run directory (:meth:`~madutils.results.RunStore.check`): every stored
+   generation's files against its manifest;
+2. when the stored generations already cover the ones asked for, read them and write
+   nothing; otherwise refuse damaged files and other code (see :mod:`madutils.results`),
+   record the invocation in the run's history and restore the state after the last
+   finished generation;
+3. run the remaining generations under a progress bar, each one recorded as soon as it is
+   done (its rows, its files, its state, then the manifest that marks it finished);
+4. return the long-form table of generations ``1..generations`` (with any rows the loop puts
+   before them, such as the image loops' real-data floor) and the seconds per generation,
+   and write them to ``results.csv`` and ``timings.csv`` when generations were added.
 """
 
 from __future__ import annotations
@@ -23,16 +28,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from madutils.results import COLUMNS, RunStore
+from madutils.results import COLUMNS, RunStore, code_label
 
-__all__ = ["Loop", "LoopResult", "drive", "metric_rows"]
+__all__ = ["Loop", "LoopResult", "drive", "metric_rows", "open_store"]
 
 
 def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.DataFrame:
     """Long-form rows from ``(generation, {metric: values of shape (replicates,)})`` records.
 
-    Columns :data:`madutils.results.COLUMNS`: ``seed`` is the run's seed and ``replicate`` the
-    index of the replicate within the run.
+    Columns :data:`madutils.results.COLUMNS`: ``seed`` is the run's seed, ``replicate`` the
+    index of the replicate within the run and ``code`` the code computing the rows (now).
     """
     if not records:
         return pd.DataFrame(columns=COLUMNS)
@@ -52,7 +57,22 @@ def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.
     table.insert(1, "model", config.model)
     table.insert(2, "lam", config.lam)
     table.insert(3, "seed", config.seed)
+    table["code"] = code_label()
     return table
+
+
+def open_store(out, config, *, repair: bool = False) -> RunStore | None:
+    """The run directory of ``config`` under ``out`` (``None`` for a run kept in memory).
+
+    With ``repair``, a damaged ``config.json`` is rewritten from the settings and the stored
+    generations from the first damaged one on are dropped (:meth:`RunStore.repair`).
+    """
+    if out is None:
+        return None
+    store = RunStore.open(out, config.to_dict(), repair=repair)
+    if repair:
+        store.repair()
+    return store
 
 
 class Loop(ABC):
@@ -68,11 +88,16 @@ class Loop(ABC):
 
     #: Columns of ``timings.csv`` besides ``generation``: seconds per phase of a generation.
     timing_columns: tuple[str, ...] = ("fit_seconds", "measure_seconds")
+    #: A large state after generation ``g`` is kept only when ``g`` is a multiple of this
+    #: (small ones, and the latest, always are): a repair goes back to the last kept state.
+    state_interval: int = 1
 
     def __init__(self, config, store: RunStore | None):
         self.cfg = config
         self.store = store
         self.timings: list[dict] = []
+        #: files the current generation wrote besides its rows and state (for its manifest)
+        self.written: list[Path] = []
 
     @property
     @abstractmethod
@@ -128,43 +153,86 @@ class LoopResult:
     run_dir: Path | None
 
 
-def drive(loop: Loop, *, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run (or resume) ``loop`` up to its ``generations``; return ``(table, timings)``.
+def drive(
+    loop: Loop, *, progress: bool = True, allow_code_change: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run (or resume, or read back) ``loop`` up to its ``generations``.
 
-    With a store, every finished generation is recorded as it ends, a rerun resumes after the
-    last finished one, and ``results.csv`` / ``timings.csv`` are written at the end.
+    Parameters
+    ----------
+    loop : Loop
+    progress : bool
+        A progress bar over generations.
+    allow_code_change : bool
+        Continue a stored run whose finished generations were computed by other code (the
+        history records the mix; the rows' ``code`` column shows it).
+
+    Returns
+    -------
+    table, timings : DataFrame
+
+    Raises
+    ------
+    DamagedFileError
+        When a stored file the run needs does not check (``madutils repair`` is the way out).
+    CodeChangedError
+        When generations would be added by other code than the stored ones' and
+        ``allow_code_change`` is false.
     """
     cfg, store = loop.cfg, loop.store
-    done = 0
-    previous = None
+    wanted = cfg.generations
+    done, previous = 0, None
     if store is not None:
-        state = store.load_state(device=getattr(cfg, "device", "cpu"))
-        if state is not None:
-            done = loop.restore(state)
-            previous = store.results(min(done, cfg.generations))
+        check = store.check()
+        if check.finished >= wanted:  # everything asked for is stored: read, write nothing
+            loop.timings = store.timings(wanted)
+            return _table(loop, store.results(wanted), None), loop.timings_table()
+        if not check.sound:
+            raise store.damaged_error(check)
+        changed_from = store.check_code(check, allow_code_change=allow_code_change)
+        store.record_invocation(check.finished + 1, wanted, changed_from)
+        if check.finished:
+            done = loop.restore(store.load_state(check.finished, getattr(cfg, "device", "cpu")))
+            previous = store.results(done)
+            loop.timings = store.timings(done)
     bar = tqdm(
-        range(done + 1, cfg.generations + 1),
-        total=cfg.generations,
-        initial=min(done, cfg.generations),
+        range(done + 1, wanted + 1),
+        total=wanted,
+        initial=done,
         desc=f"{cfg.family} {cfg.model} lam={cfg.lam:g}",
         unit="gen",
         disable=not progress,
     )
     records = []
     for generation in bar:
+        loop.written = []
         values = loop.step(generation)
         records.append((generation, values))
         if store is not None:
             rows = metric_rows(cfg, [(generation, values)], loop.replicates)
-            store.save_generation(generation, rows, loop.state(generation))
-    parts = [
-        part
-        for part in (loop.leading_rows(), previous, metric_rows(cfg, records, loop.replicates))
-        if part is not None and len(part)
-    ]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+            seconds = next(
+                (
+                    {k: v for k, v in t.items() if k != "generation"}
+                    for t in loop.timings
+                    if t["generation"] == generation
+                ),
+                {},
+            )
+            store.save_generation(
+                generation,
+                rows,
+                loop.state(generation),
+                files=loop.written,
+                seconds=seconds,
+                state_interval=loop.state_interval,
+            )
+    table = _table(loop, previous, metric_rows(cfg, records, loop.replicates))
     timings = loop.timings_table()
     if store is not None:
-        store.write_results(table)
-        store.write_timings(timings)
+        store.write_summary(table, timings)
     return table, timings
+
+
+def _table(loop: Loop, stored: pd.DataFrame | None, new: pd.DataFrame | None) -> pd.DataFrame:
+    parts = [p for p in (loop.leading_rows(), stored, new) if p is not None and len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)

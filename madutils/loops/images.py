@@ -54,7 +54,8 @@ from madutils.data.images import (
     load_dataset,
     load_idx_mnist,
 )
-from madutils.loops.driver import Loop, LoopResult, drive, metric_rows
+from madutils.files import CacheEntry
+from madutils.loops.driver import Loop, LoopResult, drive, metric_rows, open_store
 from madutils.loops.families import TrainingSetRecipe
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics import IMAGE_METRICS, MetricContext
@@ -64,7 +65,8 @@ from madutils.metrics.manifold import ManifoldReference
 from madutils.models.base import settings_for
 from madutils.models.ddpm import ConditionalDDPM
 from madutils.models.wgan import WGANGP
-from madutils.results import RunStore, atomic_write
+from madutils.provenance import source_hash
+from madutils.results import RunStore
 from madutils.rng import ImageStream, stream
 
 #: The model class of each ``ImageLoopConfig.model``; built from the settings of the same names.
@@ -218,22 +220,27 @@ class ImageLoopResult(LoopResult):
 
 
 class ImageRun:
-    """Read access to a stored image run: per-generation samples and models."""
+    """Read access to a stored image run: per-generation samples and models, each checked
+    against its generation's manifest when read."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        settings = json.loads((self.path / "config.json").read_text())["settings"]
-        self.config = ImageLoopConfig.from_dict(settings)
+        self.store = RunStore.existing(self.path)
+        self.config = ImageLoopConfig.from_dict(self.store.settings)
 
     @property
     def generations(self) -> list[int]:
         """The finished generations whose samples are stored."""
-        return sorted(int(p.stem) for p in (self.path / "samples").glob("*.pt"))
+        return [
+            g
+            for g in range(1, self.store.check().finished + 1)
+            if self.store.file_path("samples", g).exists()
+        ]
 
     def stored_samples(self, generation: int) -> dict:
         """The file of generation ``generation``'s samples: ``images`` (uint8), ``labels``,
         ``n_classes``."""
-        return torch.load(self.path / "samples" / f"{generation:05d}.pt", weights_only=True)
+        return self.store.load_file("samples", generation, weights_only=True)
 
     def samples(self, generation: int) -> ImageSet:
         """The images generation ``generation`` sampled (float32 in [0, 1]) and their labels."""
@@ -244,8 +251,9 @@ class ImageRun:
 
     def model(self, generation: int):
         """The model trained in generation ``generation``."""
+        self.store.load_file("models", generation, weights_only=True)  # checked first
         return MODEL_CLASSES[self.config.model].load(
-            self.path / "models" / f"{generation:05d}.pt", progress=False
+            self.store.file_path("models", generation), progress=False
         )
 
 
@@ -289,7 +297,7 @@ class ImageLoop(Loop):
             settings["n_classes"] = self.real.train.n_classes
         return model_class(**settings, progress=self.progress)
 
-    def _first_generation_path(self, model, real: ImageSet, rng) -> Path | None:
+    def _first_generation_cache(self, model, real: ImageSet, rng) -> CacheEntry | None:
         if self.store is None:
             return None
         params = model.get_params()
@@ -299,22 +307,24 @@ class ImageLoop(Loop):
         if "channels" in identity:
             identity["channels"] = list(identity["channels"])
         identity["training_stream"] = rng.initial_seed()
+        identity["code"] = source_hash()  # weights of other code are never reused
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(real.images.numpy().tobytes())
         digest.update(real.labels.numpy().tobytes())
         name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
-        return self.store.path.parent / "first_generation" / name
+        return CacheEntry(self.store.path.parent / "first_generation" / name)
 
     def fit(self, generation: int, training: ImageSet):
         model = self.new_model()
         rng = stream(self.cfg.seed, generation, ImageStream.FIT)
-        cached = self._first_generation_path(model, training, rng) if generation == 1 else None
-        if cached is not None and cached.exists():
-            state = torch.load(cached, map_location="cpu", weights_only=True)
-            return model.load_state_dict(state)
+        cache = self._first_generation_cache(model, training, rng) if generation == 1 else None
+        if cache is not None:
+            state = cache.load(check=lambda state: model.load_state_dict(state))
+            if state is not None:
+                return model
         model.fit(training.images, training.labels, rng=rng)
-        if cached is not None:
-            model.save(cached)
+        if cache is not None:
+            cache.save(lambda tmp: model.save(tmp))
         return model
 
     # -- training sets ---------------------------------------------------------------------------
@@ -379,12 +389,9 @@ class ImageLoop(Loop):
             measure_seconds=time.perf_counter() - sampled,
         )
         if self.store is not None:
-            path = self.store.path
-            model.save(path / "models" / f"{generation:05d}.pt")
+            self.written.append(model.save(self.store.file_path("models", generation)))
             content = {"images": quantised, "labels": labels, "n_classes": n_classes}
-            atomic_write(
-                path / "samples" / f"{generation:05d}.pt", lambda tmp: torch.save(content, tmp)
-            )
+            self.written.append(self.store.save_file("samples", generation, content))
         return {name: np.array([value]) for name, value in values.items()}
 
     def leading_rows(self) -> pd.DataFrame:
@@ -400,7 +407,6 @@ class ImageLoop(Loop):
         return {
             "generation": generation,
             "pool_drawn": self.pool.n_drawn,
-            "timings": list(self.timings),
         }
 
     def restore(self, state: dict) -> int:
@@ -408,12 +414,11 @@ class ImageLoop(Loop):
         self.training_set.first_real = self.pool.draw(self.cfg.n_ini)
         if state["pool_drawn"] > self.cfg.n_ini:
             self.pool.draw(state["pool_drawn"] - self.cfg.n_ini)
-        run = ImageRun(self.store.path)
         first = 1 if self.n_keep is None else max(1, generation - self.n_keep + 1)
         for kept in range(first, generation + 1):
-            stored = run.stored_samples(kept)  # uint8 as sampled: no round trip through floats
+            # uint8 as sampled: no round trip through floats
+            stored = self.store.load_file("samples", kept, weights_only=True)
             self._keep_synthetic(stored["images"], stored["labels"])
-        self.timings = list(state["timings"])
         return generation
 
 
@@ -423,6 +428,8 @@ def run_image_loop(
     *,
     progress: bool = True,
     cache_dir=None,
+    allow_code_change: bool = False,
+    repair: bool = False,
 ) -> ImageLoopResult:
     """Run (or resume) a self-consuming loop of an image model.
 
@@ -440,6 +447,12 @@ def run_image_loop(
     cache_dir : str or Path, optional
         Where the feature network's weights are cached (default: ``$MADUTILS_CACHE`` or
         ``~/.cache/madutils``).
+    allow_code_change : bool
+        With ``out``: continue a run whose stored generations other code computed (the run's
+        history records the mix, the rows' ``code`` column shows it); refused otherwise.
+    repair : bool
+        With ``out``: first drop the stored generations from the first damaged one on (see
+        :func:`madutils.results.repair`), so that this run recomputes them.
 
     Returns
     -------
@@ -448,10 +461,10 @@ def run_image_loop(
     if not isinstance(config, ImageLoopConfig):
         raise ValueError(f"config must be an ImageLoopConfig; got {type(config).__name__}")
     cfg = config.resolved()
-    store = RunStore.open(out, cfg.to_dict()) if out is not None else None
+    store = open_store(out, cfg, repair=repair)
     real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
     loop = ImageLoop(cfg, store, real, progress)
-    table, timings = drive(loop, progress=progress)
+    table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
     return ImageLoopResult(
         table=table,
         timings=timings,

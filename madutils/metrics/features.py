@@ -50,7 +50,7 @@ from madutils._validation import (
     check_positive_int,
     check_positive_number,
 )
-from madutils.results import atomic_write
+from madutils.files import CacheEntry, file_digest
 from madutils.rng import stream
 
 __all__ = [
@@ -65,8 +65,10 @@ __all__ = [
 CACHE_ENV = "MADUTILS_CACHE"
 
 # Bumped whenever the architecture or the training recipe changes, so old cache files are
-# never loaded into a network they were not trained for.
+# never loaded into a network they were not trained for (the cache key also covers this
+# module's source, so an edit here never reuses weights trained by the old code).
 _RECIPE_VERSION = 1
+_SOURCE = file_digest(__file__)
 
 # Stream keys for madutils.rng.stream(seed, key): one independent stream per purpose.
 _STREAM_INIT, _STREAM_SHUFFLE, _STREAM_SPLIT = 0, 1, 2
@@ -238,9 +240,12 @@ class FeatureNetwork:
     Notes
     -----
     The cache key covers ``image_size``, ``n_classes``, ``feature_dim``, ``epochs``,
-    ``batch_size``, ``lr``, ``seed``, a recipe version and the bytes of all four arrays given
-    to :meth:`fit` (as float32 images and int64 labels). It does not cover ``device``,
-    ``progress`` or the torch version: weights trained on one device are reused on another.
+    ``batch_size``, ``lr``, ``seed``, a recipe version, the SHA-256 of this module's source
+    and the bytes of all four arrays given to :meth:`fit` (as float32 images and int64
+    labels). It does not cover ``device``, ``progress`` or the torch version: weights trained
+    on one device are reused on another. A cache file is checked against the checksum written
+    beside it (``lenet-<key>.pt.sha256``); a bad one is rebuilt with a warning naming it
+    (:class:`madutils.files.CacheEntry`).
     """
 
     def __init__(
@@ -288,7 +293,7 @@ class FeatureNetwork:
 
     def _cache_key(self, *arrays: torch.Tensor) -> str:
         digest = hashlib.sha256()
-        identity = {"recipe": _RECIPE_VERSION, **self._settings()}
+        identity = {"recipe": _RECIPE_VERSION, "source": _SOURCE, **self._settings()}
         digest.update(json.dumps(identity, sort_keys=True).encode())
         for array in arrays:
             _hash_tensor(digest, array)
@@ -331,11 +336,10 @@ class FeatureNetwork:
         cache_dir = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
         self.cache_path_ = cache_dir / f"lenet-{self.cache_key_}.pt"
 
-        if self.cache_path_.exists():
-            saved = torch.load(self.cache_path_, map_location="cpu", weights_only=True)
-            model = LeNet(self.image_size, self.n_classes, self.feature_dim)
-            model.load_state_dict(saved["state_dict"])
-            self.model_ = model.to(self.device_).eval()
+        cache = CacheEntry(self.cache_path_)
+        saved = cache.load(check=self._check_cached)
+        if saved is not None:
+            self.model_ = saved["model"].to(self.device_).eval()
             self.held_out_accuracy_ = float(saved["held_out_accuracy"])
             self.train_losses_ = [float(x) for x in saved["train_losses"]]
             self.fit_seconds_ = float(saved["fit_seconds"])
@@ -355,8 +359,18 @@ class FeatureNetwork:
             "train_losses": self.train_losses_,
             "fit_seconds": self.fit_seconds_,
         }
-        atomic_write(self.cache_path_, lambda tmp: torch.save(content, tmp))
+        cache.save(lambda tmp: torch.save(content, tmp))
         return self
+
+    def _check_cached(self, saved: dict) -> None:
+        """Load a cache file's weights into a new LeNet (``saved["model"]``); raise
+        ``KeyError``/``RuntimeError`` when the file does not hold what :meth:`fit` wrote."""
+        with torch.random.fork_rng(devices=[]):  # a new module draws its initial weights
+            model = LeNet(self.image_size, self.n_classes, self.feature_dim)
+        model.load_state_dict(saved["state_dict"])
+        for key in ("held_out_accuracy", "train_losses", "fit_seconds"):
+            saved[key]  # noqa: B018 - a missing key is a damaged entry
+        saved["model"] = model
 
     def _train(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[LeNet, list[float]]:
         """The training loop: Adam on cross-entropy, shuffled mini-batches, fixed epochs."""

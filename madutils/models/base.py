@@ -530,7 +530,7 @@ class ImageModel(GenerativeModel):
         -------
         Path
         """
-        from madutils.results import atomic_write
+        from madutils.files import atomic_write
 
         path = Path(path)
         state = self.state_dict()

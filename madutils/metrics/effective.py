@@ -9,6 +9,10 @@ The expected distance of a fit to ``n`` real samples, ``E W2^2(N(mu_n, Sigma_n),
 closed form; :func:`real_fit_distance` estimates it by Monte Carlo with the exact sufficient
 statistics (no samples drawn), and :func:`effective_sample_size` inverts that decreasing curve
 by interpolation in log-log coordinates.
+
+NaN or infinite input is refused with a ``ValueError`` naming it (``distance``, the results
+``table``; the Gaussian statistics go through the checks of
+:func:`~madutils.metrics.frechet.gaussian_w2_squared`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,13 @@ def effective_sample_size(
         ``n_e / n_real`` with the shape of ``distance``.
     """
     n_real = check_positive_int(n_real, "n_real")
+    distance = np.asarray(distance, dtype=float)
+    if np.any(distance <= 0) or not np.all(np.isfinite(distance)):
+        bad = distance[~(np.isfinite(distance) & (distance > 0))]
+        raise ValueError(
+            f"distance must be positive and finite; got {bad.size} of {distance.size} values "
+            f"that are not, e.g. {float(bad.flat[0])}"
+        )
     if n_grid is None:
         low = max(2, n_real // 100)
         n_grid = np.unique(np.geomspace(low, 1000 * n_real, 40).round().astype(int))
@@ -98,9 +109,6 @@ def effective_sample_size(
     # the curve decreases in n; interpolate log n against log distance
     log_n, log_d = np.log(n_grid), np.log(curve)
     order = np.argsort(log_d)
-    distance = np.asarray(distance, dtype=float)
-    if np.any(distance <= 0) or not np.all(np.isfinite(distance)):
-        raise ValueError("distance must be positive and finite")
     log_target = np.log(distance)
     log_ne = np.interp(log_target, log_d[order], log_n[order])
     slope_hi = (log_n[-1] - log_n[-2]) / (log_d[-1] - log_d[-2])  # small distances, large n
@@ -123,4 +131,10 @@ def limiting_distance(table, *, metric: str = "w2_squared", tail: int = 10) -> f
     last = rows["generation"].max()
     if last < tail:
         raise ValueError(f"tail must be at most the number of generations ({last}); got {tail}")
+    values = rows.loc[rows["generation"] > last - tail, "value"].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"table contains NaN or infinite values of metric {metric!r} in its last {tail} "
+            f"generations; got {int((~np.isfinite(values)).sum())} of {values.size}"
+        )
     return float(rows.loc[rows["generation"] > last - tail, "value"].mean())

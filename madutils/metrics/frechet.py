@@ -9,6 +9,11 @@ Both compute ``tr((A B)^{1/2})`` as a nuclear norm (:func:`madutils.linalg.trace
 so they stay real, finite and non-negative when a covariance is singular (a collapsed
 generation) or when there are fewer samples than features, where ``scipy.linalg.sqrtm`` returns
 complex values or fails.
+
+Both refuse garbage rather than return a plausible number: NaN or infinite input, and a
+covariance that is not positive semi-definite beyond round-off
+(:func:`madutils.linalg.check_psd`; a zero or rank-deficient covariance is accepted), raise
+``ValueError`` naming the argument and the bad replicate.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from madutils._validation import check_finite, check_same_dim
-from madutils.linalg import psd_sqrt, trace_sqrt_product
+from madutils._validation import check_same_dim
+from madutils.linalg import check_finite_replicates, psd_sqrt, trace_sqrt_product
 
 __all__ = ["frechet_distance", "gaussian_w2_squared"]
 
@@ -32,14 +37,35 @@ def gaussian_w2_squared(
     Parameters
     ----------
     mean_a, mean_b : Tensor, shape (..., d)
+        Finite.
     cov_a, cov_b : Tensor, shape (..., d, d)
-        Positive semi-definite; leading dimensions broadcast.
+        Finite, symmetric and positive semi-definite up to round-off (the tolerance of
+        :func:`madutils.linalg.check_psd`); zero or singular is fine. Leading dimensions
+        broadcast.
 
     Returns
     -------
     Tensor, shape (...)
+
+    Raises
+    ------
+    ValueError
+        If an argument holds NaN or inf, a covariance is not a square matrix of the means'
+        dimension, or is not symmetric positive semi-definite; the message names the argument
+        and, for a batch, the first bad replicate.
     """
-    cross = trace_sqrt_product(psd_sqrt(cov_a), psd_sqrt(cov_b))
+    for name, mean in (("mean_a", mean_a), ("mean_b", mean_b)):
+        check_finite_replicates(mean, name, core_ndim=1)
+    for name, cov, mean in (("cov_a", cov_a, mean_a), ("cov_b", cov_b, mean_b)):
+        if mean.ndim < 1:
+            raise ValueError(f"mean_{name[-1]} must have shape (..., d); got a scalar")
+        if cov.ndim < 2 or cov.shape[-2:] != (mean.shape[-1], mean.shape[-1]):
+            raise ValueError(
+                f"{name} must have shape (..., d, d) with d = {mean.shape[-1]}, the dimension "
+                f"of its mean; got {tuple(cov.shape)}"
+            )
+    # psd_sqrt checks each covariance (finite, symmetric, PSD) with the eigenvalues it computes
+    cross = trace_sqrt_product(psd_sqrt(cov_a, name="cov_a"), psd_sqrt(cov_b, name="cov_b"))
     traces = torch.diagonal(cov_a, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(
         cov_b, dim1=-2, dim2=-1
     ).sum(-1)
@@ -47,13 +73,14 @@ def gaussian_w2_squared(
     return distance.clamp_min(0)
 
 
-def _mean_cov_factor(X: torch.Tensor):
+def _mean_cov_factor(X: torch.Tensor, name: str):
     n = X.shape[-2]
     mean = X.mean(-2)
     centred = (X - mean.unsqueeze(-2)) / (n - 1) ** 0.5
     cov = centred.mT @ centred
-    # the centred data is a factor of the covariance; cheaper than a d x d root when n <= d
-    factor = centred if n <= X.shape[-1] else psd_sqrt(cov)
+    # the centred data is a factor of the covariance; cheaper than a d x d root when n <= d.
+    # The covariance of finite data is PSD: psd_sqrt's check only guards against round-off.
+    factor = centred if n <= X.shape[-1] else psd_sqrt(cov, name=f"the covariance of {name}")
     return mean, cov, factor
 
 
@@ -73,6 +100,12 @@ def frechet_distance(real, synthetic) -> torch.Tensor:
     Tensor, shape (...)
         Squared 2-Wasserstein distance between N(mean_r, cov_r) and N(mean_s, cov_s) with
         unbiased covariances; symmetric in its arguments, computed in float64.
+
+    Raises
+    ------
+    ValueError
+        If a set has the wrong shape, fewer than 2 rows, or NaN or infinite values (the message
+        names the set and, for a batch, the first bad replicate).
     """
     real = torch.as_tensor(np.asarray(real) if not isinstance(real, torch.Tensor) else real)
     synthetic = torch.as_tensor(
@@ -85,11 +118,11 @@ def frechet_distance(real, synthetic) -> torch.Tensor:
             )
         if X.shape[-2] < 2:
             raise ValueError(f"{name} must hold at least 2 samples; got {X.shape[-2]}")
-        check_finite(X, name)
+        check_finite_replicates(X, name, core_ndim=2)
     check_same_dim(real, synthetic, "real", "synthetic")
-    mean_r, cov_r, factor_r = _mean_cov_factor(real.to(torch.float64))
+    mean_r, cov_r, factor_r = _mean_cov_factor(real.to(torch.float64), "real")
     mean_s, cov_s, factor_s = _mean_cov_factor(
-        synthetic.to(device=real.device, dtype=torch.float64)
+        synthetic.to(device=real.device, dtype=torch.float64), "synthetic"
     )
     traces = torch.diagonal(cov_r, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(
         cov_s, dim1=-2, dim2=-1

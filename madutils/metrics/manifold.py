@@ -39,6 +39,10 @@ block of about 128 MiB), so memory is ``O(block_size * N)`` beyond the inputs. T
 blocked ``torch.topk``; all four metrics then come from one blocked pass over synthetic x real
 pairs.
 
+NaN or infinite features are refused with a ``ValueError`` naming the set (``real``,
+``synthetic``, ``features``) and, for a batch, the first bad seed: a NaN distance is never
+inside a ball, so the scores would otherwise look plausible.
+
 Everything runs on the device of the input tensors, in their dtype (float32 stays float32,
 float64 stays float64; float16/bfloat16 are computed in float32, integers in torch's default
 dtype; two different dtypes are promoted, and :meth:`ManifoldReference.compute` uses the dtype of
@@ -65,7 +69,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from madutils._validation import check_finite, check_positive_int, check_same_dim
+from madutils._validation import check_positive_int, check_same_dim
+from madutils.linalg import check_finite_replicates
 
 __all__ = [
     "DEFAULT_BLOCK_BYTES",
@@ -107,8 +112,7 @@ def _as_tensor(data, name: str, device: torch.device | None = None) -> torch.Ten
         tensor = tensor.to(torch.float32)
     # In chunks of rows: torch.isfinite builds temporaries several times the input's size.
     chunk = max(1, _FINITE_CHECK_ELEMENTS // max(1, tensor.shape[-1]))
-    for part in tensor.reshape(-1, tensor.shape[-1]).split(chunk):
-        check_finite(part, name)
+    check_finite_replicates(tensor, name, core_ndim=2, chunk_rows=chunk)
     return tensor
 
 

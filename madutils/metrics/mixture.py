@@ -15,15 +15,20 @@ defined once, in :mod:`madutils.data.distributions`
 (:func:`~madutils.data.distributions.grid_means`,
 :data:`~madutils.data.distributions.GRID_MODE_STD`), for both the sampler ``GridMixture`` and
 the references here; :func:`grid_mode_means` and :data:`GRID_MODE_STD` are those same objects.
+
+Every function refuses NaN or infinite input, and covariances that are not positive
+semi-definite beyond round-off (:func:`madutils.linalg.check_psd`), with a ``ValueError`` naming
+the argument and the first bad seed (or seed and component).
 """
 
 from __future__ import annotations
 
 import torch
 
-from madutils._validation import check_finite, check_positive_number
+from madutils._validation import check_positive_number
 from madutils.data.distributions import GRID_MODE_STD
 from madutils.data.distributions import grid_means as grid_mode_means
+from madutils.linalg import check_finite_replicates, check_psd
 
 __all__ = [
     "GRID_MODE_STD",
@@ -178,6 +183,7 @@ def modal_variance(covariances: torch.Tensor, weights: torch.Tensor | None = Non
     Parameters
     ----------
     covariances : Tensor, shape (n_seeds, n_components, d, d)
+        Finite, symmetric positive semi-definite (up to round-off).
     weights : Tensor, shape (n_seeds, n_components), optional
         Mixture weights (normalised here to sum to one per seed).
 
@@ -228,6 +234,7 @@ def mixture_total_variance(
         Normalised here to sum to one per seed.
     means : Tensor, shape (n_seeds, n_components, d)
     covariances : Tensor, shape (n_seeds, n_components, d, d)
+        Finite, symmetric positive semi-definite (up to round-off).
 
     Returns
     -------
@@ -241,7 +248,7 @@ def mixture_total_variance(
             f"means must have shape {tuple(covariances.shape[:-1])} to match covariances; "
             f"got {tuple(means.shape)}"
         )
-    check_finite(means, "means")
+    check_finite_replicates(means, "means", core_ndim=2)
     weights = weights / weights.sum(-1, keepdim=True)
     overall = (weights.unsqueeze(-1) * means).sum(1, keepdim=True)
     within = (weights * covariances.diagonal(dim1=-2, dim2=-1).sum(-1)).sum(-1)
@@ -295,7 +302,7 @@ def _check_samples(samples) -> torch.Tensor:
         )
     if samples.shape[1] == 0:
         raise ValueError("samples must hold at least one sample per seed; got 0")
-    check_finite(samples, "samples")
+    check_finite_replicates(samples, "samples", core_ndim=2)
     return samples
 
 
@@ -314,7 +321,7 @@ def _check_samples_and_modes(samples, mode_means) -> tuple[torch.Tensor, torch.T
             "samples and mode_means must have the same number of features (last dimension); "
             f"got {samples.shape[2]} and {mode_means.shape[1]}"
         )
-    check_finite(mode_means, "mode_means")
+    check_finite_replicates(mode_means, "mode_means")
     return samples, mode_means
 
 
@@ -327,7 +334,7 @@ def _check_covariances(covariances) -> torch.Tensor:
             "covariances must have shape (n_seeds, n_components, d, d); "
             f"got {tuple(covariances.shape)}"
         )
-    check_finite(covariances, "covariances")
+    check_psd(covariances, "covariances")
     return covariances
 
 
@@ -339,7 +346,7 @@ def _check_weights(weights, shape: torch.Size) -> torch.Tensor:
             f"weights must have shape {tuple(shape)} (n_seeds, n_components); "
             f"got {tuple(weights.shape)}"
         )
-    check_finite(weights, "weights")
+    check_finite_replicates(weights, "weights", core_ndim=1)
     if bool((weights < 0).any()) or bool((weights.sum(-1) <= 0).any()):
         raise ValueError("weights must be non-negative with a positive sum for every seed")
     return weights

@@ -26,6 +26,17 @@ these points are the feature network's features of the images, so the k-NN metri
 compare features. ``"features"``: only defined on feature-network features of images (the
 image loops).
 
+Garbage in, an error out
+------------------------
+The context checks what it hands to a metric once, on first use: the real reference
+(``real``), the synthetic points (``synthetic``) and the model's learned tensors
+(``model.mean_``, ..., through :meth:`MetricContext.fitted`; all of them before samples are
+drawn or a likelihood is computed). NaN or infinite values raise ``ValueError`` naming that
+input and the first bad replicate; the metric functions then check their own arguments
+(finite, and positive semi-definite covariances: :func:`madutils.linalg.check_psd`).
+:func:`measure` adds the metric's name to the error as a note. A degenerate but valid model (a
+collapsed covariance of zeros, a rank-deficient one) is measured like any other.
+
 Derived views (never typed twice): :data:`METRICS` (name to definition, what ``madutils
 metrics`` prints), :data:`METRIC_LABELS` (name to plot label), :data:`MANIFOLD_METRICS` (the
 metrics one k-NN pass computes together). :data:`DEFAULT_METRICS` is the one list of what each
@@ -40,6 +51,7 @@ from numbers import Real
 
 import torch
 
+from madutils.linalg import check_finite_replicates
 from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
 from madutils.metrics.gaussian import covariance_trace, mean_drift
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference
@@ -77,6 +89,9 @@ class MetricContext:
     When ``synthetic`` is not given, the synthetic samples are drawn on first use, once:
     ``model.sample(n_eval, lam, rng=make_rng())``. When ``manifold`` is not given (or gives
     ``None``), the k-NN manifold of ``real`` is built on first use with ``k`` neighbours.
+
+    ``real``, ``synthetic`` and the model's learned tensors are checked for NaN and infinite
+    values once, on first use (``ValueError`` naming the input and the first bad replicate).
 
     Parameters
     ----------
@@ -130,6 +145,13 @@ class MetricContext:
         self.k = k
         self._sources = {"real": real, "synthetic": synthetic, "manifold": manifold}
         self._values: dict[str, object] = {}
+        self._checked: set[str] = set()  # inputs already checked for NaN / inf
+
+    def _check_once(self, name: str, value, core_ndim: int | None):
+        if name not in self._checked:
+            check_finite_replicates(value, name, core_ndim=core_ndim)
+            self._checked.add(name)
+        return value
 
     def _get(self, name: str):
         if name not in self._values:
@@ -143,7 +165,7 @@ class MetricContext:
         real = self._get("real")
         if real is None:
             raise ValueError("this metric needs real reference samples; the context has none")
-        return real
+        return self._check_once("real", real, core_ndim=2)
 
     @property
     def synthetic(self) -> torch.Tensor:
@@ -154,9 +176,41 @@ class MetricContext:
                     "this metric needs synthetic samples; the context has neither samples nor "
                     "a model, n_eval and make_rng to draw them"
                 )
+            self.check_model()
             rng = self.make_rng()
             self._values["synthetic"] = self.model.sample(self.n_eval, self.lam, rng=rng)
-        return self._get("synthetic")
+        return self._check_once("synthetic", self._get("synthetic"), core_ndim=2)
+
+    def fitted(self, attribute: str, core_ndim: int | None = None) -> torch.Tensor:
+        """The model's learned tensor ``attribute`` (e.g. ``"mean_"``), checked on first use.
+
+        Parameters
+        ----------
+        attribute : str
+            The attribute's name.
+        core_ndim : int, optional
+            Trailing dimensions of one replicate's value (1 for ``mean_`` of shape
+            ``(seeds, d)``), so that an error names the bad replicate; None names the index of
+            the first bad entry.
+
+        Returns
+        -------
+        Tensor
+            ``model.<attribute>``, after checking that it is finite (the error names it
+            ``model.<attribute>``).
+        """
+        if self.model is None:
+            raise ValueError(
+                f"this metric needs a fitted model (its {attribute}); the context has none"
+            )
+        value = getattr(self.model, attribute)
+        return self._check_once(f"model.{attribute}", value, core_ndim)
+
+    def check_model(self) -> None:
+        """Check every learned tensor of the model (its ``_state_attributes``) for NaN / inf."""
+        for attribute in getattr(self.model, "_state_attributes", ()):
+            if isinstance(getattr(self.model, attribute, None), torch.Tensor):
+                self.fitted(attribute)
 
     @property
     def drawn(self) -> bool:
@@ -248,21 +302,34 @@ class Metric:
 # ------------------------------------------------------------------------------ computations
 
 
+def _mean(ctx: MetricContext) -> torch.Tensor:
+    return ctx.fitted("mean_", core_ndim=1)
+
+
+def _covariance(ctx: MetricContext) -> torch.Tensor:
+    return ctx.fitted("covariance_", core_ndim=2)
+
+
 def _w2_squared(ctx: MetricContext) -> torch.Tensor:
-    model, data = ctx.model, ctx.data
-    return gaussian_w2_squared(model.mean_, model.covariance_, data.mean, data.covariance)
+    data = ctx.data
+    return gaussian_w2_squared(_mean(ctx), _covariance(ctx), data.mean, data.covariance)
 
 
 def _cov_trace(ctx: MetricContext) -> torch.Tensor:
-    return covariance_trace(ctx.model.covariance_)
+    return covariance_trace(_covariance(ctx))
 
 
 def _mean_drift(ctx: MetricContext) -> torch.Tensor:
-    return mean_drift(ctx.model.mean_, ctx.first_mean)
+    if ctx.first_mean is None:
+        raise ValueError(
+            "mean_drift needs first_mean (generation 1's fitted mean); the context has none"
+        )
+    first_mean = ctx._check_once("first_mean", ctx.first_mean, core_ndim=1)
+    return mean_drift(_mean(ctx), first_mean)
 
 
 def _mean_error(ctx: MetricContext) -> torch.Tensor:
-    return mean_drift(ctx.model.mean_, ctx.data.mean)
+    return mean_drift(_mean(ctx), ctx.data.mean)
 
 
 def _frechet(ctx: MetricContext) -> torch.Tensor:
@@ -284,7 +351,7 @@ def _modes_covered(ctx: MetricContext) -> torch.Tensor:
 
 
 def _modal_variance(ctx: MetricContext) -> torch.Tensor:
-    return modal_variance(ctx.model.covariances_)
+    return modal_variance(ctx.fitted("covariances_", core_ndim=3))
 
 
 def _total_variance(ctx: MetricContext) -> torch.Tensor:
@@ -292,7 +359,9 @@ def _total_variance(ctx: MetricContext) -> torch.Tensor:
 
 
 def _heldout_nll(ctx: MetricContext) -> torch.Tensor:
-    return -ctx.model.score(ctx.real.unsqueeze(0).expand(ctx.seeds, -1, -1))
+    real = ctx.real
+    ctx.check_model()
+    return -ctx.model.score(real.unsqueeze(0).expand(ctx.seeds, -1, -1))
 
 
 def _tail_share(ctx: MetricContext) -> torch.Tensor:
@@ -564,7 +633,9 @@ def measure(names: Iterable[str], context: MetricContext) -> dict[str, torch.Ten
     """Compute the metrics ``names`` from ``context``, in the order given.
 
     Each value is its entry's ``compute(context)``; the context draws the synthetic samples at
-    most once, and only if some metric reads them.
+    most once, and only if some metric reads them. A ``ValueError`` of a metric (garbage
+    input: NaN, inf, a covariance that is not positive semi-definite) gets a note naming the
+    metric.
 
     Parameters
     ----------
@@ -577,7 +648,15 @@ def measure(names: Iterable[str], context: MetricContext) -> dict[str, torch.Ten
     dict of str to Tensor
     """
     metrics = [get_metric(name) for name in names]
-    return {metric.name: metric.compute(context) for metric in metrics}
+    values = {}
+    for metric in metrics:
+        try:
+            values[metric.name] = metric.compute(context)
+        except ValueError as err:
+            if hasattr(err, "add_note"):  # Python >= 3.11
+                err.add_note(f"(while computing the metric {metric.name!r})")
+            raise
+    return values
 
 
 def _check_defaults() -> None:

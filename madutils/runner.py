@@ -16,6 +16,13 @@ figures and its claim summary (see :mod:`madutils.analysis.claims`). Loop result
 results store (the notebook's ``runs_dir``), so re-executing a notebook after a finished run does
 not recompute the loops.
 
+Parameters that hold loop settings are checked with the settings' own checks before anything
+runs (:func:`check_loop_parameters`): ``seeds``, ``dim``, ``generations``, ... are the settings
+of the same names, ``lams`` (a list) holds values of ``lam``, ``mixture_seeds`` (an experiment's
+prefix) is ``seeds``, and :data:`PARAMETER_SETTINGS` names the others (``memory_ks``: values of
+``memory``). A value a loop would refuse is refused here, naming the notebook and the
+parameter, instead of inside the kernel.
+
 The deep models' settings are recipes (:mod:`madutils.recipes`): a ``parameters`` cell holds
 ``scale = "cpu"``, which the runner sets to the scale it runs at, and a dict parameter named
 after a recipe (``ddpm = {}``) holds overrides of that recipe at that scale. Dict parameters
@@ -37,15 +44,19 @@ from pathlib import Path
 
 import yaml
 
-from madutils._validation import check_choice
+from madutils._validation import allows_tuple, check_choice
 from madutils.recipes import SCALES, available_recipes, merge_settings, recipe, valid_keys
 from madutils.results import atomic_write
 
 __all__ = [
+    "PARAMETER_SETTINGS",
     "SCALES",
+    "check_loop_parameters",
     "find_notebook",
     "load_parameter_file",
     "notebook_parameters",
+    "parameter_setting",
+    "parse_cli_value",
     "resolve_parameters",
     "run_notebook",
 ]
@@ -55,6 +66,19 @@ RESERVED = ("output_dir",)
 #: Parameters the runner sets where a notebook has them: neither a parameter file nor an
 #: override may set them.
 RUNNER_SET = (*RESERVED, "scale")
+#: Notebook parameters that hold values of a loop setting without being named after it (nor
+#: after its plural, with or without an experiment's prefix: see :func:`parameter_setting`).
+PARAMETER_SETTINGS = {
+    "memory_ks": "memory",  # the numbers K of most recent models (not k, the neighbours)
+    "pool_sizes": "n_total",
+    "pool_fractions": "real_fraction",
+    "lam_values": "lam",
+    "ddpm_fresh": "n_real",  # fresh real images per generation, and as many synthetic
+    "n_samples": "n_ini",  # gaussian_theory: both n_ini and n_synthetic
+    "gaussian_n": "n_ini",
+    "mixture_n": "n_ini",
+    "flow_n": "n_ini",
+}
 
 
 def find_notebook(notebook: str | Path, notebooks_dir: str | Path = "notebooks") -> Path:
@@ -134,6 +158,85 @@ def _check_values(values: dict, defaults: dict, source: str) -> dict:
                 f"(default {default!r}); got {value!r}"
             )
     return values
+
+
+def _setting_checks() -> list:
+    """``(setting types, check_setting)`` of each settings class, batched loops first."""
+    from madutils.loops import config, image_config
+
+    return [(module.SETTING_TYPES, module.check_setting) for module in (config, image_config)]
+
+
+def parameter_setting(name: str) -> str | None:
+    """The loop setting a notebook parameter holds values of; ``None`` for any other.
+
+    In this order: :data:`PARAMETER_SETTINGS`; a field of
+    :class:`~madutils.loops.config.LoopConfig` or
+    :class:`~madutils.loops.image_config.ImageLoopConfig` of the same name (``seeds``) or, with
+    a trailing ``s``, a list of its values (``lams``, ``n_inis``); both again after dropping
+    leading words that name an experiment (``mixture_seeds``, ``ddpm_lams``,
+    ``memory_n_real``).
+
+    Parameters
+    ----------
+    name : str
+        A notebook parameter.
+
+    Returns
+    -------
+    str or None
+    """
+    if name in PARAMETER_SETTINGS:
+        return PARAMETER_SETTINGS[name]
+    settings = set().union(*(names for names, _ in _setting_checks()))
+    words = name.split("_")
+    for start in range(len(words)):
+        candidate = "_".join(words[start:])
+        if candidate in settings:
+            return candidate
+        if candidate.endswith("s") and candidate[:-1] in settings:
+            return candidate[:-1]
+    return None
+
+
+def check_loop_parameters(values: dict, source: str) -> None:
+    """Check every parameter that holds a loop setting with that setting's own check.
+
+    Each parameter of :func:`parameter_setting` is checked by the ``check_setting`` of every
+    settings class that has the setting (:func:`madutils.loops.config.check_setting`,
+    :func:`madutils.loops.image_config.check_setting`); a list parameter of a single-valued
+    setting (``lams``), value by value.
+
+    Parameters
+    ----------
+    values : dict
+        Parameter names and values (dicts, the recipes' overrides, are checked by the recipes).
+    source : str
+        Where the values come from (the notebook and the parameter file, or the overrides).
+
+    Raises
+    ------
+    ValueError
+        Naming ``source``, the parameter and what the setting allows.
+    """
+    checks = _setting_checks()
+    for name, value in values.items():
+        setting = parameter_setting(name)
+        if setting is None or isinstance(value, dict):
+            continue
+        for types, check_setting in checks:
+            if setting not in types:
+                continue
+            single = isinstance(value, list) and not allows_tuple(types[setting])
+            items = (
+                [(f"{name}[{i}]", v) for i, v in enumerate(value)] if single else [(name, value)]
+            )
+            try:
+                for label, item in items:
+                    check_setting(setting, item, label=label)
+            except ValueError as error:
+                note = "" if name == setting else f" ({name} holds values of the setting {setting})"
+                raise ValueError(f"{source}: {error}{note}") from None
 
 
 def recipe_parameters(defaults: dict) -> list[str]:
@@ -218,6 +321,8 @@ def resolve_parameters(path: str | Path, scale: str, parameters: dict | None = N
                 f"{where}: parameter(s) {', '.join(runner_set)} are set by the runner "
                 "(use out and scale)"
             )
+    check_loop_parameters(file_values, f"{path.name}, {source}")
+    check_loop_parameters(overrides, f"{path.name}, parameters")
     values = _merge_dicts(file_values, defaults, {}, source)
     values = _merge_dicts(overrides, defaults, values, "parameters")
     for name in recipes:
@@ -230,9 +335,30 @@ def resolve_parameters(path: str | Path, scale: str, parameters: dict | None = N
     return values
 
 
-def parse_cli_value(text: str):
-    """A ``-p NAME VALUE`` value read as YAML (``3`` int, ``0.5`` float, ``[1, 2]`` list)."""
-    return yaml.safe_load(text)
+def parse_cli_value(text: str, name: str | None = None):
+    """A ``-p NAME VALUE`` value read as YAML (``3`` int, ``0.5`` float, ``[1, 2]`` list).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+    name : str, optional
+        The parameter's name, for the message.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not valid YAML, naming the parameter (where given) and the problem.
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        what = f"parameter {name}" if name else "a -p value"
+        raise ValueError(
+            f"{what}: {text!r} is not valid YAML ({problem}); e.g. 3, 0.5, [1.0, 0.8] or "
+            "'{epochs: 5}'"
+        ) from None
 
 
 @dataclass

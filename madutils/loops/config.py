@@ -3,12 +3,26 @@
 :class:`LoopConfig` holds every setting of a run as plain values, so it can be written to
 ``config.json``, hashed into a run directory name, and rebuilt from the command line. Settings
 left as ``None`` take the family's default in :meth:`LoopConfig.resolved`; every invalid
-combination raises ``ValueError`` naming the parameter and what is allowed.
+value or combination raises ``ValueError`` naming the parameter and what is allowed, before
+anything runs:
+
+- each setting's own value, its type first (:func:`check_setting`, from the field's
+  annotation and :data:`SETTING_CHECKS`);
+- which real data each model and path can run on (:data:`DATA_FOR`, :data:`MIN_DIM`);
+- the loop family's sizes, and the samples each metric needs (:func:`eval_samples_needed`);
+- in :meth:`LoopConfig.resolved`, the memory the run needs
+  (:mod:`madutils.loops.footprint`; ``MADUTILS_SKIP_MEMORY_CHECK=1`` skips it).
+
+Settings a run does not use (:data:`USED_WHEN`: ``memory`` without the ``"memory"``
+source, the flow's settings for another model, ...) are accepted and reset to their default
+by :meth:`LoopConfig.resolved`, so they never change a run's identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -19,24 +33,174 @@ from madutils._validation import (
     check_lam,
     check_nonnegative_int,
     check_positive_int,
+    check_setting_value,
 )
 from madutils.loops.families import (
     FAMILIES,
+    SHARED_USED_WHEN,
     SYNTHETIC_SOURCES,
     check_family_sizes,
     family_sizes,
+    reset_unused,
     setting,
     shared_setting,
 )
+from madutils.loops.footprint import check_footprint, loop_footprint
 from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, metric_names
 
-__all__ = ["FAMILIES", "MODELS", "PATHS", "SYNTHETIC_SOURCES", "LoopConfig"]
+__all__ = [
+    "DATA_FOR",
+    "FAMILIES",
+    "MODELS",
+    "PATHS",
+    "SETTING_CHECKS",
+    "SETTING_TYPES",
+    "SYNTHETIC_SOURCES",
+    "USED_WHEN",
+    "LoopConfig",
+    "check_eval_samples",
+    "check_setting",
+    "eval_samples_needed",
+]
 
 MODELS = ("gaussian", "mixture", "flow")
 PATHS = ("samples", "statistics")
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_DATA = {"gaussian": "gaussian", "mixture": "grid_mixture", "flow": "rosenbrock"}
 DATA_CHOICES = ("gaussian", "grid_mixture", "rosenbrock")
+#: The real distributions each model can run on, for each path. With ``"samples"`` every
+#: model learns from drawn points, of any distribution; the Gaussian's ``"statistics"`` path
+#: draws the exact sufficient statistics of Gaussian samples (the mean and Cholesky factor of
+#: P_r), so it needs data ``"gaussian"``. A (model, path) pair not listed does not exist.
+DATA_FOR = {
+    ("gaussian", "samples"): DATA_CHOICES,
+    ("gaussian", "statistics"): ("gaussian",),
+    ("mixture", "samples"): DATA_CHOICES,
+    ("flow", "samples"): DATA_CHOICES,
+}
+#: The smallest dimension each model takes: a coupling layer of the flow conditions one part
+#: of the coordinates on the other, so it needs two.
+MIN_DIM = {"gaussian": 1, "mixture": 1, "flow": 2}
+#: When a setting matters (see :func:`madutils.loops.families.unused_settings`): the setting
+#: it depends on and the values for which the run reads it. Every other setting is read by
+#: every run. The model settings are the constructor arguments of that model
+#: (:func:`madutils.models.base.settings_for`); ``k`` is read by the k-NN manifold metrics only.
+USED_WHEN = {
+    **SHARED_USED_WHEN,
+    "path": ("model", ("gaussian",)),
+    "n_components": ("model", ("mixture",)),
+    "n_layers": ("model", ("flow",)),
+    "hidden": ("model", ("flow",)),
+    "epochs": ("model", ("flow",)),
+    "batch_size": ("model", ("flow",)),
+    "k": ("metrics", MANIFOLD_METRICS),
+}
+#: Metrics that fit a covariance to the ``n_eval`` samples of a set, so need two of them (the
+#: metric registry has no "minimum samples" fact yet). The k-NN manifold metrics need
+#: ``k + 1``: each sample's k nearest neighbours among the others.
+COVARIANCE_METRICS = ("frechet", "fid", "total_variance")
+
+
+def eval_samples_needed(metric: str, k: int) -> int:
+    """The fewest samples per set (``n_eval``) ``metric`` can be computed from.
+
+    Parameters
+    ----------
+    metric : str
+        A name of :data:`madutils.metrics.REGISTRY`.
+    k : int
+        Nearest neighbours of the k-NN manifold metrics.
+
+    Returns
+    -------
+    int
+        ``k + 1`` for the k-NN manifold metrics, 2 for :data:`COVARIANCE_METRICS`, else 1.
+    """
+    if metric in MANIFOLD_METRICS:
+        return k + 1
+    return 2 if metric in COVARIANCE_METRICS else 1
+
+
+def check_eval_samples(metrics: Iterable[str], n_eval: int, k: int, default: str = "") -> None:
+    """Refuse ``n_eval`` samples per set when one of ``metrics`` needs more.
+
+    Parameters
+    ----------
+    metrics : iterable of str
+        The metrics a run records.
+    n_eval : int
+        Samples per set of the sample-based metrics.
+    k : int
+        Nearest neighbours of the k-NN manifold metrics.
+    default : str
+        Where ``n_eval`` came from when it was not given, e.g. ``"n_ini=5"``: named in the
+        message.
+
+    Raises
+    ------
+    ValueError
+        Naming ``n_eval`` (and ``default``), the metric and what it needs.
+    """
+    note = f" (n_eval was not given: it defaults to {default})" if default else ""
+    for metric in metrics:
+        needed = eval_samples_needed(metric, k)
+        if n_eval >= needed:
+            continue
+        if metric in MANIFOLD_METRICS:
+            raise ValueError(
+                f"k must be smaller than n_eval (metric {metric!r} builds k-NN manifolds of "
+                f"n_eval samples); got k={k}, n_eval={n_eval}{note}"
+            )
+        raise ValueError(
+            f"n_eval must be at least {needed} for metric {metric!r} (it fits a covariance to "
+            f"the n_eval samples); got n_eval={n_eval}{note}"
+        )
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable:
+    return lambda value, name: check_choice(value, name, allowed)
+
+
+def _check_metric_names(value, name: str):
+    if not value:
+        raise ValueError(f"{name} must name at least one metric (or be None for the defaults)")
+    for metric in value:
+        check_choice(metric, name, metric_names())
+    return value
+
+
+#: The check of each setting's own value, called with the value and the setting's name
+#: (after its type check; not for ``None``). Checks of several settings together are
+#: :class:`LoopConfig`'s.
+SETTING_CHECKS: dict[str, Callable] = {
+    "family": _choice(FAMILIES),
+    "model": _choice(MODELS),
+    "data": _choice(DATA_CHOICES),
+    "dim": check_positive_int,
+    "n_ini": check_positive_int,
+    "n_real": check_nonnegative_int,
+    "n_synthetic": check_nonnegative_int,
+    "n_total": check_positive_int,
+    "real_fraction": check_fraction,
+    "generations": check_positive_int,
+    "lam": check_lam,
+    "synthetic_source": _choice(SYNTHETIC_SOURCES),
+    "memory": check_positive_int,
+    "seeds": check_positive_int,
+    "seed": check_nonnegative_int,
+    "path": _choice(PATHS),
+    "n_components": check_positive_int,
+    "n_layers": check_positive_int,
+    "hidden": check_positive_int,
+    "epochs": check_positive_int,
+    "batch_size": check_positive_int,
+    "n_eval": check_positive_int,
+    "k": check_positive_int,
+    "metrics": _check_metric_names,
+    "device": _choice(DEVICES),
+}
+#: How messages name a setting whose symbol in the paper differs from its name.
+_LABELS = {"memory": "memory (K)", "real_fraction": "real_fraction (p)"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +215,9 @@ class LoopConfig:
       generation (so ``n_real`` must equal ``n_ini``); ``n_synthetic`` defaults to ``n_ini``.
     - ``fresh_data``: ``n_real`` *new* real samples each generation, given directly or as a
       pool of ``n_total`` samples with real share ``real_fraction`` (``n_real = round(p * n)``).
+
+    Every model runs on every real distribution (``data``) with ``path="samples"``; the
+    Gaussian's ``path="statistics"`` needs Gaussian data (:data:`DATA_FOR`).
     """
 
     family: str = shared_setting("family")
@@ -90,7 +257,7 @@ class LoopConfig:
     path: str = setting(
         "samples",
         "gaussian: 'samples' draws points, 'statistics' draws their exact "
-        "sufficient statistics (fast)",
+        "sufficient statistics (fast; needs data 'gaussian')",
     )
     n_components: int = setting(25, "mixture: number of EM components")
     n_layers: int = setting(8, "flow: coupling layers (paper: 8)")
@@ -105,48 +272,41 @@ class LoopConfig:
     device: str = shared_setting("device", "cpu")
 
     def __post_init__(self):
-        check_choice(self.family, "family", FAMILIES)
-        check_choice(self.model, "model", MODELS)
-        if self.data is not None:
-            check_choice(self.data, "data", DATA_CHOICES)
-        check_choice(self.synthetic_source, "synthetic_source", SYNTHETIC_SOURCES)
-        check_choice(self.path, "path", PATHS)
-        check_choice(self.device, "device", DEVICES)
-        check_positive_int(self.dim, "dim")
-        check_positive_int(self.n_ini, "n_ini")
-        check_positive_int(self.generations, "generations")
-        check_lam(self.lam, "lam")
-        check_positive_int(self.memory, "memory (K)")
-        check_positive_int(self.seeds, "seeds")
-        check_nonnegative_int(self.seed, "seed")
-        check_positive_int(self.n_components, "n_components")
-        for name in ("n_layers", "hidden", "epochs", "batch_size"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.k, "k")
-        if self.n_eval is not None:
-            check_positive_int(self.n_eval, "n_eval")
-        if self.n_real is not None:
-            check_nonnegative_int(self.n_real, "n_real")
-        if self.n_synthetic is not None:
-            check_nonnegative_int(self.n_synthetic, "n_synthetic")
-        if self.path == "statistics" and self.model != "gaussian":
-            raise ValueError(f"path='statistics' needs model='gaussian'; got model={self.model!r}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            checked = check_setting(field.name, value)
+            if checked is not value:  # a list given for a tuple
+                object.__setattr__(self, field.name, checked)
         data = self.data or DEFAULT_DATA[self.model]
+        self._check_data(data)
+        self._check_sizes()
+        self._check_metrics(data)
+        default = "" if self.n_eval is not None else f"n_ini={self.n_ini}"
+        check_eval_samples(self._recorded_metrics(data), self.n_eval or self.n_ini, self.k, default)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but no CUDA device is available")
+
+    def _check_data(self, data: str):
+        allowed = DATA_FOR.get((self.model, self.path))
+        if allowed is None:
+            models = " or ".join(repr(m) for m, path in DATA_FOR if path == self.path)
+            raise ValueError(f"path={self.path!r} needs model={models}; got model={self.model!r}")
+        if data not in allowed:
+            options = ", ".join(repr(a) for a in allowed)
+            raise ValueError(
+                f"data must be one of {options} for model={self.model!r} with "
+                f"path={self.path!r}; got data={data!r}"
+            )
         if data != "gaussian" and self.dim != 2:
             raise ValueError(
                 f"dim must be 2 for data={data!r} (a 2-D distribution); got {self.dim}"
             )
-        self._check_sizes()
-        self._check_metrics(data)
-        metrics = self.metrics or DEFAULT_METRICS[self.model]
-        n_eval = self.n_eval or self.n_ini
-        if set(metrics) & set(MANIFOLD_METRICS) and self.k >= n_eval:
+        if self.dim < MIN_DIM[self.model]:
             raise ValueError(
-                f"k must be smaller than n_eval (the samples per k-NN manifold); got k={self.k}, "
-                f"n_eval={n_eval}"
+                f"dim must be at least {MIN_DIM[self.model]} for model={self.model!r} (a "
+                f"coupling layer conditions one part of the coordinates on the other); "
+                f"got {self.dim}"
             )
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for but no CUDA device is available")
 
     def _check_sizes(self):
         pooled = self.n_total is not None or self.real_fraction is not None
@@ -158,8 +318,6 @@ class LoopConfig:
                 )
             if self.n_total is None or self.real_fraction is None:
                 raise ValueError("n_total and real_fraction must be given together")
-            check_positive_int(self.n_total, "n_total")
-            check_fraction(self.real_fraction, "real_fraction (p)")
             if round(self.real_fraction * self.n_total) < 1:
                 raise ValueError("real_fraction * n_total must round to at least 1 real sample")
             derived = self._sizes()
@@ -184,29 +342,47 @@ class LoopConfig:
         if self.metrics is None:
             return
         allowed = metric_names(self.model, data)  # the registry's metrics for this model and data
-        if not self.metrics:
-            raise ValueError("metrics must name at least one metric (or be None for the defaults)")
         for name in self.metrics:
             check_choice(name, "metrics", allowed)
 
+    def _recorded_metrics(self, data: str) -> tuple[str, ...]:
+        """The metrics the run records: those given, or the model's defaults defined for
+        ``data``."""
+        metrics = self.metrics or DEFAULT_METRICS[self.model]
+        return tuple(m for m in metrics if m in metric_names(self.model, data))
+
     def resolved(self) -> LoopConfig:
-        """The same settings with every ``None`` replaced by its effective value."""
+        """The settings a run uses, checked against the memory there is.
+
+        Every ``None`` is replaced by its effective value, ``device="auto"`` by the device,
+        and every setting the run does not use (:data:`USED_WHEN`) by its default, so two
+        configurations that differ only in unused settings resolve equal (and share a run
+        directory).
+
+        Raises
+        ------
+        ValueError
+            When the run would need more memory than the device has available
+            (:func:`madutils.loops.footprint.check_footprint`; the environment variable
+            ``MADUTILS_SKIP_MEMORY_CHECK=1`` skips this check).
+        """
         n_real, n_synthetic = self._sizes()
         data = self.data or DEFAULT_DATA[self.model]
-        metrics = self.metrics or DEFAULT_METRICS[self.model]
-        metrics = [m for m in metrics if m in metric_names(self.model, data)]
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return dataclasses.replace(
+        resolved = dataclasses.replace(
             self,
             data=data,
             n_real=n_real,
             n_synthetic=n_synthetic,
             n_eval=self.n_eval or self.n_ini,
-            metrics=tuple(metrics),
+            metrics=self._recorded_metrics(data),
             device=device,
         )
+        resolved = reset_unused(resolved, USED_WHEN)
+        check_footprint(loop_footprint(resolved), resolved.device)
+        return resolved
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -220,3 +396,32 @@ class LoopConfig:
         if values.get("metrics") is not None:
             values["metrics"] = tuple(values["metrics"])
         return cls(**values)
+
+
+#: The type of every setting, from the annotations of :class:`LoopConfig`.
+SETTING_TYPES = typing.get_type_hints(LoopConfig)
+
+
+def check_setting(name: str, value, label: str | None = None):
+    """Check one setting's own value, as :class:`LoopConfig` does: its type, then its range.
+
+    Parameters
+    ----------
+    name : str
+        A field of :class:`LoopConfig`.
+    value
+        The value to check.
+    label : str, optional
+        How the message names the setting; default: its name (``memory (K)`` for memory).
+
+    Returns
+    -------
+    The value (a list given for a tuple setting comes back as a tuple).
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, what is allowed and what was given.
+    """
+    label = label or _LABELS.get(name, name)
+    return check_setting_value(value, label, SETTING_TYPES[name], SETTING_CHECKS.get(name))

@@ -35,12 +35,15 @@ from typing import Any
 __all__ = [
     "FAMILIES",
     "SHARED_SETTINGS",
+    "SHARED_USED_WHEN",
     "SYNTHETIC_SOURCES",
     "TrainingSetRecipe",
     "check_family_sizes",
     "family_sizes",
+    "reset_unused",
     "setting",
     "shared_setting",
+    "unused_settings",
 ]
 
 FAMILIES = ("fully_synthetic", "synthetic_augmentation", "fresh_data")
@@ -68,6 +71,50 @@ SHARED_SETTINGS = {
     "seed": (0, "the run's random seed"),
     "device": (..., "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"),
 }
+
+
+#: When a setting every loop has matters (the form of ``used_when`` in :func:`unused_settings`):
+#: the number K of recent models is only read by the ``"memory"`` synthetic source.
+SHARED_USED_WHEN = {"memory": ("synthetic_source", ("memory",))}
+
+
+def unused_settings(config, used_when: dict) -> list[str]:
+    """The settings of ``config`` its run never reads, by the table ``used_when``.
+
+    Parameters
+    ----------
+    config : dataclass instance
+        Resolved settings (:meth:`~madutils.loops.config.LoopConfig.resolved`).
+    used_when : dict
+        Setting name to ``(other, values)``: the setting is used when the setting ``other``
+        is one of ``values`` (or, for a tuple-valued ``other`` such as ``metrics``, holds one
+        of them). A setting not in the table is used by every run.
+
+    Returns
+    -------
+    list of str
+        In the order of ``used_when``.
+    """
+    unused = []
+    for name, (other, values) in used_when.items():
+        value = getattr(config, other)
+        used = bool(set(value) & set(values)) if isinstance(value, tuple) else value in values
+        if not used:
+            unused.append(name)
+    return unused
+
+
+def reset_unused(config, used_when: dict):
+    """``config`` with every setting its run does not use (:func:`unused_settings`) reset to
+    the field's default, so that settings a run ignores never change its identity (the hash
+    of its run directory)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    changes = {
+        name: defaults[name]
+        for name in unused_settings(config, used_when)
+        if getattr(config, name) != defaults[name]
+    }
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def setting(default, help: str):

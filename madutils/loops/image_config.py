@@ -4,40 +4,140 @@
 same three families and the same meaning of ``n_ini``, ``n_real``, ``n_synthetic`` and
 ``lam``, plus the data set, the network and its training, and the sampler. Every setting is a
 plain value, so a run can be written to ``config.json``, hashed into a run directory name and
-rebuilt; every invalid value raises ``ValueError`` naming the parameter and what is allowed.
+rebuilt; every invalid value raises ``ValueError`` naming the parameter and what is allowed,
+its type first (:func:`check_setting`, from the field's annotation and
+:data:`SETTING_CHECKS`). :meth:`ImageLoopConfig.resolved` also refuses a run that would not fit
+in memory (:mod:`madutils.loops.footprint`; ``MADUTILS_SKIP_MEMORY_CHECK=1`` skips this), and
+resets the settings the run does not use (:data:`USED_WHEN`: the DDPM's for a WGAN and the
+other way round, ``memory`` without the ``"memory"`` source, ``data_path`` for a data set that
+has no files) to their defaults, so they never change a run's identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from madutils._image_checks import resolve_device
 from madutils._validation import (
     check_choice,
+    check_decay,
     check_lam,
     check_nonnegative_int,
     check_positive_int,
     check_positive_number,
+    check_setting_value,
 )
 from madutils.data.images import DATASETS
+from madutils.loops.config import check_eval_samples
 from madutils.loops.families import (
     FAMILIES,
+    SHARED_USED_WHEN,
     SYNTHETIC_SOURCES,
     check_family_sizes,
     family_sizes,
     real_samples_needed,
+    reset_unused,
     setting,
     shared_setting,
 )
+from madutils.loops.footprint import check_footprint, image_loop_footprint
 from madutils.metrics import IMAGE_METRICS  # re-exported: the image loops' metrics
 from madutils.models.ddpm import check_unet_image_size
 
-__all__ = ["IMAGE_METRICS", "IMAGE_MODELS", "ImageLoopConfig"]
+__all__ = [
+    "IMAGE_METRICS",
+    "IMAGE_MODELS",
+    "SETTING_CHECKS",
+    "SETTING_TYPES",
+    "USED_WHEN",
+    "ImageLoopConfig",
+    "check_setting",
+]
 
 IMAGE_MODELS = ("ddpm", "wgan")
 SAMPLERS = ("ddpm", "ddim")
+MIXED_PRECISION = ("auto", "bf16", "no")
 _NATIVE_SIZE = {"mnist": 28, "digits": 8}
+#: Data sets read from files at ``data_path`` (the others ship with their packages).
+FILE_DATASETS = ("idx", "folder")
+_DDPM = ("ddpm",)
+_WGAN = ("wgan",)
+#: When a setting matters (see :func:`madutils.loops.families.unused_settings`): the setting
+#: it depends on and the values for which the run reads it. Every other setting is read by
+#: every run. The model settings are the constructor arguments of that model only
+#: (:func:`madutils.models.base.settings_for`).
+USED_WHEN = {
+    **SHARED_USED_WHEN,
+    "data_path": ("dataset", FILE_DATASETS),
+    "channels": ("model", _DDPM),
+    "layers_per_block": ("model", _DDPM),
+    "timesteps": ("model", _DDPM),
+    "ema_decay": ("model", _DDPM),
+    "sampler": ("model", _DDPM),
+    "steps": ("model", _DDPM),
+    "mixed_precision": ("model", _DDPM),
+    "latent_dim": ("model", _WGAN),
+    "width": ("model", _WGAN),
+    "n_critic": ("model", _WGAN),
+}
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable:
+    return lambda value, name: check_choice(value, name, allowed)
+
+
+def _check_channels(value, name: str):
+    if not value:
+        raise ValueError(f"{name} must be a non-empty tuple of ints; got {value!r}")
+    for width in value:
+        check_positive_int(width, name)
+    return value
+
+
+def _check_device(value, name: str):
+    return resolve_device(value)  # "cpu", "cuda" (when there is one) or "auto"
+
+
+#: The check of each setting's own value, called with the value and the setting's name
+#: (after its type check; not for ``None``). Checks of several settings together are
+#: :class:`ImageLoopConfig`'s.
+SETTING_CHECKS: dict[str, Callable] = {
+    "family": _choice(FAMILIES),
+    "model": _choice(IMAGE_MODELS),
+    "dataset": _choice(DATASETS),
+    "image_size": check_positive_int,
+    "held_out": check_positive_int,
+    "n_ini": check_positive_int,
+    "n_real": check_nonnegative_int,
+    "n_synthetic": check_nonnegative_int,
+    "generations": check_positive_int,
+    "lam": check_lam,
+    "synthetic_source": _choice(SYNTHETIC_SOURCES),
+    "memory": check_positive_int,
+    "epochs": check_positive_int,
+    "batch_size": check_positive_int,
+    "lr": check_positive_number,
+    "channels": _check_channels,
+    "layers_per_block": check_positive_int,
+    "timesteps": check_positive_int,
+    "ema_decay": check_decay,
+    "sampler": _choice(SAMPLERS),
+    "steps": check_positive_int,
+    "latent_dim": check_positive_int,
+    "width": check_positive_int,
+    "n_critic": check_positive_int,
+    "n_eval": check_nonnegative_int,
+    "k": check_positive_int,
+    "feature_epochs": check_positive_int,
+    "seed": check_nonnegative_int,
+    "device": _check_device,
+    "mixed_precision": _choice(MIXED_PRECISION),
+}
+#: How messages name a setting whose symbol in the paper differs from its name.
+_LABELS = {"memory": "memory (K)"}
 
 
 @dataclass(frozen=True)
@@ -119,34 +219,15 @@ class ImageLoopConfig:
     mixed_precision: str = setting("auto", "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)")
 
     def __post_init__(self):
-        check_choice(self.family, "family", FAMILIES)
-        check_choice(self.model, "model", IMAGE_MODELS)
-        check_choice(self.dataset, "dataset", DATASETS)
-        if self.dataset in ("idx", "folder") and not self.data_path:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            checked = check_setting(field.name, value)
+            if checked is not value:  # a list given for a tuple
+                object.__setattr__(self, field.name, checked)
+        if self.dataset in FILE_DATASETS and not self.data_path:
             raise ValueError(f"data_path must name a directory for dataset={self.dataset!r}")
         if self.image_size is None and self.dataset not in _NATIVE_SIZE:
             raise ValueError(f"image_size must be given for dataset={self.dataset!r}")
-        if self.image_size is not None:
-            check_positive_int(self.image_size, "image_size")
-        check_positive_int(self.held_out, "held_out")
-        check_positive_int(self.n_ini, "n_ini")
-        for name in ("n_real", "n_synthetic", "steps", "n_eval"):
-            if getattr(self, name) is not None:
-                check = check_nonnegative_int if name.startswith("n_") else check_positive_int
-                check(getattr(self, name), name)
-        check_positive_int(self.generations, "generations")
-        check_lam(self.lam, "lam")
-        check_choice(self.synthetic_source, "synthetic_source", SYNTHETIC_SOURCES)
-        check_positive_int(self.memory, "memory (K)")
-        if not isinstance(self.channels, tuple | list) or not self.channels:
-            raise ValueError(f"channels must be a non-empty tuple of ints; got {self.channels!r}")
-        object.__setattr__(self, "channels", tuple(self.channels))
-        for width in self.channels:
-            check_positive_int(width, "channels")
-        names = ("layers_per_block", "timesteps", "epochs", "batch_size", "k")
-        for name in (*names, "latent_dim", "width", "n_critic"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.feature_epochs, "feature_epochs")
         if self.model == "ddpm":
             check_unet_image_size(self.resolved_image_size, self.channels)
         elif self.resolved_image_size % 4:
@@ -154,17 +235,10 @@ class ImageLoopConfig:
                 "image_size must be divisible by 4 for model='wgan' (e.g. 8, 12, 16 or 28); "
                 f"got {self.resolved_image_size}"
             )
-        check_positive_number(self.lr, "lr")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be a number in [0, 1); got {self.ema_decay!r}")
-        check_choice(self.sampler, "sampler", SAMPLERS)
         if self.steps is not None and self.steps > self.timesteps:
             raise ValueError(
                 f"steps must be at most timesteps = {self.timesteps}; got {self.steps}"
             )
-        check_nonnegative_int(self.seed, "seed")
-        resolve_device(self.device)
-        check_choice(self.mixed_precision, "mixed_precision", ("auto", "bf16", "no"))
         self._check_sizes()
 
     def _sizes(self) -> tuple[int, int]:
@@ -174,10 +248,12 @@ class ImageLoopConfig:
         n_real, n_synthetic = self._sizes()
         check_family_sizes(self.family, self.n_ini, n_real, n_synthetic)
         n_eval = self.held_out if self.n_eval is None else self.n_eval
-        if self.k >= min(n_eval, self.held_out):
+        default = "" if self.n_eval is not None else f"held_out={self.held_out}"
+        check_eval_samples(IMAGE_METRICS, n_eval, self.k, default)
+        if self.k >= self.held_out:
             raise ValueError(
-                f"k must be smaller than n_eval and held_out (the k-NN manifolds' sizes); got "
-                f"k={self.k}, n_eval={n_eval}, held_out={self.held_out}"
+                "k must be smaller than held_out (the k-NN manifold of the held-out real "
+                f"images); got k={self.k}, held_out={self.held_out}"
             )
 
     @property
@@ -185,12 +261,24 @@ class ImageLoopConfig:
         return self.image_size if self.image_size is not None else _NATIVE_SIZE[self.dataset]
 
     def resolved(self) -> ImageLoopConfig:
-        """The same settings with every ``None`` and ``"auto"`` replaced by its value."""
+        """The settings a run uses, checked against the memory there is.
+
+        Every ``None`` and ``"auto"`` is replaced by its value, and every setting the run does
+        not use (:data:`USED_WHEN`) by its default, so two configurations that differ only in
+        unused settings resolve equal (and share a run directory).
+
+        Raises
+        ------
+        ValueError
+            When the run would need more memory than there is available
+            (:func:`madutils.loops.footprint.check_footprint`; the environment variable
+            ``MADUTILS_SKIP_MEMORY_CHECK=1`` skips this check).
+        """
         n_real, n_synthetic = self._sizes()
         steps = self.steps
         if steps is None:
             steps = self.timesteps if self.sampler == "ddpm" else min(50, self.timesteps)
-        return dataclasses.replace(
+        resolved = dataclasses.replace(
             self,
             image_size=self.resolved_image_size,
             n_real=n_real,
@@ -199,6 +287,9 @@ class ImageLoopConfig:
             n_eval=self.held_out if self.n_eval is None else self.n_eval,
             device=resolve_device(self.device).type,
         )
+        resolved = reset_unused(resolved, USED_WHEN)
+        check_footprint(image_loop_footprint(resolved), resolved.device)
+        return resolved
 
     @property
     def real_images_needed(self) -> int:
@@ -214,3 +305,33 @@ class ImageLoopConfig:
     @classmethod
     def from_dict(cls, values: dict) -> ImageLoopConfig:
         return cls(**values)
+
+
+#: The type of every setting, from the annotations of :class:`ImageLoopConfig`.
+SETTING_TYPES = typing.get_type_hints(ImageLoopConfig)
+
+
+def check_setting(name: str, value, label: str | None = None):
+    """Check one setting's own value, as :class:`ImageLoopConfig` does: its type, then its
+    range.
+
+    Parameters
+    ----------
+    name : str
+        A field of :class:`ImageLoopConfig`.
+    value
+        The value to check.
+    label : str, optional
+        How the message names the setting; default: its name (``memory (K)`` for memory).
+
+    Returns
+    -------
+    The value (a list given for a tuple setting comes back as a tuple).
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, what is allowed and what was given.
+    """
+    label = label or _LABELS.get(name, name)
+    return check_setting_value(value, label, SETTING_TYPES[name], SETTING_CHECKS.get(name))

@@ -571,14 +571,10 @@ def _run_parser(sub) -> argparse.ArgumentParser:
 
 def _parameter_value(name: str, text: str):
     """The value of ``-p NAME TEXT`` (YAML); ``ValueError`` names the parameter."""
-    import yaml
-
     from madutils.runner import parse_cli_value
 
     try:
-        return parse_cli_value(text)
-    except yaml.YAMLError:
-        raise ValueError(f"-p {name}: the value {text!r} is not valid YAML") from None
+        return parse_cli_value(text, f"-p {name}")
     except ValueError as error:
         message = str(error)
         raise ValueError(message if name in message else f"-p {name}: {message}") from None
@@ -637,12 +633,13 @@ def _repair_command(args, parser) -> int:
         print(f"{args.run_dir}: every stored generation checks out")
     elif len(dropped) == 1:
         print(
-            f"{args.run_dir}: generation {dropped[0]} was damaged and is removed; "
+            f"{args.run_dir}: generation {dropped[0]} is removed (damaged); "
             "rerun the same command to recompute it"
         )
     else:
         print(
-            f"{args.run_dir}: generations {_generations(dropped)} were damaged and are removed; "
+            f"{args.run_dir}: generations {_generations(dropped)} are removed (from the last "
+            "kept state before the first damaged file on); "
             "rerun the same command to recompute them"
         )
     return 0

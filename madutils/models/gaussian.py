@@ -77,7 +77,7 @@ class GaussianModel(BatchedModel):
         return int(self.mean_.shape[0])
 
     def _factor(self, lam: float) -> torch.Tensor:
-        factor = psd_factor(self.covariance_)
+        factor = psd_factor(self.covariance_, name="covariance_")
         return factor if lam == 1.0 else factor * lam**0.5
 
     def sample(

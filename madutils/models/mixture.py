@@ -342,7 +342,7 @@ class GaussianMixtureModel(BatchedModel):
         z = torch.randn(
             (n_seeds, n, n_features, 1), generator=rng, dtype=means.dtype, device=means.device
         )
-        factor = _take(psd_factor(covariances), component)  # (S, n, d, d)
+        factor = _take(psd_factor(covariances, name="covariances_"), component)  # (S, n, d, d)
         return _take(means, component) + math.sqrt(lam) * (factor @ z).squeeze(-1)
 
     def score_samples(self, X) -> torch.Tensor:

@@ -333,7 +333,7 @@ COVARIANCE_TAKERS = {
     # drawing the synthetic samples factors the model's covariance (madutils.linalg.psd_factor)
     "registry frechet, drawn samples": (
         lambda c: measure(["frechet"], _gaussian_context(c)),
-        "cov",
+        "covariance_",
     ),
 }
 

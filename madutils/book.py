@@ -291,6 +291,7 @@ def build_book(
     builder_args: Sequence[str] = BUILDER_ARGS,
     progress: bool = True,
     root: str | Path = ".",
+    engine=None,
 ) -> Path:
     """Execute the book's notebooks at ``scale`` and build the HTML site.
 
@@ -313,6 +314,9 @@ def build_book(
     root : str or Path
         The book root (holding ``_config.yml``, ``_toc.yml``, ``book/``, ``notebooks/``).
         Notebooks execute with it as their working directory.
+    engine : madutils.engine.Engine, optional
+        Where the chapters' sweeps run. A local cluster (``Engine(workers=N)``) is started
+        once here and shared by every chapter (:func:`madutils.engine.shared_engine`).
 
     Returns
     -------
@@ -340,11 +344,13 @@ def build_book(
     out_dir = root / out
 
     with _working_directory(root):
+        from madutils.engine import shared_engine
         from madutils.runner import run_notebook
 
+        engine = shared_engine(engine) if selected else engine
         for name in (name for name in names if name in selected):  # in the book's order
             say(f"[book] executing {name} at scale {scale!r}", flush=True)
-            run = run_notebook(name, scale=scale, out=out_dir, progress=progress)
+            run = run_notebook(name, scale=scale, out=out_dir, progress=progress, engine=engine)
             say(f"[book] {name}: {run.seconds:.1f} s", flush=True)
 
     errors = []

@@ -11,7 +11,7 @@ the command line prints that message on one line and exits with status 2 (no tra
 
 from __future__ import annotations
 
-__all__ = ["CodeChangedError", "DamagedFileError", "DiskFullError", "StoreError"]
+__all__ = ["CodeChangedError", "DamagedFileError", "DiskFullError", "StoreError", "SweepError"]
 
 
 class StoreError(RuntimeError):
@@ -42,3 +42,20 @@ class CodeChangedError(StoreError):
 
 class DiskFullError(StoreError, OSError):
     """A file could not be written because its file system is full."""
+
+
+class SweepError(RuntimeError):
+    """Runs of a sweep raised; every other run finished and is kept.
+
+    Attributes
+    ----------
+    failures : list of (dict, BaseException)
+        The settings of each failed run and its error.
+    sweep : madutils.analysis.sweep.Sweep
+        The runs that finished.
+    """
+
+    def __init__(self, message: str, failures=(), sweep=None):
+        super().__init__(message)
+        self.failures = list(failures)
+        self.sweep = sweep

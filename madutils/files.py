@@ -14,7 +14,8 @@ module:
 - :func:`clean_stale_temporaries` removes the temporary files a killed writer left behind,
   never those of a writer that is still running;
 - :class:`CacheEntry` is a cached file with a checksum beside it (``NAME.sha256``): a bad or
-  unchecked entry is reported with a warning naming it and rebuilt.
+  unchecked entry is reported with a warning naming it and rebuilt; :meth:`CacheEntry.lock`
+  keeps two processes from building the same entry at once.
 """
 
 from __future__ import annotations
@@ -283,6 +284,13 @@ class CacheEntry:
         digest = file_digest(self.path)
         atomic_write(self.checksum_path, lambda tmp: Path(tmp).write_text(digest + "\n"))
         return self.path
+
+    def lock(self):
+        """A context manager holding the entry's lock (``NAME.lock``): check, build and save
+        inside it, and a second process waits, then loads what the first one saved."""
+        from madutils.locks import file_lock
+
+        return file_lock(self.path.with_name(self.path.name + ".lock"))
 
     def remove(self) -> None:
         """Delete the file and its checksum (whichever exists)."""

@@ -29,9 +29,7 @@ _SOURCE_SUFFIXES = (".py", ".yaml")
 def source_hash() -> str:
     """SHA-256 over the package's source files (relative path and bytes of each), as hex."""
     digest = hashlib.sha256()
-    files = sorted(
-        p for p in _PACKAGE.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file()
-    )
+    files = sorted(p for p in _PACKAGE.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file())
     for path in files:
         relative = path.relative_to(_PACKAGE).as_posix()
         if "__pycache__" in relative:

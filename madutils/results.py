@@ -71,6 +71,7 @@ __all__ = [
     "RunCheck",
     "RunStore",
     "atomic_write",
+    "check_out",
     "code_label",
     "repair",
     "run_name",
@@ -110,7 +111,7 @@ def run_name(settings: dict) -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -183,10 +184,7 @@ class RunStore:
         DamagedFileError
             If ``config.json`` cannot be read (and ``repair`` is false).
         """
-        if str(out) == "":
-            raise ValueError("out must name a folder for the run directories; got ''")
-        if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(f"out must be a folder for the run directories; {out} is a file")
+        check_out(out)
         path = Path(out) / run_name(settings)
         store = cls(path, settings)
         config_path = path / "config.json"
@@ -551,6 +549,14 @@ def _row_problem(frame: pd.DataFrame, generation: int, manifest: dict) -> str | 
 
 def _span(first: int, last: int) -> str:
     return str(first) if first >= last else f"{first}-{last}"
+
+
+def check_out(out) -> None:
+    """Refuse an ``out`` that cannot hold run directories (empty, or a file)."""
+    if str(out) == "":
+        raise ValueError("out must name a folder for the run directories; got ''")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"out must be a folder for the run directories; {out} is a file")
 
 
 def _check_same_settings(path: Path, saved: dict, settings: dict) -> None:

@@ -45,6 +45,7 @@ from pathlib import Path
 import yaml
 
 from madutils._validation import allows_tuple, check_choice
+from madutils.engine import engine_environment
 from madutils.recipes import SCALES, available_recipes, merge_settings, recipe, valid_keys
 from madutils.results import atomic_write
 
@@ -380,6 +381,7 @@ def run_notebook(
     out: str | Path = "executed",
     notebooks_dir: str | Path = "notebooks",
     progress: bool = True,
+    engine=None,
 ) -> NotebookRun:
     """Execute a notebook with the parameters of ``scale`` plus ``parameters``.
 
@@ -396,6 +398,10 @@ def run_notebook(
     out : str or Path
         Directory for the executed notebook (``<name>.ipynb``), its figures and
         ``timings.json``.
+    engine : madutils.engine.Engine, optional
+        Where the notebook's sweeps run: it reaches every ``run_sweep`` of the notebook
+        through the kernel's environment (:func:`madutils.engine.engine_environment`), so no
+        chapter threads it by hand. ``None``: the environment as it is.
 
     Returns
     -------
@@ -410,15 +416,16 @@ def run_notebook(
     values = {**values, "output_dir": _display_path(out)}
     executed = out / f"{path.stem}.ipynb"
     start = time.perf_counter()
-    papermill.execute_notebook(
-        _read(path),
-        str(executed),
-        parameters=values,
-        kernel_name="python3",
-        language="python",
-        progress_bar=progress,
-        cwd=str(Path.cwd()),
-    )
+    with engine_environment(engine):
+        papermill.execute_notebook(
+            _read(path),
+            str(executed),
+            parameters=values,
+            kernel_name="python3",
+            language="python",
+            progress_bar=progress,
+            cwd=str(Path.cwd()),
+        )
     seconds = time.perf_counter() - start
     _record_timing(out, path.stem, scale, seconds, values)
     return NotebookRun(path.stem, scale, executed, seconds, values)

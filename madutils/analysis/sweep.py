@@ -5,13 +5,23 @@
 the settings it is given, reads finished runs back from the results store instead of
 recomputing them, and returns one tidy table: the rows of every run, with one column for every
 setting that is varied (besides the columns every table has: ``family, model, lam, seed,
-replicate, generation, metric, value``), so no caller has to patch a table afterwards.
+replicate, generation, metric, value, code``), so no caller has to patch a table afterwards.
+
+Where the runs execute is the :class:`~madutils.engine.Engine`'s choice: one after another in
+this process (the default), or one Dask task per run on a local cluster of single-threaded
+workers, an existing scheduler or a job queue (``workers=``, ``scheduler=``, ``cluster=``, or
+their environment variables). On a cluster, runs already finished in the store are read back
+here and never submitted, results come back as each run finishes, a run that raises is
+reported at the end while every other run finishes and is kept (:class:`SweepError`), and a
+worker lost in the middle of a run has its task retried elsewhere, where the run resumes after
+its last finished generation. The table is the sequential path's, row for row.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +29,22 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from madutils.engine import Engine, engine_client
+from madutils.errors import SweepError
 from madutils.loops.config import LoopConfig
 from madutils.loops.driver import LoopResult
 from madutils.loops.image_config import ImageLoopConfig
-from madutils.results import COLUMNS
+from madutils.results import COLUMNS, RunStore, run_name
 
-__all__ = ["Sweep", "generation_seconds", "run_one", "run_sweep", "sweep_settings"]
+__all__ = [
+    "Sweep",
+    "SweepError",
+    "generation_seconds",
+    "is_stored",
+    "run_one",
+    "run_sweep",
+    "sweep_settings",
+]
 
 
 @dataclass
@@ -106,19 +126,55 @@ def sweep_settings(base, vary: dict, cases: list[dict] | None = None) -> list[di
     return [{**case, **point} for case in cases for point in grid]
 
 
-def run_one(config, runs_dir: str | Path | None = None, *, progress: bool = False) -> LoopResult:
+def run_one(
+    config,
+    runs_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+    allow_code_change: bool = False,
+) -> LoopResult:
     """Run (or read back) one loop of either kind."""
     if isinstance(config, ImageLoopConfig):
         from madutils.loops.images import run_image_loop
 
-        return run_image_loop(config, runs_dir, progress=progress)
+        return run_image_loop(
+            config, runs_dir, progress=progress, allow_code_change=allow_code_change
+        )
     if isinstance(config, LoopConfig):
         from madutils.loops.batched import run_loop
 
-        return run_loop(config, runs_dir, progress=progress)
+        return run_loop(config, runs_dir, progress=progress, allow_code_change=allow_code_change)
     raise ValueError(
         f"config must be a LoopConfig or an ImageLoopConfig; got {type(config).__name__}"
     )
+
+
+def is_stored(config, runs_dir: str | Path | None) -> bool:
+    """Whether ``runs_dir`` holds every generation ``config`` asks for, all checking."""
+    if runs_dir is None:
+        return False
+    resolved = config.resolved()
+    path = Path(runs_dir) / run_name(resolved.to_dict())
+    if not (path / "config.json").exists():
+        return False
+    return RunStore(path, resolved.to_dict()).check().finished >= resolved.generations
+
+
+def _run_task(config, runs_dir, allow_code_change: bool) -> LoopResult:
+    """One run of a sweep as a Dask task: torch uses the worker's threads only."""
+    import torch
+    from distributed import get_worker
+
+    torch.set_num_threads(max(1, get_worker().state.nthreads))
+    return run_one(config, runs_dir, allow_code_change=allow_code_change)
+
+
+def _needs_gpu(config) -> bool:
+    return str(getattr(config, "device", "cpu")).startswith("cuda")
+
+
+def _describe(settings: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items()) or "the base settings"
 
 
 def _with_settings(frame: pd.DataFrame, settings: dict) -> pd.DataFrame:
@@ -136,6 +192,10 @@ def run_sweep(
     *,
     cases: list[dict] | None = None,
     progress: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    allow_code_change: bool = False,
     **vary,
 ) -> Sweep:
     """Run ``base`` for every combination of the settings in ``vary`` (and every case).
@@ -152,7 +212,19 @@ def run_sweep(
         ``[dict(family="fully_synthetic"), dict(family="synthetic_augmentation",
         synthetic_source="accumulate")]``; each is crossed with the grid of ``vary``.
     progress : bool
-        A progress bar over the runs (for a sweep of more than one run).
+        A progress bar over the runs (for a sweep of more than one run), and on a cluster
+        the dashboard address and a summary at the end.
+    workers : int, optional
+        Run on a local Dask cluster of this many single-threaded worker processes.
+    scheduler : str, optional
+        Run on the existing Dask cluster of this scheduler (``"tcp://host:8786"``).
+    cluster : str, optional
+        Run on a job-queue cluster described by this YAML file (:mod:`madutils.clusters`).
+        Without ``workers``, ``scheduler`` and ``cluster`` the environment variables of
+        :mod:`madutils.engine` decide, and without those the runs execute here, one after
+        another.
+    allow_code_change : bool
+        Continue stored runs computed by other code (see :func:`madutils.loops.run_loop`).
     **vary : list
         Setting name to the values it takes, e.g. ``lam=[1.0, 0.8], family=[...]``.
 
@@ -162,23 +234,95 @@ def run_sweep(
         ``sweep.table`` holds the rows of every run with one column per varied setting that
         is not one of :data:`madutils.results.COLUMNS` (``seed`` is the run's seed,
         ``replicate`` the replicate's index within the run).
+
+    Raises
+    ------
+    SweepError
+        On a cluster, when runs raised: after every other run finished, with each failed
+        run's settings and error (``error.sweep`` holds the runs that finished).
     """
     combos = sweep_settings(base, vary, cases)
+    configs = [dataclasses.replace(base, **settings) for settings in combos]
+    engine = Engine.from_settings(workers, scheduler, cluster)
+    if engine.sequential:
+        bar = tqdm(configs, desc="runs", disable=not progress or len(configs) < 2)
+        results = [run_one(c, runs_dir, allow_code_change=allow_code_change) for c in bar]
+    else:
+        results = _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_change)
+    return _assemble(combos, configs, results)
+
+
+def _assemble(combos: list[dict], configs: list, results: list) -> Sweep:
     varied = list(dict.fromkeys(name for settings in combos for name in settings))
-    results, tables, timings = [], [], []
-    for settings in tqdm(combos, desc="runs", disable=not progress or len(combos) < 2):
-        config = dataclasses.replace(base, **settings)
-        result = run_one(config, runs_dir)
-        results.append(result)
-        labels = {name: getattr(config, name) for name in varied}
-        tables.append(_with_settings(result.table, labels))
-        timings.append(_with_settings(result.timings, labels))
+    kept = [(c, r) for c, r in zip(configs, results, strict=True) if r is not None]
+    tables = [_with_settings(r.table, {n: getattr(c, n) for n in varied}) for c, r in kept]
+    timings = [_with_settings(r.timings, {n: getattr(c, n) for n in varied}) for c, r in kept]
     return Sweep(
-        table=pd.concat(tables, ignore_index=True),
-        timings=pd.concat(timings, ignore_index=True),
-        results=results,
+        table=pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS),
+        timings=pd.concat(timings, ignore_index=True) if timings else pd.DataFrame(),
+        results=[r for _, r in kept],
         varied=varied,
     )
+
+
+def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_change) -> list:
+    """Every run as one Dask task (finished ones read back here); results in grid order."""
+    from distributed import as_completed
+
+    start = time.perf_counter()
+    results: list = [None] * len(configs)
+    stored = [i for i, c in enumerate(configs) if is_stored(c, runs_dir)]
+    for i in stored:
+        results[i] = run_one(configs[i], runs_dir)
+    pending = [i for i in range(len(configs)) if results[i] is None]
+    failures = []
+    bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
+    if pending:
+        with engine_client(engine, n_runs=len(pending)) as client:
+            futures = {}
+            for i in pending:
+                future = client.submit(
+                    _run_task,
+                    configs[i],
+                    None if runs_dir is None else str(Path(runs_dir).resolve()),
+                    allow_code_change,
+                    key=f"madutils-run-{i}-{_task_name(configs[i])}",
+                    resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
+                    pure=False,
+                )
+                futures[future] = i
+            for future in as_completed(futures):
+                i = futures[future]
+                if future.status == "error":
+                    failures.append((combos[i], future.exception()))
+                else:
+                    results[i] = future.result()
+                bar.update()
+    bar.close()
+    if progress:
+        done = len(pending) - len(failures)
+        print(
+            f"{len(configs)} run(s) on {engine.describe()}: {done} computed, {len(stored)} "
+            f"read back, {len(failures)} failed; {time.perf_counter() - start:.1f} s"
+        )
+    if failures:
+        sweep = _assemble(combos, configs, results)
+        lines = "; ".join(
+            f"{_describe(s)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            for s, e in failures
+        )
+        raise SweepError(
+            f"{len(failures)} of {len(configs)} run(s) failed ({lines}); the other runs "
+            "finished and are kept",
+            failures=failures,
+            sweep=sweep,
+        )
+    return results
+
+
+def _task_name(config) -> str:
+    resolved = config.resolved().to_dict()
+    return run_name(resolved)
 
 
 def generation_seconds(result: LoopResult) -> float:

@@ -26,7 +26,7 @@ import torch
 
 from madutils.data.distributions import make_distribution
 from madutils.loops.config import LoopConfig
-from madutils.loops.driver import Loop, LoopResult, drive, open_store
+from madutils.loops.driver import Loop, LoopResult, drive, stored_run
 from madutils.loops.families import TrainingSetRecipe
 from madutils.metrics import MANIFOLD_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
@@ -306,14 +306,15 @@ def run_loop(
     BatchedLoopResult
     """
     cfg = config.resolved()
-    store = open_store(out, cfg, repair=repair)
-    loop = BatchedLoop(cfg, store, keep_samples)
-    table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
+    with stored_run(out, cfg, repair=repair) as store:
+        loop = BatchedLoop(cfg, store, keep_samples)
+        table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
     return BatchedLoopResult(
         table=table,
         timings=timings,
         config=cfg,
         run_dir=store.path if store else None,
+        computed=loop.computed,
         models=loop.models,
     )
 

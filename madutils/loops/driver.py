@@ -20,6 +20,7 @@ subclasses :class:`Loop` and says how one generation runs and what it must keep 
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from madutils.results import COLUMNS, RunStore, code_label
+from madutils.locks import file_lock
+from madutils.results import COLUMNS, RunStore, check_out, code_label, run_name
 
-__all__ = ["Loop", "LoopResult", "drive", "metric_rows", "open_store"]
+__all__ = ["Loop", "LoopResult", "drive", "metric_rows", "stored_run"]
 
 
 def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.DataFrame:
@@ -61,18 +63,26 @@ def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.
     return table
 
 
-def open_store(out, config, *, repair: bool = False) -> RunStore | None:
-    """The run directory of ``config`` under ``out`` (``None`` for a run kept in memory).
+@contextlib.contextmanager
+def stored_run(out, config, *, repair: bool = False):
+    """The run directory of ``config`` under ``out``, held exclusively for the ``with`` block.
 
-    With ``repair``, a damaged ``config.json`` is rewritten from the settings and the stored
-    generations from the first damaged one on are dropped (:meth:`RunStore.repair`).
+    Yields ``None`` for a run kept in memory (``out`` is ``None``). Another process asking
+    for the same run directory (a second sweep on the same store) waits until this one is
+    done (:func:`madutils.locks.file_lock`; a killed holder releases it). With ``repair``, a
+    damaged ``config.json`` is rewritten from the settings and the stored generations from
+    the first damaged one on are dropped (:meth:`RunStore.repair`).
     """
     if out is None:
-        return None
-    store = RunStore.open(out, config.to_dict(), repair=repair)
-    if repair:
-        store.repair()
-    return store
+        yield None
+        return
+    settings = config.to_dict()
+    check_out(out)
+    with file_lock(Path(out) / ".locks" / f"{run_name(settings)}.lock"):
+        store = RunStore.open(out, settings, repair=repair)
+        if repair:
+            store.repair()
+        yield store
 
 
 class Loop(ABC):
@@ -98,6 +108,8 @@ class Loop(ABC):
         self.timings: list[dict] = []
         #: files the current generation wrote besides its rows and state (for its manifest)
         self.written: list[Path] = []
+        #: generations :func:`drive` computed (not read back)
+        self.computed = 0
 
     @property
     @abstractmethod
@@ -145,12 +157,15 @@ class LoopResult:
         The settings with every default resolved.
     run_dir : Path or None
         The run directory, when the run was stored.
+    computed : int
+        Generations this call computed (0: everything was read back from the store).
     """
 
     table: pd.DataFrame
     timings: pd.DataFrame
     config: object
     run_dir: Path | None
+    computed: int = 0
 
 
 def drive(
@@ -208,6 +223,7 @@ def drive(
         loop.written = []
         values = loop.step(generation)
         records.append((generation, values))
+        loop.computed += 1
         if store is not None:
             rows = metric_rows(cfg, [(generation, values)], loop.replicates)
             seconds = next(

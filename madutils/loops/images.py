@@ -55,7 +55,7 @@ from madutils.data.images import (
     load_idx_mnist,
 )
 from madutils.files import CacheEntry
-from madutils.loops.driver import Loop, LoopResult, drive, metric_rows, open_store
+from madutils.loops.driver import Loop, LoopResult, drive, metric_rows, stored_run
 from madutils.loops.families import TrainingSetRecipe
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics import IMAGE_METRICS, MetricContext
@@ -318,12 +318,12 @@ class ImageLoop(Loop):
         model = self.new_model()
         rng = stream(self.cfg.seed, generation, ImageStream.FIT)
         cache = self._first_generation_cache(model, training, rng) if generation == 1 else None
-        if cache is not None:
-            state = cache.load(check=lambda state: model.load_state_dict(state))
-            if state is not None:
+        if cache is None:
+            return model.fit(training.images, training.labels, rng=rng)
+        with cache.lock():  # another run training the same first generation: wait, then load
+            if cache.load(check=lambda state: model.load_state_dict(state)) is not None:
                 return model
-        model.fit(training.images, training.labels, rng=rng)
-        if cache is not None:
+            model.fit(training.images, training.labels, rng=rng)
             cache.save(lambda tmp: model.save(tmp))
         return model
 
@@ -461,14 +461,15 @@ def run_image_loop(
     if not isinstance(config, ImageLoopConfig):
         raise ValueError(f"config must be an ImageLoopConfig; got {type(config).__name__}")
     cfg = config.resolved()
-    store = open_store(out, cfg, repair=repair)
-    real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
-    loop = ImageLoop(cfg, store, real, progress)
-    table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
+    with stored_run(out, cfg, repair=repair) as store:
+        real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
+        loop = ImageLoop(cfg, store, real, progress)
+        table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
     return ImageLoopResult(
         table=table,
         timings=timings,
         config=cfg,
         run_dir=store.path if store is not None else None,
+        computed=loop.computed,
         feature_accuracy=float(real.features.held_out_accuracy_),
     )

@@ -337,15 +337,19 @@ class FeatureNetwork:
         self.cache_path_ = cache_dir / f"lenet-{self.cache_key_}.pt"
 
         cache = CacheEntry(self.cache_path_)
-        saved = cache.load(check=self._check_cached)
-        if saved is not None:
-            self.model_ = saved["model"].to(self.device_).eval()
-            self.held_out_accuracy_ = float(saved["held_out_accuracy"])
-            self.train_losses_ = [float(x) for x in saved["train_losses"]]
-            self.fit_seconds_ = float(saved["fit_seconds"])
-            self.from_cache_ = True
-            return self
+        with cache.lock():  # another process training the same network: wait, then load it
+            saved = cache.load(check=self._check_cached)
+            if saved is not None:
+                self.model_ = saved["model"].to(self.device_).eval()
+                self.held_out_accuracy_ = float(saved["held_out_accuracy"])
+                self.train_losses_ = [float(x) for x in saved["train_losses"]]
+                self.fit_seconds_ = float(saved["fit_seconds"])
+                self.from_cache_ = True
+                return self
+            self._train_and_cache(cache, images, labels, held_out_images, held_out_labels)
+        return self
 
+    def _train_and_cache(self, cache, images, labels, held_out_images, held_out_labels) -> None:
         start = time.perf_counter()
         self.model_, self.train_losses_ = self._train(images, labels)
         self.fit_seconds_ = time.perf_counter() - start
@@ -360,7 +364,6 @@ class FeatureNetwork:
             "fit_seconds": self.fit_seconds_,
         }
         cache.save(lambda tmp: torch.save(content, tmp))
-        return self
 
     def _check_cached(self, saved: dict) -> None:
         """Load a cache file's weights into a new LeNet (``saved["model"]``); raise

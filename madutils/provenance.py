@@ -95,7 +95,8 @@ def provenance(device: str = "cpu") -> dict:
     -------
     dict
         ``code`` (:func:`code_identity`), ``git_commit``, ``git_dirty``, ``python``,
-        ``platform``, ``device`` (with the GPU's name on CUDA) and ``malloc_tuning``.
+        ``platform``, ``device`` (with the GPU's name on CUDA), ``torch_threads`` and
+        ``malloc_tuning``.
     """
     from madutils.allocator import tuning_state
 
@@ -110,5 +111,6 @@ def provenance(device: str = "cpu") -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device_name,
+        "torch_threads": torch.get_num_threads(),
         "malloc_tuning": tuning_state(),
     }

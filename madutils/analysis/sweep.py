@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,11 +162,7 @@ def is_stored(config, runs_dir: str | Path | None) -> bool:
 
 
 def _run_task(config, runs_dir, allow_code_change: bool) -> LoopResult:
-    """One run of a sweep as a Dask task: torch uses the worker's threads only."""
-    import torch
-    from distributed import get_worker
-
-    torch.set_num_threads(max(1, get_worker().state.nthreads))
+    """One run of a sweep as a Dask task (it computes with its own ``threads`` setting)."""
     return run_one(config, runs_dir, allow_code_change=allow_code_change)
 
 
@@ -286,7 +283,7 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_chan
                     configs[i],
                     None if runs_dir is None else str(Path(runs_dir).resolve()),
                     allow_code_change,
-                    key=f"madutils-run-{i}-{_task_name(configs[i])}",
+                    key=f"{_task_name(configs[i])}-{uuid.uuid4().hex[:8]}",  # readable, unique
                     resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
                     pure=False,
                 )

@@ -26,7 +26,7 @@ import torch
 
 from madutils.data.distributions import make_distribution
 from madutils.loops.config import LoopConfig
-from madutils.loops.driver import Loop, LoopResult, drive, stored_run
+from madutils.loops.driver import Loop, LoopResult, drive, stored_run, torch_threads
 from madutils.loops.families import TrainingSetRecipe
 from madutils.metrics import MANIFOLD_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
@@ -306,7 +306,7 @@ def run_loop(
     BatchedLoopResult
     """
     cfg = config.resolved()
-    with stored_run(out, cfg, repair=repair) as store:
+    with stored_run(out, cfg, repair=repair) as store, torch_threads(cfg.threads):
         loop = BatchedLoop(cfg, store, keep_samples)
         table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)
     return BatchedLoopResult(
@@ -337,5 +337,6 @@ def iterate_loop(config: LoopConfig):
     cfg = config.resolved()
     loop = BatchedLoop(cfg, None)
     for generation in range(1, cfg.generations + 1):
-        values = loop.step(generation)
+        with torch_threads(cfg.threads):  # as run_loop computes
+            values = loop.step(generation)
         yield generation, loop.models[-1], values

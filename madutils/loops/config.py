@@ -198,6 +198,7 @@ SETTING_CHECKS: dict[str, Callable] = {
     "k": check_positive_int,
     "metrics": _check_metric_names,
     "device": _choice(DEVICES),
+    "threads": check_positive_int,
 }
 #: How messages name a setting whose symbol in the paper differs from its name.
 _LABELS = {"memory": "memory (K)", "real_fraction": "real_fraction (p)"}
@@ -270,6 +271,7 @@ class LoopConfig:
         None, "metrics to record; None: the model's defaults (see madutils.metrics)"
     )
     device: str = shared_setting("device", "cpu")
+    threads: int = shared_setting("threads")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

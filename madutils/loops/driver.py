@@ -32,7 +32,7 @@ from tqdm import tqdm
 from madutils.locks import file_lock
 from madutils.results import COLUMNS, RunStore, check_out, code_label, run_name
 
-__all__ = ["Loop", "LoopResult", "drive", "metric_rows", "stored_run"]
+__all__ = ["Loop", "LoopResult", "drive", "metric_rows", "stored_run", "torch_threads"]
 
 
 def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.DataFrame:
@@ -61,6 +61,24 @@ def metric_rows(config, records: list[tuple[int, dict]], replicates: int) -> pd.
     table.insert(3, "seed", config.seed)
     table["code"] = code_label()
     return table
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the ``with`` block with ``threads`` torch threads (the number before is restored).
+
+    A run's numbers depend on its thread count (the reductions of a matrix product or a
+    convolution are split by thread), so a run always computes with its own ``threads``
+    setting, in this process or on a worker, whatever the machine's core count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

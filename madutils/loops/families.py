@@ -70,6 +70,11 @@ SHARED_SETTINGS = {
     "k": (5, "nearest neighbours for precision, recall, density, coverage (paper: 5)"),
     "seed": (0, "the run's random seed"),
     "device": (..., "where to compute: 'cpu', 'cuda' or 'auto' (CUDA when available)"),
+    "threads": (
+        1,
+        "torch threads of the run on the CPU; the numbers depend on it (1 gives the same "
+        "numbers on every machine; a sweep uses more cores through more workers)",
+    ),
 }
 
 

@@ -134,6 +134,7 @@ SETTING_CHECKS: dict[str, Callable] = {
     "feature_epochs": check_positive_int,
     "seed": check_nonnegative_int,
     "device": _check_device,
+    "threads": check_positive_int,
     "mixed_precision": _choice(MIXED_PRECISION),
 }
 #: How messages name a setting whose symbol in the paper differs from its name.
@@ -216,6 +217,7 @@ class ImageLoopConfig:
     feature_epochs: int = setting(10, "training epochs of the LeNet feature network")
     seed: int = shared_setting("seed")
     device: str = shared_setting("device", "auto")
+    threads: int = shared_setting("threads")
     mixed_precision: str = setting("auto", "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)")
 
     def __post_init__(self):

@@ -55,7 +55,7 @@ from madutils.data.images import (
     load_idx_mnist,
 )
 from madutils.files import CacheEntry
-from madutils.loops.driver import Loop, LoopResult, drive, metric_rows, stored_run
+from madutils.loops.driver import Loop, LoopResult, drive, metric_rows, stored_run, torch_threads
 from madutils.loops.families import TrainingSetRecipe
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics import IMAGE_METRICS, MetricContext
@@ -461,7 +461,7 @@ def run_image_loop(
     if not isinstance(config, ImageLoopConfig):
         raise ValueError(f"config must be an ImageLoopConfig; got {type(config).__name__}")
     cfg = config.resolved()
-    with stored_run(out, cfg, repair=repair) as store:
+    with stored_run(out, cfg, repair=repair) as store, torch_threads(cfg.threads):
         real = prepare_real_images(cfg, cache_dir=cache_dir, progress=progress)
         loop = ImageLoop(cfg, store, real, progress)
         table, timings = drive(loop, progress=progress, allow_code_change=allow_code_change)

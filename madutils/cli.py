@@ -3,6 +3,9 @@
 - ``madutils loop --model MODEL ...`` runs one loop configuration and prints the run directory;
 - ``madutils run NOTEBOOK -p NAME VALUE --scale ci|cpu|gpu --out DIR`` executes a notebook;
 - ``madutils book --scale cpu`` executes every notebook and builds the site;
+- ``madutils sweep SPEC.yaml`` runs a sweep described in a YAML file (:mod:`madutils.sweep_spec`:
+  the model, the settings shared by every run, a grid, cases, the results store and the table)
+  and writes its table;
 - ``madutils metrics`` lists the metric names of the results tables;
 - ``madutils repair RUN_DIR`` verifies every stored generation of a run directory and removes
   the first damaged one and every later one (:func:`madutils.results.repair`), so that rerunning
@@ -42,12 +45,43 @@ reach :func:`~madutils.loops.batched.run_loop` and
 :func:`~madutils.loops.images.run_image_loop` as ``repair=True`` and
 ``allow_code_change=True``; left out, they are not passed at all.
 
+``madutils sweep SPEC.yaml [--out DIR] [--quiet] [--allow-code-change]`` reads and checks the
+sweep file (every run's settings are built and resolved before anything starts, see
+:func:`madutils.sweep_spec.load_sweep_spec`), prints the engine (``engine: ...``), runs the sweep
+through :func:`madutils.analysis.sweep.run_sweep` (its progress bar on stderr; ``--quiet``: none)
+and prints the table's path (``table: ...``, written atomically) and a one-line summary (runs,
+varied settings, rows, generations, metrics). ``--out DIR`` replaces the file's ``out`` (and so
+the default table's folder); ``--allow-code-change`` continues stored runs written by other
+code. Runs that fail are exit status 1 with one line on stderr, not a usage error: on a cluster
+a :class:`madutils.errors.SweepError` (``madutils sweep: 1 of 4 run(s) failed (...); the other
+runs finished and are kept``), one after another the first failing run's ``FileExistsError``
+(a run directory holding other settings: ``madutils sweep: a run failed: ...``).
+
+Where runs execute (:class:`madutils.engine.Engine`): ``madutils sweep``, ``madutils run`` and
+``madutils book`` take at most one of ``--workers N`` (a local Dask cluster of ``N``
+single-threaded worker processes; ``N`` a positive integer), ``--scheduler ADDR`` (an existing
+Dask scheduler, ``tcp://host:8786``) and ``--cluster FILE`` (a job-queue cluster described by a
+YAML file, :mod:`madutils.clusters`; the file is read and checked before anything runs). Given
+two, argparse refuses them as not allowed together. ``madutils sweep`` passes the engine to
+``run_sweep``; ``run`` and ``book`` pass ``engine=Engine(...)`` to
+:func:`madutils.runner.run_notebook` and :func:`madutils.book.build_book`, which hand it to every
+``run_sweep`` of the notebooks through the kernels' environment (:meth:`Engine.environment`).
+Without an option, ``run`` and ``book`` pass ``engine=None`` (the kernels inherit the
+environment as it is), and ``sweep`` takes the environment variables ``MADUTILS_CLUSTER``,
+``MADUTILS_SCHEDULER``, ``MADUTILS_WORKERS`` (:meth:`Engine.from_settings`), else runs one run
+after another here.
+
 Bad input exits with status 2 and one line on stderr, ``madutils COMMAND: error: ...`` (no
 usage block, no traceback), in every command:
 
 - argparse rejects a value, or a config's validation raises ``ValueError``;
-- ``--out`` (of ``loop`` and ``run``) is empty, a file, or a directory that cannot be written
-  (or created): refused before anything runs, naming ``--out`` and the path;
+- ``--out`` (of ``loop``, ``run`` and ``sweep``, and a sweep file's ``out``) is empty, a file,
+  or a directory that cannot be written (or created): refused before anything runs, naming
+  ``--out`` (or the file's key) and the path;
+- a sweep file that is missing, not valid YAML, not a mapping, has an unknown key, an unknown
+  setting, an empty or non-list grid value, empty ``cases`` or an invalid run, naming the file
+  and the key or the run; a bad engine option (``--workers 0``, two of them, a bad cluster file
+  or a bad ``MADUTILS_*`` variable);
 - a ``-p NAME VALUE`` of ``madutils run`` whose value is not valid YAML, naming the parameter;
 - a :class:`madutils.errors.StoreError` (a damaged file, a run written by other code, a full
   disk: :class:`~madutils.errors.DiskFullError`), whose message is written for the user;
@@ -91,6 +125,10 @@ DISK_FULL = tuple(
 )
 #: Values of ``ImageLoopConfig.mixed_precision`` (validated there; a test keeps the two equal).
 MIXED_PRECISION = ("auto", "bf16", "no")
+#: The environment variables that choose an engine when no engine option is given
+#: (:mod:`madutils.engine`; a test keeps them equal).
+_ENV = ("MADUTILS_CLUSTER", "MADUTILS_SCHEDULER", "MADUTILS_WORKERS")
+ENGINE_VARIABLES = ", ".join(_ENV)
 
 
 def _one_line(message: str) -> str:
@@ -191,6 +229,70 @@ def _check_out(prog: str, out: str, flag: str = "--out") -> None:
         _refuse(prog, f"{where} is not a directory; give a directory to write into")
     if not os.access(existing, os.W_OK | os.X_OK):
         _refuse(prog, f"{where} is a directory that cannot be written; give a writable one")
+
+
+def _positive_int(text: str) -> int:
+    """An ``argparse`` type: a positive integer (``--workers 2``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--workers N | --scheduler ADDR | --cluster FILE`` (at most one): where runs execute."""
+    group = parser.add_argument_group(
+        f"where {what} execute (at most one)",
+        f"Without one, the environment variables {ENGINE_VARIABLES} decide, and without those "
+        "the runs execute one after another in this process.",
+    ).add_mutually_exclusive_group()
+    group.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="a local Dask cluster of N single-threaded worker processes",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="the existing Dask cluster of this scheduler (tcp://host:8786)",
+    )
+    group.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="a job-queue cluster (SLURM, PBS, LSF, SGE, HTCondor) described by this YAML file "
+        "(examples/cluster-slurm.yaml)",
+    )
+
+
+def _engine(args: argparse.Namespace, *, environment: bool = False):
+    """The :class:`~madutils.engine.Engine` of the engine options, checked up front.
+
+    ``None`` when no option is given (and ``environment`` is false); with ``environment``, the
+    environment variables decide then (:meth:`Engine.from_settings`). A cluster file is read
+    here, so that a bad one is refused before anything runs. ``ValueError`` names the option
+    (or the variable) and the value.
+    """
+    from madutils.engine import Engine
+
+    given = {name: getattr(args, name) for name in ("workers", "scheduler", "cluster")}
+    if all(value is None for value in given.values()) and not environment:
+        return None
+    try:
+        engine = Engine.from_settings(**given)
+    except ValueError as error:
+        named = [f"--{name} {value!r}" for name, value in given.items() if value is not None]
+        if not named:  # the environment's engine
+            named = [f"{name}={os.environ[name]!r}" for name in _ENV if os.environ.get(name)]
+        raise ValueError(f"{', '.join(named)}: {error}") from None
+    if engine.cluster is not None:
+        from madutils.clusters import load_cluster_spec
+
+        load_cluster_spec(engine.cluster)
+    return engine
 
 
 def _kinds() -> tuple[tuple[type, tuple[str, ...]], ...]:
@@ -566,6 +668,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
         help="directory for the executed notebook, its figures and timings (default: executed)",
     )
     p.add_argument("--notebooks-dir", default="notebooks", help="where the notebook sources are")
+    _add_engine_options(p, "the notebook's sweeps")
     return p
 
 
@@ -592,6 +695,7 @@ def _run_notebook_command(args, parser) -> int:
             parameters=overrides,
             out=args.out,
             notebooks_dir=args.notebooks_dir,
+            engine=_engine(args),
         )
     print(f"{result.notebook} ({result.scale}) took {result.seconds:.1f} s: {result.executed}")
     return 0
@@ -602,14 +706,102 @@ def _book_command(args, parser) -> int:
     from madutils.errors import StoreError
 
     with _command_errors(parser.prog, (ValueError,)):
+        engine = _engine(args)
         try:
-            index = build_book(args.scale)
+            index = build_book(args.scale, engine=engine)
         except RuntimeError as error:
             if isinstance(error, StoreError):
                 raise
             print(f"{parser.prog}: {error}", file=sys.stderr)  # a failed build, quoted
             return 1
     print(f"the book is built: open {index}")
+    return 0
+
+
+SWEEP_DESCRIPTION = (
+    "Run every run of the sweep file SPEC (YAML) and write the sweep's table. Its keys: "
+    "model (gaussian, mixture, flow, ddpm, wgan: picks the settings), base (settings shared by "
+    "every run: any setting of 'madutils loop --model MODEL --help'), grid (settings crossed "
+    "with each other, each a list of values), cases (optional: a list of combinations that are "
+    "not a grid, each crossed with the grid), out (the results store; default: runs) and table "
+    "(optional; default: OUT/sweep-<SPEC's stem>.csv). Every run is checked before anything "
+    "starts; finished runs are read back from the store, unfinished ones resumed. Example: "
+    "examples/sweep-fresh-data.yaml. Exit status 0 when every run finished, 1 when runs failed "
+    "(on a cluster every other run finishes and is kept; one after another, the first failure "
+    "stops the sweep), 2 for bad input."
+)
+
+
+def _sweep_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep described in a YAML file (a grid of settings, and cases)",
+        description=SWEEP_DESCRIPTION,
+    )
+    p.add_argument("spec", metavar="SPEC", help="the sweep file (YAML)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="the results store, instead of the file's out (created when missing); the "
+        "default table follows it",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--allow-code-change",
+        action="store_true",
+        help="continue stored runs written by other code (another madutils version or source, "
+        "torch or NumPy) instead of refusing them; each run directory records the mix",
+    )
+    _add_engine_options(p, "the runs")
+    return p
+
+
+def _sweep_summary(spec, sweep) -> str:
+    """One line about a finished sweep: its runs, what they vary, its rows."""
+    runs = len(sweep.results)
+    varied = ", ".join(sweep.varied) or "nothing (one run)"
+    generations = int(sweep.table.generation.max()) if len(sweep.table) else 0
+    metrics = ", ".join(dict.fromkeys(sweep.table.metric)) if len(sweep.table) else "none"
+    return (
+        f"{runs} run(s) of model {spec.model} varying {varied}: {len(sweep.table)} rows, "
+        f"generations 1-{generations}, metrics {metrics}"
+    )
+
+
+def _sweep_command(args, parser) -> int:
+    from madutils.errors import SweepError
+    from madutils.sweep_spec import load_sweep_spec, run_sweep_spec
+
+    prog = parser.prog
+    with _command_errors(prog, (ValueError,)):
+        spec = load_sweep_spec(args.spec)
+        if args.out is not None:
+            _check_out(prog, args.out)
+            spec = dataclasses.replace(spec, out=Path(args.out))
+        else:
+            _check_out(prog, str(spec.out), flag=f"out of {args.spec}:")
+        if spec.table is not None:
+            _check_out(prog, str(spec.table_path.parent), flag=f"table of {args.spec}: folder")
+        engine = _engine(args, environment=True)
+    print(f"engine: {engine.describe()}", flush=True)
+    with _command_errors(prog, (ValueError,)):
+        try:
+            sweep = run_sweep_spec(
+                spec,
+                workers=engine.workers,
+                scheduler=engine.scheduler,
+                cluster=engine.cluster,
+                allow_code_change=args.allow_code_change,
+                progress=not args.quiet,
+            )
+        except SweepError as error:  # on a cluster: the other runs finished
+            print(f"{prog}: {_one_line(str(error))}", file=sys.stderr)
+            return 1
+        except FileExistsError as error:  # one after another: the first failed run stops it
+            print(f"{prog}: a run failed: {_one_line(str(error))}", file=sys.stderr)
+            return 1
+    print(f"table: {spec.table_path}")
+    print(_sweep_summary(spec, sweep))
     return 0
 
 
@@ -656,8 +848,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0, 1 for a failed book build or output into a closed pipe (bad input
-        raises ``SystemExit`` with status 2 instead, after one line on stderr).
+        The exit status: 0, 1 for a failed book build, failed runs of a sweep or output into
+        a closed pipe (bad input raises ``SystemExit`` with status 2 instead, after one line on
+        stderr).
     """
     try:
         try:
@@ -692,6 +885,8 @@ def _main(argv: list[str]) -> int:
         default="cpu",
         help="parameter files of the notebooks (default: cpu)",
     )
+    _add_engine_options(book_parser, "the notebooks' sweeps")
+    sweep_parser = _sweep_parser(sub)
     sub.add_parser("metrics", help="list the metric names of the results tables")
     repair_parser = sub.add_parser(
         "repair",
@@ -710,6 +905,8 @@ def _main(argv: list[str]) -> int:
         return _run_notebook_command(args, run_parser)
     if args.command == "book":
         return _book_command(args, book_parser)
+    if args.command == "sweep":
+        return _sweep_command(args, sweep_parser)
     if args.command == "repair":
         return _repair_command(args, repair_parser)
     from madutils.metrics import METRICS

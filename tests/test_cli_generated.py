@@ -306,12 +306,17 @@ def test_a_new_field_of_any_type_becomes_an_option(monkeypatch):
         loop_options()
 
 
-def test_top_level_help_imports_neither_torch_nor_the_image_models():
+def test_top_level_and_sweep_help_import_neither_torch_nor_the_image_models():
     code = (
         "import sys\n"
         "from madutils.cli import main\n"
         "try:\n"
         "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('MODULES', 'torch' in sys.modules, 'diffusers' in sys.modules)\n"
+        "try:\n"
+        "    main(['sweep', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
         "print('MODULES', 'torch' in sys.modules, 'diffusers' in sys.modules)\n"
@@ -325,4 +330,27 @@ def test_top_level_help_imports_neither_torch_nor_the_image_models():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("MODULES")]
-    assert lines == ["MODULES False False", "MODULES False False"]
+    assert lines == ["MODULES False False"] * 3
+
+
+@pytest.mark.parametrize(
+    "argv, spec",
+    [
+        (
+            ["--model", "flow", "--n-layers", "4", "--metrics", "heldout_nll", "--lam", "0.5"],
+            "model: flow\nbase:\n  n_layers: 4\n  metrics: [heldout_nll]\n  lam: 0.5\n",
+        ),
+        (
+            ["--model", "ddpm", "--channels", "16,32", "--epochs", "2", "--device", "cpu"],
+            "model: ddpm\nbase:\n  channels: [16, 32]\n  epochs: 2\n  device: cpu\n",
+        ),
+    ],
+    ids=["flow", "ddpm"],
+)
+def test_a_sweep_file_takes_the_settings_of_madutils_loop(argv, spec, tmp_path):
+    """The base of a sweep file and the options of ``madutils loop`` are one set of settings."""
+    from madutils.sweep_spec import load_sweep_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    assert load_sweep_spec(path).base == config_from_args(argv)

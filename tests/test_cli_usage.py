@@ -1,12 +1,13 @@
 """Every ``madutils`` command answers bad input with one line and exit status 2, never a traceback.
 
 The commands run in-process through :func:`madutils.cli.main`; the work behind them (the loops,
-papermill, the book build, the store's repair) is replaced by stand-ins where the test is about
-the command line only. The broken-pipe cases run ``madutils`` as a subprocess, since they need a
-real pipe.
+papermill, the book build, the store's repair, a sweep file's runs) is replaced by stand-ins
+where the test is about the command line only. The broken-pipe cases run ``madutils`` as a
+subprocess, since they need a real pipe.
 """
 
 import errno
+import inspect
 import os
 import subprocess
 import sys
@@ -20,8 +21,10 @@ import madutils.book
 import madutils.loops.batched
 import madutils.results
 import madutils.runner
+import madutils.sweep_spec
 from madutils import cli
 from madutils.cli import main
+from madutils.engine import ENV_CLUSTER, ENV_SCHEDULER, ENV_WORKERS, Engine
 from madutils.errors import CodeChangedError, DamagedFileError, DiskFullError
 
 MADUTILS = Path(sys.executable).with_name("madutils")
@@ -29,13 +32,14 @@ TINY_LOOP = ["loop", "--n-ini", "20", "--generations", "3", "--seeds", "2", "--d
 TINY_LOOP += ["--metrics", "w2_squared", "--quiet"]
 
 
-def _usage_error(argv, capsys) -> str:
-    """The one stderr line of ``madutils ARGV``, which must exit with status 2."""
+def _usage_error(argv, capsys, out: str = "") -> str:
+    """The one stderr line of ``madutils ARGV``, which must exit with status 2 after printing
+    ``out``."""
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
+    assert captured.out == out
     assert "Traceback" not in captured.err
     assert captured.err.endswith("\n") and captured.err.count("\n") == 1, captured.err
     return captured.err.rstrip("\n")
@@ -67,9 +71,12 @@ def stand_ins(monkeypatch):
         "run": (madutils.runner, "run_notebook"),
         "book": (madutils.book, "build_book"),
         "repair": (madutils.results, "repair"),
+        "sweep": (madutils.sweep_spec, "run_sweep_spec"),
     }
     for module, name in targets.values():
         monkeypatch.setattr(module, name, _must_not_run, raising=False)
+    for variable in (ENV_CLUSTER, ENV_SCHEDULER, ENV_WORKERS):  # no engine from outside
+        monkeypatch.delenv(variable, raising=False)
 
     def replace(command, function):
         module, name = targets[command]
@@ -79,7 +86,12 @@ def stand_ins(monkeypatch):
 
 
 def _argv(command, tmp_path) -> list[str]:
-    """A valid command line of ``command`` whose work is done by a stand-in."""
+    """A valid command line of ``command`` whose work is done by a stand-in (for ``sweep``,
+    a sweep file of one tiny run is written first)."""
+    if command == "sweep":
+        spec = tmp_path / "sweep.yaml"
+        spec.write_text("model: gaussian\nbase:\n  n_ini: 20\n  generations: 2\n")
+        return ["sweep", str(spec), "--quiet", "--out", str(tmp_path / "runs")]
     return {
         "loop": ["loop", "--quiet", "--out", str(tmp_path / "runs")],
         "run": ["run", "fresh_data", "--out", str(tmp_path / "executed")],
@@ -176,7 +188,12 @@ def test_a_value_error_of_the_parameter_parser_is_one_line(
 # -- full disks and the store's errors --------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["loop", "run", "book", "repair"])
+def _printed_first(command) -> str:
+    """What ``command`` prints before its work starts (``sweep``: where the runs execute)."""
+    return "engine: this process, one run after another\n" if command == "sweep" else ""
+
+
+@pytest.mark.parametrize("command", ["loop", "run", "book", "repair", "sweep"])
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
 def test_a_full_disk_names_the_file_and_the_free_space(
     command, code, tmp_path, monkeypatch, capsys, stand_ins
@@ -184,7 +201,7 @@ def test_a_full_disk_names_the_file_and_the_free_space(
     monkeypatch.chdir(tmp_path)
     file = tmp_path / "runs" / "some-run" / "generations" / "00003.csv"
     stand_ins(command, _disk_full(file, code))
-    line = _usage_error(_argv(command, tmp_path), capsys)
+    line = _usage_error(_argv(command, tmp_path), capsys, _printed_first(command))
     assert line.startswith(f"madutils {command}: error: cannot write {file}: ")
     assert os.strerror(code) in line and " free there" in line
 
@@ -202,7 +219,7 @@ def test_a_full_disk_while_a_real_loop_writes_names_the_file(tmp_path, monkeypat
     assert " free" in line
 
 
-@pytest.mark.parametrize("command", ["loop", "run", "book", "repair"])
+@pytest.mark.parametrize("command", ["loop", "run", "book", "repair", "sweep"])
 @pytest.mark.parametrize(
     "error",
     [
@@ -222,7 +239,7 @@ def test_store_errors_are_their_message_on_one_line(
 ):
     monkeypatch.chdir(tmp_path)
     stand_ins(command, _raise(error))
-    line = _usage_error(_argv(command, tmp_path), capsys)
+    line = _usage_error(_argv(command, tmp_path), capsys, _printed_first(command))
     assert line == f"madutils {command}: error: {error}"
 
 
@@ -263,6 +280,8 @@ def test_bad_book_input_exits_2_with_one_line(capsys, stand_ins):
         (["run", "x", "-p", "lams"], "madutils run: error: argument -p/--parameter: expected 2"),
         (["book", "--scale", "big"], "madutils book: error: argument --scale: invalid choice"),
         (["repair"], "madutils repair: error: the following arguments are required: RUN_DIR"),
+        (["sweep"], "madutils sweep: error: the following arguments are required: SPEC"),
+        (["sweep", "s.yaml", "--workers"], "madutils sweep: error: argument --workers: expected"),
         (["metrics", "--all"], "madutils: error: unrecognized arguments: --all"),
     ],
 )
@@ -407,6 +426,99 @@ def test_loop_allow_code_change_extends_a_run_written_by_other_code(tmp_path, mo
     assert _tiny_run(tmp_path, capsys, "--allow-code-change") == run_dir
     table = pd.read_csv(run_dir / "results.csv")
     assert sorted(set(table.generation)) == [1, 2, 3]
+
+
+# -- where runs execute: --workers, --scheduler, --cluster of madutils run and book -----------
+
+CLUSTER_FILE = str(Path(__file__).resolve().parents[1] / "examples" / "cluster-slurm.yaml")
+
+
+def _recording(command, seen):
+    """A stand-in for ``run_notebook`` or ``build_book`` that records its keyword arguments."""
+
+    def run_notebook(notebook, **keywords):
+        seen.update(keywords)
+        return types.SimpleNamespace(notebook=notebook, scale="cpu", seconds=1.0, executed="X")
+
+    def build_book(scale, **keywords):
+        seen.update(keywords)
+        return "INDEX"
+
+    return {"run": run_notebook, "book": build_book}[command]
+
+
+@pytest.mark.parametrize(
+    "options, engine",
+    [
+        ([], None),
+        (["--workers", "3"], Engine(workers=3)),
+        (["--scheduler", "tcp://h:8786"], Engine(scheduler="tcp://h:8786")),
+        (["--cluster", CLUSTER_FILE], Engine(cluster=CLUSTER_FILE)),
+    ],
+    ids=["none", "workers", "scheduler", "cluster"],
+)
+@pytest.mark.parametrize("command", ["run", "book"])
+def test_engine_options_reach_run_notebook_and_build_book(
+    command, options, engine, tmp_path, capsys, stand_ins
+):
+    seen = {}
+    stand_ins(command, _recording(command, seen))
+    assert main([*_argv(command, tmp_path), *options]) == 0
+    assert seen["engine"] == engine
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--workers", "0"], "argument --workers: expected a positive integer; got '0'"),
+        (["--workers", "2.5"], "argument --workers: expected a positive integer; got '2.5'"),
+        (
+            ["--workers", "2", "--cluster", "c.yaml"],
+            "argument --cluster: not allowed with argument --workers",
+        ),
+        (
+            ["--cluster", "c.yaml", "--scheduler", "tcp://h:8786"],
+            "argument --scheduler: not allowed with argument --cluster",
+        ),
+        (["--scheduler", ""], "--scheduler '': scheduler must be a non-empty string"),
+        (["--cluster", "MISSING"], "cluster file MISSING does not exist"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "book"])
+def test_bad_engine_options_of_run_and_book_exit_2(
+    command, options, expected, tmp_path, capsys, stand_ins
+):
+    missing = str(tmp_path / "missing.yaml")
+    options = [missing if option == "MISSING" else option for option in options]
+    line = _usage_error([*_argv(command, tmp_path), *options], capsys)
+    assert line.startswith(f"madutils {command}: error: ")
+    assert expected.replace("MISSING", missing) in line, line
+
+
+def test_run_notebook_and_build_book_take_an_engine():
+    """The contract the command line relies on: ``engine=`` of both, ``None`` by default."""
+    for function in (madutils.runner.run_notebook, madutils.book.build_book):
+        parameter = inspect.signature(function).parameters["engine"]
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is None
+    inspect.signature(madutils.runner.run_notebook).bind("fresh_data", engine=Engine(workers=2))
+    inspect.signature(madutils.book.build_book).bind("ci", engine=Engine(workers=2))
+
+
+@pytest.mark.parametrize("command", ["run", "book", "sweep"])
+def test_help_of_run_book_and_sweep_documents_the_engine_options(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("--workers N", "--scheduler ADDR", "--cluster FILE", "MADUTILS_WORKERS"):
+        assert words in text, (command, words)
+    for flag in ("``--workers N``", "``--scheduler ADDR``", "``--cluster FILE``"):
+        assert flag in cli.__doc__
+
+
+def test_the_engine_variables_named_in_help_are_the_engines():
+    assert cli._ENV == (ENV_CLUSTER, ENV_SCHEDULER, ENV_WORKERS)
 
 
 # -- output into a closed pipe ----------------------------------------------------------------

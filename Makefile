@@ -1,5 +1,6 @@
 # The README's commands. Each target sets up what it needs in .venv first.
-#   make book        execute every notebook at the cpu scale and build the site into _build/html
+#   make book        execute every notebook at the cpu scale (on a local cluster of one worker
+#                    per core) and build the site into _build/html
 #   make test        run the test suite (fast default selection)
 #   make test-slow   the long statistical checks too
 #   make lint        ruff on the package, tests, benchmarks, notebooks and book scripts
@@ -16,6 +17,11 @@ TORCH_CONSTRAINT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constrai
 PYTEST_ARGS ?=
 
 SCALE ?= cpu
+# Worker processes of the book's local Dask cluster: one per usable core. Measured on a 2-core
+# machine (benchmarks/results/sweep.md), 2 single-threaded workers ran two cpu-scale DDPM runs
+# 1.4x and two mixture runs 1.6x faster than one process with 2 torch threads, and 3.5-3.9x
+# faster while another process kept a core busy. `make book BOOK_WORKERS=` runs sequentially.
+BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup book test test-slow lint bench clean
 
@@ -28,7 +34,7 @@ $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 setup: $(VENV)/.installed
 
 book: setup
-	$(VENV)/bin/madutils book --scale $(SCALE)
+	$(VENV)/bin/madutils book --scale $(SCALE) $(if $(BOOK_WORKERS),--workers $(BOOK_WORKERS),)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -151,12 +151,12 @@ def _kept_client(key: tuple, start):
 
 
 @contextlib.contextmanager
-def engine_client(engine: Engine, n_runs: int):
+def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
     """A ``distributed.Client`` for ``engine`` (``None`` when it is sequential).
 
     Local clusters and scheduler connections are kept for the rest of the process; a
     job-queue cluster is started for this sweep, scaled to ``n_runs`` and closed after it.
-    The dashboard address is printed when a cluster is started or joined.
+    With ``announce``, the dashboard address is printed when a cluster is started or joined.
     """
     if engine.sequential:
         yield None
@@ -168,7 +168,8 @@ def engine_client(engine: Engine, n_runs: int):
 
         cluster = make_cluster(load_cluster_spec(engine.cluster), n_runs=n_runs)
         client = Client(cluster)
-        print(f"Dask dashboard: {client.dashboard_link}")
+        if announce:
+            print(f"Dask dashboard: {client.dashboard_link} ({engine.describe()})")
         try:
             yield client
         finally:
@@ -196,7 +197,7 @@ def engine_client(engine: Engine, n_runs: int):
             return Client(cluster), cluster
 
         client, new = _kept_client(("local", engine.workers), start)
-    if new:
+    if new and announce:
         print(f"Dask dashboard: {client.dashboard_link} ({engine.describe()})")
     yield client
 
@@ -233,4 +234,4 @@ def shared_engine(engine: Engine | None) -> Engine | None:
     if engine is None or engine.workers is None:
         return engine
     with engine_client(engine, n_runs=engine.workers) as client:
-        return Engine(scheduler=client.scheduler.address)
+        return Engine(scheduler=client.scheduler.address)  # the dashboard was printed here

@@ -275,7 +275,7 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_chan
     failures = []
     bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
     if pending:
-        with engine_client(engine, n_runs=len(pending)) as client:
+        with engine_client(engine, n_runs=len(pending), announce=progress) as client:
             futures = {}
             for i in pending:
                 future = client.submit(

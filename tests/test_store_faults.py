@@ -317,7 +317,7 @@ def test_a_full_disk_names_the_file_and_keeps_finished_generations(tmp_path, mon
         _run(tmp_path, 5)
     assert isinstance(e.value, OSError)
     monkeypatch.setattr(torch, "save", original)
-    run_dir = next(tmp_path.iterdir())
+    (run_dir,) = tmp_path.glob("fresh_data-*")
     assert not list(run_dir.rglob("*.tmp"))  # no partial file left
     assert RunStore.existing(run_dir).check().finished == 2
     assert len(_run(tmp_path, 5).table.generation.unique()) == 5

@@ -106,7 +106,6 @@ import contextlib
 import dataclasses
 import errno
 import os
-import shutil
 import sys
 import types
 import typing
@@ -149,33 +148,13 @@ class _OneLineParser(argparse.ArgumentParser):
         _refuse(self.prog, message)
 
 
-def _size(n_bytes: int) -> str:
-    """A number of bytes for people: ``0 B``, ``512 kB``, ``3.2 GB`` (powers of 1000)."""
-    value = float(n_bytes)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def _free_space(filename) -> str:
-    """The free space of the file system that holds ``filename`` (or would hold it)."""
-    path = Path(os.fsdecode(filename) if filename else ".").absolute()
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            try:
-                return _size(shutil.disk_usage(candidate).free)
-            except OSError:
-                break
-    return "unknown space"
-
-
 def _disk_full_message(error: OSError) -> str:
     """One line for a write that failed because the disk (or the quota) is full."""
+    from madutils.files import free_space
+
     name = os.fsdecode(error.filename) if error.filename else "a file"
     return (
-        f"cannot write {name}: {os.strerror(error.errno)} ({_free_space(error.filename)} free "
+        f"cannot write {name}: {os.strerror(error.errno)} ({free_space(error.filename)} free "
         "there); free some space and rerun the same command"
     )
 

@@ -41,6 +41,8 @@ __all__ = [
     "atomic_write",
     "clean_stale_temporaries",
     "file_digest",
+    "free_space",
+    "human_bytes",
     "load_csv",
     "load_json",
     "load_torch",
@@ -56,12 +58,27 @@ def _tmp_prefix(path: Path) -> str:
     return f".{path.name}~{socket.gethostname()}~{os.getpid()}~"
 
 
-def _free_space(folder: Path) -> str:
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return "unknown free space"
-    return f"{free / 2**20:.1f} MiB free"
+def human_bytes(n_bytes: int) -> str:
+    """A number of bytes for people: ``0 B``, ``512 kB``, ``3.2 GB`` (powers of 1000)."""
+    value = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{value:.3g} TB"
+
+
+def free_space(path) -> str:
+    """The free space of the file system that holds ``path`` (or would hold it), for people:
+    ``"3.2 GB"``, or ``"unknown space"``."""
+    path = Path(os.fsdecode(path) if path else ".").absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            try:
+                return human_bytes(shutil.disk_usage(candidate).free)
+            except OSError:
+                break
+    return "unknown space"
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -115,7 +132,7 @@ def _raise_if_full(error: BaseException, path: Path) -> None:
             full = False
     if full:
         raise DiskFullError(
-            f"cannot write {path}: the file system is full ({_free_space(path.parent)}); "
+            f"cannot write {path}: the file system is full ({free_space(path)} free); "
             "free some space and rerun (finished generations are kept)"
         ) from None
 

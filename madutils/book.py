@@ -2,8 +2,8 @@
 
 The book's pages are listed in ``_toc.yml`` (jupyter-book 1, repository root = book root). The
 pages under ``book/executed/`` are notebooks: :func:`build_book` executes each one from its
-jupytext source ``notebooks/<name>.py`` with :func:`madutils.runner.run_notebook`, in the
-order of the table of contents, then builds the HTML site with
+jupytext source ``notebooks/<name>.py`` with :func:`madutils.runner.run_notebook`, part by part
+of the table of contents (:func:`notebook_stages`), then builds the HTML site with
 ``jupyter-book build . -W -n --keep-going`` (the book itself never executes anything:
 ``execute_notebooks: "off"``).
 
@@ -15,6 +15,13 @@ is not a reliable signal.
 MathJax is served from the site itself (copied at build time from the ``django-static-mathjax``
 wheel into ``book/_static/mathjax/``, which is not under version control), so the pages load
 nothing from another host and read offline.
+
+The chapters of one part are independent of each other (the loop chapters); a later part may
+read what an earlier one wrote (the results chapters read the claims and timings of the loop
+chapters), so it starts only when the part before it has finished. When the chapters' runs go
+to a Dask cluster, the chapters of a part execute at the same time, their kernels submitting
+runs to the one shared cluster, so the workers stay busy while a chapter waits for its slowest
+run or computes its figures.
 
 This module builds; it does not write pages. The browser checks of the built site are in
 ``tests/test_book.py``.
@@ -47,6 +54,7 @@ __all__ = [
     "executed_notebooks",
     "install_mathjax",
     "notebook_errors",
+    "notebook_stages",
     "toc_documents",
 ]
 
@@ -115,14 +123,44 @@ def executed_notebooks(root: str | Path = ".", out: str | Path = "book/executed"
         Notebook names (``"gaussian_theory"``, ...) in execution order; each is executed from
         ``<root>/notebooks/<name>.py`` into ``<root>/<out>/<name>.ipynb``.
     """
-    prefix = Path(out).as_posix().strip("/") + "/"
-    names = [doc[len(prefix) :] for doc in toc_documents(root) if doc.startswith(prefix)]
+    names = _notebooks_under(toc_documents(root), out)
     nested = [name for name in names if "/" in name]
     if nested:
         raise ValueError(f"_toc.yml: notebooks must sit directly in {out}/; got {nested}")
     if not names:
         raise ValueError(f"_toc.yml lists no document under {out}/: nothing to execute")
     return names
+
+
+def notebook_stages(root: str | Path = ".", out: str | Path = "book/executed") -> list[list[str]]:
+    """The notebooks of :func:`executed_notebooks`, grouped by the part of ``_toc.yml`` that
+    lists them: the chapters of one stage may execute at the same time, a stage only after
+    the one before it.
+
+    Parameters
+    ----------
+    root : str or Path
+        The book root.
+    out : str or Path
+        Directory of the executed notebooks, relative to ``root``.
+
+    Returns
+    -------
+    list of list of str
+        Notebook names, stage by stage in the book's order; a table of contents without
+        ``parts`` is one stage.
+    """
+    names = set(executed_notebooks(root, out))
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    parts = toc.get("parts") if isinstance(toc.get("parts"), list) else [toc]
+    stages = [[n for n in _notebooks_under(_toc_files(part), out) if n in names] for part in parts]
+    return [stage for stage in stages if stage]
+
+
+def _notebooks_under(documents: Iterable[str], out: str | Path) -> list[str]:
+    """The names of the documents that lie in the directory ``out``."""
+    prefix = Path(out).as_posix().strip("/") + "/"
+    return [doc[len(prefix) :] for doc in documents if doc.startswith(prefix)]
 
 
 def install_mathjax(root: str | Path = ".") -> Path:
@@ -283,6 +321,60 @@ def _fail(what: str, lines: Sequence[str], log: Path | None = None) -> RuntimeEr
     return RuntimeError(f"book build failed: {what}{where}:\n  " + "\n  ".join(shown))
 
 
+def _chapters_at_once(value: int | None, engine) -> int:
+    """The number of chapters a stage executes at a time (see :func:`build_book`)."""
+    if value is not None:
+        from madutils._validation import check_positive_int
+
+        check_positive_int(value, "chapters_at_once")
+        return value
+    return 1 if engine is None or engine.sequential else sys.maxsize
+
+
+def _kernel_threads(at_once: int):
+    """One thread per kernel for the ``with`` block when chapters execute side by side."""
+    from madutils.engine import environment_variables
+
+    one = "1" if at_once > 1 else None
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return environment_variables({n: one or os.environ.get(n) for n in names})
+
+
+def _execute_stage(
+    names: list[str], scale: str, out_dir: Path, progress: bool, at_once: int, say
+) -> list[str]:
+    """Execute the chapters of one stage, ``at_once`` at a time; one line per failure."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from madutils.runner import run_notebook
+
+    side_by_side = min(at_once, len(names)) > 1
+
+    def execute(name: str):
+        say(f"[book] executing {name} at scale {scale!r}", flush=True)
+        return run_notebook(name, scale=scale, out=out_dir, progress=progress and not side_by_side)
+
+    failures = []
+    with ThreadPoolExecutor(max_workers=max(1, min(at_once, len(names)))) as pool:
+        futures = {pool.submit(execute, name): name for name in names}
+        for future in as_completed(futures):
+            name = futures[future]
+            error = future.exception()
+            if error is None:
+                say(f"[book] {name}: {future.result().seconds:.1f} s", flush=True)
+            else:
+                failures.append(_failure_line(name, error))
+    return failures
+
+
+def _failure_line(name: str, error: BaseException) -> str:
+    """One line for a chapter that failed: the cell's error for a papermill failure."""
+    if hasattr(error, "ename"):  # papermill.exceptions.PapermillExecutionError
+        return f"{name}, cell [{error.exec_count}]: {error.ename}: {error.evalue}"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{name}: {type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def build_book(
     scale: str = "cpu",
     *,
@@ -292,6 +384,7 @@ def build_book(
     progress: bool = True,
     root: str | Path = ".",
     engine=None,
+    chapters_at_once: int | None = None,
 ) -> Path:
     """Execute the book's notebooks at ``scale`` and build the HTML site.
 
@@ -317,6 +410,11 @@ def build_book(
     engine : madutils.engine.Engine, optional
         Where the chapters' sweeps run. A local cluster (``Engine(workers=N)``) is started
         once here and shared by every chapter (:func:`madutils.engine.shared_engine`).
+    chapters_at_once : int, optional
+        How many chapters of one part execute at the same time. Default: every chapter of
+        the part when ``engine`` sends runs to a cluster (the kernels then mostly wait for
+        it), one otherwise. Chapters executing side by side show no per-cell progress bars;
+        their kernels compute with one thread (``OMP_NUM_THREADS=1``), as the workers do.
 
     Returns
     -------
@@ -326,7 +424,8 @@ def build_book(
     Raises
     ------
     ValueError
-        If a name in ``notebooks`` is not a notebook of the table of contents.
+        If a name in ``notebooks`` is not a notebook of the table of contents, or a chapter's
+        parameter file is invalid (checked for every chapter before any executes).
     RuntimeError
         If a notebook fails, jupyter-book exits with an error, its log has a warning or error
         line, an executed notebook holds an error output, ``index.html`` is missing or
@@ -344,14 +443,19 @@ def build_book(
     out_dir = root / out
 
     with _working_directory(root):
-        from madutils.engine import shared_engine
-        from madutils.runner import run_notebook
+        from madutils.engine import engine_environment, shared_engine
+        from madutils.runner import find_notebook, resolve_parameters
 
+        for name in selected:  # every parameter file checked before anything executes
+            resolve_parameters(find_notebook(name), scale)
         engine = shared_engine(engine) if selected else engine
-        for name in (name for name in names if name in selected):  # in the book's order
-            say(f"[book] executing {name} at scale {scale!r}", flush=True)
-            run = run_notebook(name, scale=scale, out=out_dir, progress=progress, engine=engine)
-            say(f"[book] {name}: {run.seconds:.1f} s", flush=True)
+        at_once = _chapters_at_once(chapters_at_once, engine)
+        with engine_environment(engine), _kernel_threads(at_once):
+            for stage in notebook_stages(root, out):
+                chosen = [name for name in stage if name in selected]  # in the book's order
+                failures = _execute_stage(chosen, scale, out_dir, progress, at_once, say)
+                if failures:
+                    raise _fail("notebooks failed", failures)
 
     errors = []
     for name in names:

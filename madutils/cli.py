@@ -687,7 +687,7 @@ def _book_command(args, parser) -> int:
     with _command_errors(parser.prog, (ValueError,)):
         engine = _engine(args)
         try:
-            index = build_book(args.scale, engine=engine)
+            index = build_book(args.scale, engine=engine, chapters_at_once=args.chapters_at_once)
         except RuntimeError as error:
             if isinstance(error, StoreError):
                 raise
@@ -865,6 +865,14 @@ def _main(argv: list[str]) -> int:
         help="parameter files of the notebooks (default: cpu)",
     )
     _add_engine_options(book_parser, "the notebooks' sweeps")
+    book_parser.add_argument(
+        "--chapters-at-once",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="chapters of one part of the book executing at the same time (default: all of "
+        "them when runs go to a cluster, one otherwise)",
+    )
     sweep_parser = _sweep_parser(sub)
     sub.add_parser("metrics", help="list the metric names of the results tables")
     repair_parser = sub.add_parser(

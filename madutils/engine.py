@@ -38,6 +38,7 @@ __all__ = [
     "Engine",
     "engine_client",
     "engine_environment",
+    "environment_variables",
     "shared_engine",
 ]
 
@@ -203,18 +204,16 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
 
 
 @contextlib.contextmanager
-def engine_environment(engine: Engine | None):
-    """Set the environment variables of ``engine`` for the ``with`` block (child processes,
-    such as a notebook's kernel, inherit them); ``None`` leaves the environment alone."""
-    if engine is None:
-        yield
-        return
-    names = (ENV_WORKERS, ENV_SCHEDULER, ENV_CLUSTER)
-    saved = {name: os.environ.get(name) for name in names}
+def environment_variables(values: dict[str, str | None]):
+    """Set (a string) or remove (``None``) environment variables for the ``with`` block and
+    restore them after it; child processes started inside inherit them."""
+    saved = {name: os.environ.get(name) for name in values}
     try:
-        for name in names:
-            os.environ.pop(name, None)
-        os.environ.update(engine.environment())
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         yield
     finally:
         for name, value in saved.items():
@@ -222,6 +221,18 @@ def engine_environment(engine: Engine | None):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def engine_environment(engine: Engine | None):
+    """Set the environment variables of ``engine`` for the ``with`` block (child processes,
+    such as a notebook's kernel, inherit them); ``None`` leaves the environment alone."""
+    if engine is None:
+        yield
+        return
+    values = dict.fromkeys((ENV_WORKERS, ENV_SCHEDULER, ENV_CLUSTER))
+    with environment_variables({**values, **engine.environment()}):
+        yield
 
 
 def shared_engine(engine: Engine | None) -> Engine | None:

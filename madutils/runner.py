@@ -46,6 +46,7 @@ import yaml
 
 from madutils._validation import allows_tuple, check_choice
 from madutils.engine import engine_environment
+from madutils.locks import file_lock
 from madutils.recipes import SCALES, available_recipes, merge_settings, recipe, valid_keys
 from madutils.results import atomic_write
 
@@ -415,6 +416,7 @@ def run_notebook(
     out.mkdir(parents=True, exist_ok=True)
     values = {**values, "output_dir": _display_path(out)}
     executed = out / f"{path.stem}.ipynb"
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     start = time.perf_counter()
     with engine_environment(engine):
         papermill.execute_notebook(
@@ -427,7 +429,7 @@ def run_notebook(
             cwd=str(Path.cwd()),
         )
     seconds = time.perf_counter() - start
-    _record_timing(out, path.stem, scale, seconds, values)
+    _record_timing(out, path.stem, scale, seconds, values, started)
     return NotebookRun(path.stem, scale, executed, seconds, values)
 
 
@@ -440,19 +442,29 @@ def _display_path(path: Path) -> str:
         return str(resolved)
 
 
-def _record_timing(out: Path, name: str, scale: str, seconds: float, values: dict) -> None:
+def _record_timing(
+    out: Path, name: str, scale: str, seconds: float, values: dict, started: str
+) -> None:
+    """Add the notebook's entry to ``<out>/timings.json`` (under a lock: chapters may finish
+    at the same time, in threads or processes)."""
     import torch
 
     file = out / "timings.json"
-    timings = json.loads(file.read_text()) if file.exists() else {}
-    timings[name] = {
+    with file_lock(out / ".timings.lock"):
+        timings = json.loads(file.read_text()) if file.exists() else {}
+        timings[name] = _timing_entry(scale, seconds, values, started, torch.cuda.is_available())
+        text = json.dumps(timings, indent=2, sort_keys=True) + "\n"
+        atomic_write(file, lambda tmp: Path(tmp).write_text(text))
+
+
+def _timing_entry(scale: str, seconds: float, values: dict, started: str, cuda: bool) -> dict:
+    return {
         "scale": scale,
         "seconds": round(seconds, 1),
         "parameters": {k: v for k, v in values.items() if k not in RUNNER_SET},
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": "cuda" if cuda else "cpu",
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    text = json.dumps(timings, indent=2, sort_keys=True) + "\n"
-    atomic_write(file, lambda tmp: Path(tmp).write_text(text))

@@ -28,9 +28,6 @@
 # ## Imports and parameters
 
 # %%
-
-import dataclasses
-
 import pandas as pd
 
 from madutils import plotting
@@ -39,10 +36,8 @@ from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.images import feature_embedding, sample_panels
 from madutils.analysis.verdicts import judge
 from madutils.data.distributions import GridMixture, Rosenbrock
-from madutils.loops.batched import run_loop
 from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
-from madutils.loops.images import run_image_loop
 from madutils.metrics.tails import real_quantile
 from madutils.recipes import recipe
 from madutils.rng import AnalysisStream, stream
@@ -218,20 +213,14 @@ pd.DataFrame(
 # %%
 ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
 ddpm_base = ImageLoopConfig(**ddpm_settings, family="fully_synthetic", seed=seed, device=device)
-ddpm_sweep = run_sweep(ddpm_base, runs_dir, lam=ddpm_lams, progress=False)
-ddpm_runs = ddpm_sweep.results
-control = run_image_loop(
-    dataclasses.replace(
-        ddpm_base,
-        family="synthetic_augmentation",
-        n_synthetic=0,
-        lam=1.0,
-        generations=ddpm_control_generations,
-    ),
-    runs_dir,
-    progress=False,
+ddpm_control = dict(
+    family="synthetic_augmentation", n_synthetic=0, lam=1.0, generations=ddpm_control_generations
 )
-ddpm_table = ddpm_sweep.table.assign(loop="fully synthetic")
+ddpm_sweep = run_sweep(  # the loops and the control in one sweep: they run side by side
+    ddpm_base, runs_dir, cases=[*(dict(lam=lam) for lam in ddpm_lams), ddpm_control], progress=False
+)
+*ddpm_runs, control = ddpm_sweep.results
+ddpm_table = ddpm_sweep.table.query("family == 'fully_synthetic'").assign(loop="fully synthetic")
 control_table = control.table.assign(loop="real data only (control)")
 ddpm_both = pd.concat([ddpm_table, control_table], ignore_index=True)
 ddpm_cfg = ddpm_runs[0].config
@@ -361,26 +350,19 @@ pd.DataFrame(
 # The held-out negative log-likelihood says how well each generation's flow still explains real data.
 
 # %%
-flow_results = {
-    lam: run_loop(
-        LoopConfig(
-            device=device,
-            family="fully_synthetic",
-            model="flow",
-            n_ini=flow_n,
-            generations=flow_generations,
-            epochs=flow_epochs,
-            seeds=flow_seeds,
-            lam=lam,
-            seed=seed,
-        ),
-        runs_dir,
-        progress=False,
-        keep_samples=True,
-    )
-    for lam in flow_lams
-}
-flow = pd.concat([r.table for r in flow_results.values()], ignore_index=True)
+flow_base = LoopConfig(
+    device=device,
+    family="fully_synthetic",
+    model="flow",
+    n_ini=flow_n,
+    generations=flow_generations,
+    epochs=flow_epochs,
+    seeds=flow_seeds,
+    seed=seed,
+)
+flow_sweep = run_sweep(flow_base, runs_dir, lam=flow_lams, progress=False, keep_samples=True)
+flow_results = {r.config.lam: r for r in flow_sweep.results}
+flow = flow_sweep.table
 flow_real = Rosenbrock().sample(flow_n, rng=stream(seed, 0, AnalysisStream.FLOW_REAL))
 flow_threshold = float(real_quantile(flow_real, 0.99)[0])
 flow_shown = sorted(

@@ -30,8 +30,10 @@ from madutils.book import (
     check_site,
     executed_notebooks,
     notebook_errors,
+    notebook_stages,
     toc_documents,
 )
+from madutils.engine import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +82,8 @@ def book(tmp_path_factory) -> Path:
     for name in _source_files(REPO):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
-    build_book("ci", root=root, progress=False)
+    # the chapters of a part side by side, their runs on one shared 2-worker cluster
+    build_book("ci", root=root, progress=False, engine=Engine(workers=2))
     return root
 
 
@@ -95,6 +98,9 @@ def test_book_builds_at_ci_scale(book):
         assert notebook_errors(book / "book" / "executed" / f"{name}.ipynb") == []
     timings = json.loads((book / "book" / "executed" / "timings.json").read_text())
     assert {timings[name]["scale"] for name in names} == {"ci"}
+    # a part starts after the part before it has finished
+    first, second = notebook_stages(book)
+    assert max(timings[n]["finished"] for n in first) <= min(timings[n]["started"] for n in second)
     assert check_site(html, toc_documents(book)) == []
 
 
@@ -112,6 +118,80 @@ def test_toc_lists_the_executed_notebooks_in_order():
     documents = toc_documents(REPO)
     assert documents[0] == "book/intro"
     assert documents[-1] == "book/bibliography"
+
+
+def test_stages_are_the_parts_of_the_table_of_contents():
+    assert notebook_stages(REPO) == [
+        [
+            "gaussian_theory",
+            "fully_synthetic",
+            "synthetic_augmentation",
+            "fresh_data",
+            "effective_sample_size",
+        ],
+        ["paper_vs_reproduction", "reproducibility"],
+    ]
+
+
+def _small_book(root: Path, chapters: dict[str, str], toc: str) -> Path:
+    """A book root whose notebooks run ``chapters[name]`` (code of one cell) at the ci scale."""
+    (root / "notebooks" / "params").mkdir(parents=True)
+    for name, code in chapters.items():
+        source = '# %% tags=["parameters"]\noutput_dir = "executed"\n\n# %%\n' + code + "\n"
+        (root / "notebooks" / f"{name}.py").write_text(source)
+        (root / "notebooks" / "params" / name).mkdir()
+        (root / "notebooks" / "params" / name / "ci.yaml").write_text("{}\n")
+    (root / "_toc.yml").write_text(toc)
+    return root
+
+
+def _flat_toc(*names: str) -> str:
+    """A ``_toc.yml`` without parts listing these executed notebooks."""
+    chapters = "".join(f"- file: book/executed/{name}\n" for name in names)
+    return "format: jb-book\nroot: intro\nchapters:\n" + chapters
+
+
+def test_a_table_of_contents_without_parts_is_one_stage(tmp_path):
+    toc = _flat_toc("a", "b")
+    root = _small_book(tmp_path, {"a": "1", "b": "2"}, toc)
+    assert notebook_stages(root) == [["a", "b"]]
+
+
+def test_a_failed_chapter_is_reported_after_the_others_of_its_part(tmp_path):
+    toc = (
+        "format: jb-book\nroot: intro\nparts:\n"
+        "- caption: Loops\n  chapters:\n  - file: book/executed/fails\n"
+        "  - file: book/executed/slow\n"
+        "- caption: Results\n  chapters:\n  - file: book/executed/later\n"
+    )
+    chapters = {
+        "fails": "raise ZeroDivisionError('no chapter today')",
+        "slow": "import time\ntime.sleep(3)",
+        "later": "print('never')",
+    }
+    root = _small_book(tmp_path, chapters, toc)
+    with pytest.raises(RuntimeError, match=r"fails, cell \[\d+\]: ZeroDivisionError: no chapter"):
+        build_book("ci", root=root, progress=False, chapters_at_once=2)
+    executed = root / "book" / "executed"
+    timings = json.loads((executed / "timings.json").read_text())
+    assert set(timings) == {"slow"}  # it finished; the next part never started
+    assert not (executed / "later.ipynb").exists()
+
+
+def test_a_bad_parameter_file_is_refused_before_any_chapter_executes(tmp_path):
+    toc = _flat_toc("a", "b")
+    root = _small_book(tmp_path, {"a": "1", "b": "2"}, toc)
+    (root / "notebooks" / "params" / "b" / "ci.yaml").write_text("nonsense: 1\n")
+    with pytest.raises(ValueError, match="unknown parameter.*nonsense"):
+        build_book("ci", root=root, progress=False, chapters_at_once=2)
+    assert not (root / "book" / "executed" / "a.ipynb").exists()
+
+
+def test_chapters_at_once_must_be_positive(tmp_path):
+    toc = _flat_toc("a")
+    root = _small_book(tmp_path, {"a": "1"}, toc)
+    with pytest.raises(ValueError, match="chapters_at_once"):
+        build_book("ci", root=root, progress=False, chapters_at_once=0)
 
 
 def test_unknown_notebook_is_rejected():

@@ -133,8 +133,13 @@ def run_one(
     *,
     progress: bool = False,
     allow_code_change: bool = False,
+    keep_samples: bool = False,
 ) -> LoopResult:
-    """Run (or read back) one loop of either kind."""
+    """Run (or read back) one loop of either kind.
+
+    ``keep_samples`` is :func:`madutils.loops.run_loop`'s (batched loops; image loops always
+    store their samples).
+    """
     if isinstance(config, ImageLoopConfig):
         from madutils.loops.images import run_image_loop
 
@@ -144,7 +149,13 @@ def run_one(
     if isinstance(config, LoopConfig):
         from madutils.loops.batched import run_loop
 
-        return run_loop(config, runs_dir, progress=progress, allow_code_change=allow_code_change)
+        return run_loop(
+            config,
+            runs_dir,
+            progress=progress,
+            allow_code_change=allow_code_change,
+            keep_samples=keep_samples,
+        )
     raise ValueError(
         f"config must be a LoopConfig or an ImageLoopConfig; got {type(config).__name__}"
     )
@@ -161,9 +172,9 @@ def is_stored(config, runs_dir: str | Path | None) -> bool:
     return RunStore(path, resolved.to_dict()).check().finished >= resolved.generations
 
 
-def _run_task(config, runs_dir, allow_code_change: bool) -> LoopResult:
+def _run_task(config, runs_dir, allow_code_change: bool, keep_samples: bool) -> LoopResult:
     """One run of a sweep as a Dask task (it computes with its own ``threads`` setting)."""
-    return run_one(config, runs_dir, allow_code_change=allow_code_change)
+    return run_one(config, runs_dir, allow_code_change=allow_code_change, keep_samples=keep_samples)
 
 
 def _needs_gpu(config) -> bool:
@@ -193,6 +204,7 @@ def run_sweep(
     scheduler: str | None = None,
     cluster: str | None = None,
     allow_code_change: bool = False,
+    keep_samples: bool = False,
     **vary,
 ) -> Sweep:
     """Run ``base`` for every combination of the settings in ``vary`` (and every case).
@@ -222,6 +234,9 @@ def run_sweep(
         another.
     allow_code_change : bool
         Continue stored runs computed by other code (see :func:`madutils.loops.run_loop`).
+    keep_samples : bool
+        With ``runs_dir``: batched loops also store samples of every generation, for
+        :meth:`~madutils.loops.batched.BatchedLoopResult.snapshots` (image loops always do).
     **vary : list
         Setting name to the values it takes, e.g. ``lam=[1.0, 0.8], family=[...]``.
 
@@ -243,9 +258,13 @@ def run_sweep(
     engine = Engine.from_settings(workers, scheduler, cluster)
     if engine.sequential:
         bar = tqdm(configs, desc="runs", disable=not progress or len(configs) < 2)
-        results = [run_one(c, runs_dir, allow_code_change=allow_code_change) for c in bar]
+        results = [
+            run_one(c, runs_dir, allow_code_change=allow_code_change, keep_samples=keep_samples)
+            for c in bar
+        ]
     else:
-        results = _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_change)
+        options = {"allow_code_change": allow_code_change, "keep_samples": keep_samples}
+        results = _run_on_cluster(engine, configs, combos, runs_dir, progress, options)
     return _assemble(combos, configs, results)
 
 
@@ -262,7 +281,7 @@ def _assemble(combos: list[dict], configs: list, results: list) -> Sweep:
     )
 
 
-def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_change) -> list:
+def _run_on_cluster(engine, configs, combos, runs_dir, progress, options: dict) -> list:
     """Every run as one Dask task (finished ones read back here); results in grid order."""
     from distributed import as_completed
 
@@ -270,7 +289,7 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_chan
     results: list = [None] * len(configs)
     stored = [i for i, c in enumerate(configs) if is_stored(c, runs_dir)]
     for i in stored:
-        results[i] = run_one(configs[i], runs_dir)
+        results[i] = run_one(configs[i], runs_dir, keep_samples=options["keep_samples"])
     pending = [i for i in range(len(configs)) if results[i] is None]
     failures = []
     bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
@@ -282,7 +301,8 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, allow_code_chan
                     _run_task,
                     configs[i],
                     None if runs_dir is None else str(Path(runs_dir).resolve()),
-                    allow_code_change,
+                    options["allow_code_change"],
+                    options["keep_samples"],
                     key=f"{_task_name(configs[i])}-{uuid.uuid4().hex[:8]}",  # readable, unique
                     resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
                     pure=False,

@@ -2,7 +2,8 @@
 cluster of 2 single-threaded worker processes, alone and with one background process busy on
 a core.
 
-Two grids, each measured in the four conditions side by side in one run:
+Two grids, each measured in the four conditions side by side in one run, and one run of each
+alone with one thread, which bounds what two workers can gain:
 
 1. cpu-scale DDPM generations: the loop chapters' ``cpu`` recipe, one generation each, for
    two seeds (two independent runs; the feature network is cached beforehand so that every
@@ -60,11 +61,11 @@ def _busy() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def _time(base, workers: int | None, out: Path) -> float:
-    threads = 2 if workers is None else 1
+def _time(base, workers: int | None, out: Path, seeds=(0, 1), threads: int | None = None) -> float:
+    threads = threads or (2 if workers is None else 1)
     config = dataclasses.replace(base, threads=threads)
     start = time.perf_counter()
-    sweep = run_sweep(config, out, seed=[0, 1], workers=workers, progress=False)
+    sweep = run_sweep(config, out, seed=list(seeds), workers=workers, progress=False)
     seconds = time.perf_counter() - start
     assert all(r.computed == r.config.generations for r in sweep.results)  # nothing read back
     return seconds
@@ -99,7 +100,10 @@ def main() -> None:
                         if busy is not None:
                             busy.kill()
                             busy.wait()
+            # one run alone with one thread: what each worker would take without a neighbour
+            one_thread = _time(base, None, Path(scratch) / f"{name}-one", seeds=(0,), threads=1)
             alone, loaded = seconds[False, None], seconds[True, None]
+            ceiling = alone / one_thread  # both runs side by side, each as fast as alone
             rows.append(
                 [
                     name,
@@ -110,6 +114,8 @@ def main() -> None:
                     f"{seconds[True, 2]:.1f}",
                     f"{loaded / seconds[True, 2]:.2f}x",
                     f"{seconds[True, 2] / seconds[False, 2]:.2f}x",
+                    f"{one_thread:.1f}",
+                    f"{ceiling:.2f}x",
                 ]
             )
     madutils.engine._close_kept()
@@ -125,13 +131,19 @@ def main() -> None:
             "2 workers + busy core s",
             "speed-up",
             "2 workers: busy / alone",
+            "1 run, 1 thread, alone s",
+            "ideal speed-up",
         ],
         rows,
         notes=(
             "Each number is one sweep of two independent runs (seeds 0 and 1), measured side by "
             "side in one run of `benchmarks/bench_sweep.py`"
             + (" --quick" if args.quick else "")
-            + "; 'busy core' means one other process spinning on a core meanwhile."
+            + "; 'busy core' means one other process spinning on a core meanwhile. 'Ideal "
+            "speed-up' is what two workers would reach if each ran as fast as one "
+            "single-threaded run alone: sequential seconds / (1 run, 1 thread, alone); the "
+            "cluster's shortfall from it is what two processes sharing "
+            "the machine's memory and caches cost."
         ),
     )
 

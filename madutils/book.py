@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -349,9 +350,14 @@ def _execute_stage(
     from madutils.runner import run_notebook
 
     side_by_side = min(at_once, len(names)) > 1
+    lock = threading.Lock()
+
+    def line(text: str) -> None:
+        with lock:  # whole lines, even from chapters finishing at once
+            say(text, flush=True)
 
     def execute(name: str):
-        say(f"[book] executing {name} at scale {scale!r}", flush=True)
+        line(f"[book] executing {name} at scale {scale!r}")
         return run_notebook(name, scale=scale, out=out_dir, progress=progress and not side_by_side)
 
     failures = []
@@ -361,7 +367,7 @@ def _execute_stage(
             name = futures[future]
             error = future.exception()
             if error is None:
-                say(f"[book] {name}: {future.result().seconds:.1f} s", flush=True)
+                line(f"[book] {name}: {future.result().seconds:.1f} s")
             else:
                 failures.append(_failure_line(name, error))
     return failures

@@ -65,6 +65,7 @@ def metric_curves(
     log_metrics=(),
     height: float = 3.0,
     errorbar=ERRORBAR,
+    floor: bool = False,
 ):
     """Metric against generation, one panel per metric, median and 50% band across seeds.
 
@@ -78,6 +79,10 @@ def metric_curves(
         Columns mapped to colour and line style.
     log_metrics : iterable of str
         Metrics drawn on a log y-axis.
+    floor : bool
+        Draw the real-versus-real floor of the image loops as a grey band across each panel:
+        from the lowest to the highest generation-0 value (each a set of real images measured
+        like a generation; see :data:`madutils.loops.images.FLOOR_SETS`).
     """
     metrics = list(metrics or dict.fromkeys(table["metric"]))
     data = table[table["metric"].isin(metrics)].copy()
@@ -107,6 +112,10 @@ def metric_curves(
         ax.set_ylabel("")
         if name in log_metrics:
             ax.set_yscale("log")
+        if floor:
+            real = table.loc[(table["metric"] == name) & (table["generation"] == 0), "value"]
+            if len(real):
+                ax.axhspan(real.min(), real.max(), color="0.55", alpha=0.3, lw=0, zorder=0)
     if grid.legend is not None:
         # seaborn titles the legend sections with the column names; show readable ones
         readable = {"lam": r"$\lambda$", "family": "loop family", "n_ini": r"$n_{\mathrm{ini}}$"}

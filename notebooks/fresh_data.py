@@ -34,6 +34,7 @@ import pandas as pd
 from madutils import plotting
 from madutils.analysis import fresh_data_limits, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
+from madutils.analysis.images import measurement_note
 from madutils.analysis.verdicts import judge
 from madutils.data.distributions import GaussianDistribution
 from madutils.loops.config import LoopConfig
@@ -295,9 +296,9 @@ ddpm_sweep = run_sweep(ddpm_base, runs_dir, n_ini=ddpm_n_inis, progress=False)
 ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 ddpm_last = ddpm_base.generations
 
-# %% mystnb={"figure": {"caption": "Fresh data DDPM loop on MNIST digits ($n_r = n_s$, $\\lambda = 1$): FID, precision and recall per generation for two sizes $n_{ini}$ of the first real set; generation 0 is real data.", "name": "fig-fresh-ddpm"}, "image": {"alt": "Three panels showing FID, precision and recall against the generation, each with one line per size n_ini of the first real set."}}
+# %% mystnb={"figure": {"caption": "Fresh data DDPM loop on MNIST digits ($n_r = n_s$, $\\lambda = 1$): FID, KID, precision and recall per generation for two sizes $n_{ini}$ of the first real set; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fresh-ddpm"}, "image": {"alt": "Four panels showing FID, KID, precision and recall against the generation, each with one line per size n_ini of the first real set and a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
-    ddpm_table[ddpm_table.generation > 0], ["fid", "precision", "recall"], hue="n_ini", height=2.8
+    ddpm_table, ["fid", "kid", "precision", "recall"], hue="n_ini", height=2.8, floor=True
 )
 plotting.save_figure(fig, output_dir, "fresh_data_ddpm")
 
@@ -315,6 +316,7 @@ glue_value("fresh_ddpm_small_limit", limit_small)
 glue_value("fresh_ddpm_big_limit", limit_big)
 glue_value("fresh_ddpm_limit_gap", 100 * limit_gap)
 glue_value("fresh_ddpm_generations", ddpm_last)
+glue_value("fresh_ddpm_counts", measurement_note(ddpm_runs[0]))
 glue_value("fresh_rule_ddpm", ddpm_verdict.rule)
 glue_value("fresh_verdict_ddpm", ddpm_verdict.verdict)
 
@@ -326,6 +328,7 @@ fid.unstack(0).round(2).rename(columns=lambda n: f"FID, n_ini = {n}").rename_axi
 # %% [markdown]
 # At generation 1 the FID is {glue:text}`fresh_ddpm_small_first:.1f` with the smaller first set and {glue:text}`fresh_ddpm_big_first:.1f` with the larger.
 # Averaged over the last two of {glue:text}`fresh_ddpm_generations` generations it is {glue:text}`fresh_ddpm_small_limit:.1f` and {glue:text}`fresh_ddpm_big_limit:.1f` ({glue:text}`fresh_ddpm_limit_gap:.0f`% apart).
+# {glue:text}`fresh_ddpm_counts`
 # Both loops move from their first model towards a level set by $n_r$ and $n_s$.
 # That level is worse than generation 1's model, which trained on more real images than any later generation sees.
 # It is also far from the fully synthetic loop's runaway.

@@ -33,7 +33,7 @@ import pandas as pd
 from madutils import plotting
 from madutils.analysis import generation_seconds, run_sweep, sample_snapshots
 from madutils.analysis.claims import Claim, glue_value, record_claims
-from madutils.analysis.images import feature_embedding, sample_panels
+from madutils.analysis.images import feature_embedding, measurement_note, sample_panels
 from madutils.analysis.verdicts import judge
 from madutils.data.distributions import GridMixture, Rosenbrock
 from madutils.loops.config import LoopConfig
@@ -204,9 +204,9 @@ pd.DataFrame(
 # The sampling bias is classifier-free guidance with weight $w$, $\lambda = 1/(1+w)$.
 # $\lambda = 1$ is plain conditional sampling; $\lambda = 0.5$ doubles down on what makes a digit look like its class.
 # Quality and diversity are measured on the features of a small LeNet classifier trained on real digits, against real images that no model ever sees.
-# The measures are the Fréchet distance of those features ("FID"), and precision and recall with $k = 5$.
+# The measures are the Fréchet distance of those features ("FID"), the kernel distance ("KID", whose estimate is unbiased at any sample size, where the FID of $N$ samples is biased upwards by about $c/N$), and precision and recall with $k = 5$.
 #
-# Generation 0 in the figures is a set of real training images of the same size: the floor a perfect model would reach with this many samples.
+# Generation 0 in the figures is real training images measured like a generation, in several disjoint sets of the same size: the floor a perfect model would reach with this many samples, and, as a grey band, how much it varies.
 # Next to the loops runs a **real-data control**: a new model trained from scratch on the same real images in every generation.
 # Its spread shows how much a model trained with this budget varies on its own, so that a weak model is not mistaken for a loop going MAD.
 
@@ -225,8 +225,10 @@ control_table = control.table.assign(loop="real data only (control)")
 ddpm_both = pd.concat([ddpm_table, control_table], ignore_index=True)
 ddpm_cfg = ddpm_runs[0].config
 
-# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID (lower is better), precision and recall per generation for each sampling bias; generation 0 is real data. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Three panels against generation: FID, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, and a dashed line for the real-data control."}}
-fig = plotting.metric_curves(ddpm_both, ["fid", "precision", "recall"], style="loop", height=2.8)
+# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID and KID (lower is better), precision and recall per generation for each sampling bias; generation 0 is real data, and the grey band the real-versus-real floor. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Four panels against generation: FID, KID, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, a dashed line for the real-data control and a grey band for the real-versus-real floor."}}
+fig = plotting.metric_curves(
+    ddpm_both, ["fid", "kid", "precision", "recall"], style="loop", height=2.8, floor=True
+)
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_metrics")
 
 # %% mystnb={"figure": {"caption": "Samples of the fully synthetic DDPM loop at $\\lambda = 1$, one digit class per row; the first panel is real data.", "name": "fig-fully-ddpm-samples"}, "image": {"alt": "Grids of small digit images, one row per class, for real data and for a few generations of the unbiased DDPM loop."}}
@@ -275,6 +277,7 @@ ddpm_phases = [c for c in ddpm_runs[0].timings.columns if c.endswith("_seconds")
 glue_value("fs_ddpm_run_seconds", ddpm_runs[0].timings[ddpm_phases].to_numpy().sum())
 glue_value("fs_ddpm_control_seconds", generation_seconds(control))
 glue_value("fs_ddpm_control_generations", ddpm_control_generations)
+glue_value("fs_ddpm_counts", measurement_note(ddpm_runs[0]))
 ddpm_verdict = judge(
     "fully_ddpm",
     fid_first=d[(1.0, "fid", "first")],
@@ -315,6 +318,7 @@ pd.DataFrame(
 # Meanwhile precision goes from {glue:text}`fs_ddpm_unbiased_precision_first:.2f` to {glue:text}`fs_ddpm_unbiased_precision_last:.2f` and recall from {glue:text}`fs_ddpm_unbiased_recall_first:.2f` to {glue:text}`fs_ddpm_unbiased_recall_last:.2f`.
 # The real-data control never exceeds an FID of {glue:text}`fs_ddpm_control_fid_max:.1f` (real data itself: {glue:text}`fs_ddpm_real_fid:.1f`).
 # A rise above that band is the loop's doing, not the training budget's.
+# {glue:text}`fs_ddpm_counts`
 #
 # Verdict rule: {glue:text}`fs_rule_ddpm`.
 # Verdict here: **{glue:text}`fs_verdict_ddpm`**.
@@ -468,8 +472,10 @@ wgan_sweep = run_sweep(wgan_base, runs_dir, lam=wgan_lams, progress=False)
 wgan_runs, wgan_table = wgan_sweep.results, wgan_sweep.table
 wgan_last = wgan_base.generations
 
-# %% mystnb={"figure": {"caption": "Fully synthetic WGAN-GP loop on MNIST digits: FID, precision and recall per generation; generation 0 is real data.", "name": "fig-fully-wgan-metrics"}, "image": {"alt": "Three panels against generation: FID, precision and recall of the fully synthetic WGAN-GP loop, starting from real data at generation 0."}}
-fig = plotting.metric_curves(wgan_table, ["fid", "precision", "recall"], height=2.8)
+# %% mystnb={"figure": {"caption": "Fully synthetic WGAN-GP loop on MNIST digits: FID, KID, precision and recall per generation; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fully-wgan-metrics"}, "image": {"alt": "Four panels against generation: FID, KID, precision and recall of the fully synthetic WGAN-GP loop, starting from real data at generation 0, with a grey band for the real-versus-real floor."}}
+fig = plotting.metric_curves(
+    wgan_table, ["fid", "kid", "precision", "recall"], height=2.8, floor=True
+)
 plotting.save_figure(fig, output_dir, "fully_synthetic_wgan_metrics")
 
 # %% mystnb={"figure": {"caption": "Samples of the WGAN-GP loop, grouped by the class the feature network assigns, one class per row; the first panel is real data.", "name": "fig-fully-wgan-samples"}, "image": {"alt": "Grids of small digit images, one row per class the feature network assigns, for real data and for a few generations of the WGAN-GP loop."}}
@@ -492,6 +498,7 @@ for (name, g), value in w.items():
     glue_value(f"fs_wgan_{name}_{'first' if g == 1 else 'last'}", value)
 glue_value("fs_wgan_generations", wgan_last)
 glue_value("fs_wgan_seconds", generation_seconds(wgan_runs[0]))
+glue_value("fs_wgan_counts", measurement_note(wgan_runs[0]))
 wgan_fid = wgan_table[(wgan_table.metric == "fid") & (wgan_table.lam == 1.0)]
 wgan_fid = wgan_fid[wgan_fid.generation > 0].sort_values("generation").value.to_numpy()
 wgan_increases = int((wgan_fid[1:] > wgan_fid[:-1]).sum())
@@ -528,6 +535,7 @@ pd.DataFrame(
 # The table gives the medians at the first and last generation.
 # The GAN's FID goes from {glue:text}`fs_wgan_fid_first:.1f` at generation 1 to {glue:text}`fs_wgan_fid_last:.1f` at generation {glue:text}`fs_wgan_generations`; it rose in {glue:text}`fs_wgan_increases:.0f` of the steps between generations.
 # Precision goes from {glue:text}`fs_wgan_precision_first:.2f` to {glue:text}`fs_wgan_precision_last:.2f` and recall from {glue:text}`fs_wgan_recall_first:.2f` to {glue:text}`fs_wgan_recall_last:.2f`.
+# {glue:text}`fs_wgan_counts`
 # One generation takes about {glue:text}`fs_wgan_seconds:.0f` seconds here; the paper's run is 100 generations on a GPU (the `gpu` parameter set).
 #
 # Verdict rule: {glue:text}`fs_rule_wgan`.

@@ -53,6 +53,7 @@ from madutils.recipes import available_recipes, load_recipe
 notebooks_dir = "notebooks"  # where the notebook sources and their parameter files are
 output_dir = "executed"  # where the executed notebooks and timings.json are (set by madutils run)
 runs_dir = "runs"  # results store of the chapters, read for the deep models' cost per generation
+benchmarks_dir = "benchmarks/results"  # measured benchmark results (the sampler's choice)
 
 # %% [markdown]
 # ## This build
@@ -141,6 +142,46 @@ HTML(
 #
 # The `gpu` parameter sets train on all 70,000 MNIST digits at 28×28 (60,000 for training, 10,000 held out for the metrics), which no package ships.
 # Put the four standard IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, gzipped or not) in `data/mnist/` before `madutils book --scale gpu`, or point the `ddpm` parameter's `data_path` elsewhere; a folder with one sub-folder of images per class works too (`"dataset": "folder"`).
+
+# %% [markdown]
+# ## The DDPM's sampler, chosen by measurement
+#
+# `benchmarks/bench_sampler.py` trains one cpu-scale DDPM and draws the same images (same labels, same noise) from it with ancestral sampling at 500 and 100 steps and with DPM-Solver++ at 25, 20 and 10 steps.
+# Each setting qualifies when every metric (FID, KID, precision, recall) lies within the real-versus-real floor's spread of the 500-step reference, at $\lambda = 1$ and $\lambda = 0.5$: closer to it than two disjoint sets of real digits are to each other.
+# The fastest qualifying setting is the choice.
+
+# %% tags=["hide-input"]
+sampler_file = Path(benchmarks_dir) / "sampler.json"
+if sampler_file.exists():
+    sampler_record = json.loads(sampler_file.read_text())
+    chosen = sampler_record["chosen"]
+    samplers = pd.DataFrame(sampler_record["rows"])
+    reference_rate = samplers[
+        (samplers.sampler == sampler_record["reference"]["sampler"])
+        & (samplers.steps == sampler_record["reference"]["steps"])
+    ].set_index("lam")["images_per_second"]
+    samplers["speed-up"] = samplers.images_per_second / samplers.lam.map(reference_rate)
+    pick = samplers[(samplers.sampler == chosen["sampler"]) & (samplers.steps == chosen["steps"])]
+    sampler_text = (
+        f"The choice: {chosen['sampler']} with {chosen['steps']} steps, "
+        f"{pick['speed-up'].min():.0f}× to {pick['speed-up'].max():.0f}× faster than the "
+        f"reference (floor spread over {sampler_record['floor_sets']} real sets of "
+        f"{sampler_record['n_images']:,} images: FID {sampler_record['floor_spread']['fid']:.2f}, "
+        f"KID {sampler_record['floor_spread']['kid']:.4f})."
+    )
+    shown = samplers[
+        ["lam", "sampler", "steps", "images_per_second", "speed-up"]
+        + ["fid", "kid", "precision", "recall", "within_floor"]
+    ]
+    display_table = HTML(shown.round(4).to_html(index=False))
+else:
+    sampler_text = f"No sampler measurement in this checkout ({sampler_file} is missing)."
+    display_table = HTML("")
+glue_value("repro_sampler_choice", sampler_text)
+display_table
+
+# %% [markdown]
+# {glue:text}`repro_sampler_choice`
 
 # %% [markdown]
 # ## Parameters of each scale

@@ -102,6 +102,26 @@ def test_sample_steps_default():
     assert ConditionalDDPM(timesteps=500, sampler="ddim", device="cpu").sample_steps == 50
     assert ConditionalDDPM(timesteps=500, sampler="ddpm", device="cpu").sample_steps == 500
     assert ConditionalDDPM(**SETTINGS).sample_steps == 4
+    assert ConditionalDDPM(timesteps=500, sampler="dpm_solver", device="cpu").sample_steps == 20
+    assert (
+        ConditionalDDPM(**{**SETTINGS, "sampler": "dpm_solver", "steps": None}).sample_steps == 20
+    )
+
+
+def test_dpm_solver_denoises_every_batch_from_its_own_start(fitted):
+    """The multistep solver keeps its last steps' outputs: each batch must start afresh."""
+    model = _with(fitted, sampler="dpm_solver", steps=5)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    out = model.sample(7, 1.0, rng=_rng(7), labels=labels, batch_size=3)
+    assert out.shape == (7, 1, 8, 8) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.equal(out, model.sample(7, 1.0, rng=_rng(7), labels=labels, batch_size=3))
+    # the second batch equals a sample of its own, drawn from the same noise
+    rng = _rng(7)
+    torch.randn((3, 1, 8, 8), generator=rng)  # the first batch's starting noise
+    alone = model.sample(3, 1.0, rng=rng, labels=labels[3:6], batch_size=3)
+    assert torch.allclose(out[3:6], alone, atol=1e-6)
+    guided = model.sample(7, 0.5, rng=_rng(7), labels=labels, batch_size=3)
+    assert guided.shape == out.shape and not torch.equal(guided, out)
 
 
 def test_fit_and_sample_are_deterministic(fitted):

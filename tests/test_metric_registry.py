@@ -38,8 +38,13 @@ from madutils.metrics import (  # noqa: E402
     metric_label,
     metric_names,
 )
-from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared  # noqa: E402
+from madutils.metrics.frechet import (  # noqa: E402
+    frechet_distance,
+    frechet_distance_infinity,
+    gaussian_w2_squared,
+)
 from madutils.metrics.gaussian import covariance_trace, mean_drift  # noqa: E402
+from madutils.metrics.kernel import kernel_distance  # noqa: E402
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference  # noqa: E402
 from madutils.metrics.mixture import modal_variance, modes_covered, total_variance  # noqa: E402
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share  # noqa: E402
@@ -303,9 +308,14 @@ def test_image_measure_on_feature_tensors():
     synthetic = 0.8 * torch.randn(50, 8, generator=gen) + 0.2
     reference = ManifoldReference(reference_features, k=5)
     real = RealImages(None, None, _IdentityFeatures(), reference, reference_features)
-    values = image_measure(real, synthetic)
+    subsets = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    values = image_measure(real, synthetic, subsets)
     assert tuple(values) == IMAGE_METRICS
     assert values["fid"] == float(frechet_distance(reference_features, synthetic))
+    kid = kernel_distance(reference_features, synthetic, rng=subsets())
+    assert values["kid"] == pytest.approx(kid.mean, rel=1e-12)
+    fd_infinity = frechet_distance_infinity(reference_features, synthetic, rng=subsets())
+    assert values["fd_infinity"] == pytest.approx(fd_infinity.value, rel=1e-12)
     scores = reference.compute(synthetic)
     assert all(values[name] == float(scores[name]) for name in MANIFOLD_METRICS)
-    assert image_measure(real, reference_features)["fid"] == pytest.approx(0.0, abs=1e-9)
+    assert image_measure(real, reference_features, subsets)["fid"] == pytest.approx(0.0, abs=1e-9)

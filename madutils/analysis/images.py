@@ -13,7 +13,32 @@ import torch
 from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
 from madutils.rng import AnalysisStream, stream
 
-__all__ = ["feature_embedding", "sample_panels"]
+__all__ = ["feature_embedding", "measurement_note", "sample_panels"]
+
+
+def measurement_note(result: ImageLoopResult) -> str:
+    """One sentence for a page: how many images each metric of an image run compared.
+
+    Parameters
+    ----------
+    result : ImageLoopResult
+        A run of :func:`~madutils.loops.images.run_image_loop`.
+
+    Returns
+    -------
+    str
+        The synthetic images measured per generation, the held-out real reference, and the
+        real-versus-real floor (generation 0: how many disjoint sets of how many real images).
+    """
+    cfg = result.config.resolved()
+    floor_sets = result.table.loc[result.table["generation"] == 0, "replicate"].nunique()
+    sets = f"{floor_sets} disjoint sets" if floor_sets != 1 else "one set"
+    return (
+        f"Every metric compares the LeNet features of {cfg.n_eval:,} synthetic images per "
+        f"generation with those of the {cfg.held_out:,} held-out real images; the grey band "
+        f"is the real-versus-real floor, the range over {sets} of {cfg.n_eval:,} real training "
+        "images measured the same way (generation 0)."
+    )
 
 
 def sample_panels(

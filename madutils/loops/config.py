@@ -46,7 +46,7 @@ from madutils.loops.families import (
     shared_setting,
 )
 from madutils.loops.footprint import check_footprint, loop_footprint
-from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, metric_names
+from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, get_metric, metric_names
 
 __all__ = [
     "DATA_FOR",
@@ -95,10 +95,6 @@ USED_WHEN = {
     "batch_size": ("model", ("flow",)),
     "k": ("metrics", MANIFOLD_METRICS),
 }
-#: Metrics that fit a covariance to the ``n_eval`` samples of a set, so need two of them (the
-#: metric registry has no "minimum samples" fact yet). The k-NN manifold metrics need
-#: ``k + 1``: each sample's k nearest neighbours among the others.
-COVARIANCE_METRICS = ("frechet", "fid", "total_variance")
 
 
 def eval_samples_needed(metric: str, k: int) -> int:
@@ -114,11 +110,12 @@ def eval_samples_needed(metric: str, k: int) -> int:
     Returns
     -------
     int
-        ``k + 1`` for the k-NN manifold metrics, 2 for :data:`COVARIANCE_METRICS`, else 1.
+        ``k + 1`` for the k-NN manifold metrics, else the registry's ``min_samples`` (2 for
+        a covariance).
     """
     if metric in MANIFOLD_METRICS:
         return k + 1
-    return 2 if metric in COVARIANCE_METRICS else 1
+    return get_metric(metric).min_samples
 
 
 def check_eval_samples(metrics: Iterable[str], n_eval: int, k: int, default: str = "") -> None:
@@ -152,8 +149,8 @@ def check_eval_samples(metrics: Iterable[str], n_eval: int, k: int, default: str
                 f"n_eval samples); got k={k}, n_eval={n_eval}{note}"
             )
         raise ValueError(
-            f"n_eval must be at least {needed} for metric {metric!r} (it fits a covariance to "
-            f"the n_eval samples); got n_eval={n_eval}{note}"
+            f"n_eval must be at least {needed} for metric {metric!r} (computed from the n_eval "
+            f"samples); got n_eval={n_eval}{note}"
         )
 
 

@@ -45,7 +45,7 @@ from madutils.loops.families import (
 )
 from madutils.loops.footprint import check_footprint, image_loop_footprint
 from madutils.metrics import IMAGE_METRICS  # re-exported: the image loops' metrics
-from madutils.models.ddpm import check_unet_image_size
+from madutils.models.ddpm import SAMPLERS, check_unet_image_size, default_steps
 
 __all__ = [
     "IMAGE_METRICS",
@@ -58,7 +58,6 @@ __all__ = [
 ]
 
 IMAGE_MODELS = ("ddpm", "wgan")
-SAMPLERS = ("ddpm", "ddim")
 MIXED_PRECISION = ("auto", "bf16", "no")
 _NATIVE_SIZE = {"mnist": 28, "digits": 8}
 #: Data sets read from files at ``data_path`` (the others ship with their packages).
@@ -204,10 +203,12 @@ class ImageLoopConfig:
         0.0, "ddpm: decay of the weights' moving average, in [0, 1) (0: the last weights)"
     )
     sampler: str = setting(
-        "ddpm", "ddpm: 'ddpm' (ancestral) or 'ddim' (deterministic, fewer steps)"
+        "ddpm",
+        "ddpm: 'ddpm' (ancestral), 'ddim' (deterministic, fewer steps) or 'dpm_solver' "
+        "(DPM-Solver++, fewer still)",
     )
     steps: int | None = setting(
-        None, "ddpm: denoising steps; None: timesteps for sampler ddpm, 50 for ddim"
+        None, "ddpm: denoising steps; None: timesteps for ddpm, 50 for ddim, 20 for dpm_solver"
     )
     latent_dim: int = setting(64, "wgan: dimension of the latent z")
     width: int = setting(32, "wgan: base channel count of generator and critic")
@@ -277,9 +278,7 @@ class ImageLoopConfig:
             ``MADUTILS_SKIP_MEMORY_CHECK=1`` skips this check).
         """
         n_real, n_synthetic = self._sizes()
-        steps = self.steps
-        if steps is None:
-            steps = self.timesteps if self.sampler == "ddpm" else min(50, self.timesteps)
+        steps = default_steps(self.sampler, self.timesteps) if self.steps is None else self.steps
         resolved = dataclasses.replace(
             self,
             image_size=self.resolved_image_size,

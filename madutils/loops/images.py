@@ -20,9 +20,11 @@ timings and the results table of :func:`madutils.loops.driver.drive`):
    or, image by image, one of the ``memory`` most recent generations' (``"memory"``).
 
 Metrics (:data:`~madutils.loops.image_config.IMAGE_METRICS`): Fréchet distance ("FID") of
-feature-network features, and k-NN precision, recall, density and coverage, always against the
-held-out real images. Generation 0 holds the same metrics for ``n_eval`` real training images:
-the floor a perfect model would reach with this many samples.
+feature-network features, the same extrapolated to infinitely many samples (FD∞), the kernel
+distance (KID, unbiased at any sample size), and k-NN precision, recall, density and coverage,
+always against the held-out real images. Generation 0 holds the same metrics for disjoint sets
+of ``n_eval`` real training images each (up to :data:`FLOOR_SETS`, its replicates): the
+real-versus-real floor a perfect model would reach with this many samples, and its spread.
 
 Storage (when ``out`` is given): the :class:`~madutils.results.RunStore` files plus, per
 generation, ``models/NNNNN.pt`` (weights) and ``samples/NNNNN.pt`` (the images as uint8 and
@@ -40,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +76,7 @@ from madutils.rng import ImageStream, stream
 MODEL_CLASSES = {"ddpm": ConditionalDDPM, "wgan": WGANGP}
 
 __all__ = [
+    "FLOOR_SETS",
     "ImageLoopResult",
     "ImageRun",
     "RealImages",
@@ -173,19 +177,28 @@ def load_real_images(
     return RealImages(train, held_out, network, reference, reference_features)
 
 
-def measure(real: RealImages, images: torch.Tensor) -> dict[str, float]:
+#: At most this many disjoint sets of real training images form the real-versus-real floor
+#: (generation 0), as many as the training images hold ``n_eval`` each.
+FLOOR_SETS = 5
+
+
+def measure(
+    real: RealImages, images: torch.Tensor, make_subset_rng: Callable[[], torch.Generator]
+) -> dict[str, float]:
     """The image metrics (:data:`madutils.metrics.IMAGE_METRICS`) of ``images``.
 
     The feature network's features of ``images`` are compared with those of the held-out real
     images (and their k-NN manifold, built once): each value is its
     :data:`madutils.metrics.REGISTRY` entry's ``compute`` on one
     :class:`~madutils.metrics.MetricContext` whose real and synthetic points are features.
+    ``make_subset_rng`` returns the stream of the subsets KID and FD∞ draw (a new one for each).
     """
     context = MetricContext(
         real=real.reference_features,
         synthetic=real.features.features(images),
         manifold=real.reference,
         k=real.reference.k,
+        make_subset_rng=make_subset_rng,
     )
     return {name: float(v) for name, v in measure_metrics(IMAGE_METRICS, context).items()}
 
@@ -381,7 +394,11 @@ class ImageLoop(Loop):
             labels = self.real.features.predict(_dequantise(quantised))
         sampled = time.perf_counter()
         self._keep_synthetic(quantised, labels)
-        values = measure(self.real, _dequantise(quantised[: cfg.n_eval]))
+        values = measure(
+            self.real,
+            _dequantise(quantised[: cfg.n_eval]),
+            lambda: stream(cfg.seed, generation, ImageStream.SUBSETS),
+        )
         self.record_time(
             generation,
             fit_seconds=fitted - start,
@@ -395,12 +412,23 @@ class ImageLoop(Loop):
         return {name: np.array([value]) for name, value in values.items()}
 
     def leading_rows(self) -> pd.DataFrame:
-        """Generation 0: the metrics of ``n_eval`` real training images (the floor)."""
+        """Generation 0, the real-versus-real floor: the metrics of disjoint sets of ``n_eval``
+        real training images each (up to :data:`FLOOR_SETS`; replicate ``i`` is set ``i``),
+        what a perfect model would score with this many samples, and how much that varies."""
         cfg, train = self.cfg, self.real.train
         n_floor = min(cfg.n_eval, len(train))
-        floor = torch.randperm(len(train), generator=stream(cfg.seed, ImageStream.FLOOR))
-        values = measure(self.real, train.images[floor[:n_floor]])
-        return metric_rows(cfg, [(0, values)], replicates=1)
+        sets = max(1, min(FLOOR_SETS, len(train) // n_floor))
+        order = torch.randperm(len(train), generator=stream(cfg.seed, ImageStream.FLOOR))
+        measured = [
+            measure(
+                self.real,
+                train.images[order[i * n_floor : (i + 1) * n_floor]],
+                lambda i=i: stream(cfg.seed, 0, ImageStream.SUBSETS, i),
+            )
+            for i in range(sets)
+        ]
+        values = {name: np.array([m[name] for m in measured]) for name in measured[0]}
+        return metric_rows(cfg, [(0, values)], replicates=sets)
 
     # -- resuming ------------------------------------------------------------------------------
     def state(self, generation: int) -> dict:

@@ -6,7 +6,8 @@ direction is better, what it needs, the models it applies to, and its ``compute`
 to definition) and :data:`METRIC_LABELS` (name to plot label) are views of the registry.
 
 Submodules hold the computations: :mod:`.frechet` (Wasserstein/Fréchet distances, the one
-home of the "FID"), :mod:`.features` (the LeNet feature network of the image metrics),
+home of the "FID", and FD∞), :mod:`.kernel` (the kernel distance, "KID"), :mod:`.features`
+(the LeNet feature network of the image metrics),
 :mod:`.gaussian` (Gaussian diagnostics), :mod:`.manifold` (precision, recall, density,
 coverage), :mod:`.mixture` (mode diagnostics of the 25-mode grid), :mod:`.tails` (tails and
 marginals of low-dimensional samples), :mod:`.effective` (effective sample size).

@@ -52,8 +52,13 @@ from numbers import Real
 import torch
 
 from madutils.linalg import check_finite_replicates
-from madutils.metrics.frechet import frechet_distance, gaussian_w2_squared
+from madutils.metrics.frechet import (
+    frechet_distance,
+    frechet_distance_infinity,
+    gaussian_w2_squared,
+)
 from madutils.metrics.gaussian import covariance_trace, mean_drift
+from madutils.metrics.kernel import kernel_distance
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference
 from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
@@ -118,6 +123,9 @@ class MetricContext:
         The synthetic points; in the image loops, the features of the synthetic images.
     manifold : ManifoldReference or callable, optional
         The k-NN manifold of ``real``, built once per run.
+    make_subset_rng : callable, optional
+        Returns the random stream of the metrics that draw subsets of the points they are
+        given (``kid``, ``fd_infinity``); called once per such metric.
     """
 
     def __init__(
@@ -134,6 +142,7 @@ class MetricContext:
         real=None,
         synthetic=None,
         manifold=None,
+        make_subset_rng: Callable[[], torch.Generator] | None = None,
     ):
         self.model = model
         self.lam = lam
@@ -143,6 +152,7 @@ class MetricContext:
         self.data = data
         self.first_mean = first_mean
         self.k = k
+        self.make_subset_rng = make_subset_rng
         self._sources = {"real": real, "synthetic": synthetic, "manifold": manifold}
         self._values: dict[str, object] = {}
         self._checked: set[str] = set()  # inputs already checked for NaN / inf
@@ -212,6 +222,14 @@ class MetricContext:
             if isinstance(getattr(self.model, attribute, None), torch.Tensor):
                 self.fitted(attribute)
 
+    def subset_rng(self, metric: str) -> torch.Generator:
+        """A new random stream for the subsets ``metric`` draws (from ``make_subset_rng``)."""
+        if self.make_subset_rng is None:
+            raise ValueError(
+                f"the metric {metric!r} draws subsets; the context has no make_subset_rng"
+            )
+        return self.make_subset_rng()
+
     @property
     def drawn(self) -> bool:
         """Whether the synthetic points have been drawn (or read) yet."""
@@ -247,7 +265,7 @@ class Metric:
         The axis or panel label plots show (matplotlib mathtext allowed).
     unit : str
         Its unit: ``"share"`` (in [0, 1]), ``"ratio"``, ``"modes"``, ``"nats/sample"``,
-        ``"data units"``, ``"(data units)^2"`` or ``"(feature units)^2"``.
+        ``"data units"``, ``"(data units)^2"``, ``"(feature units)^2"`` or ``"squared MMD"``.
     better : str or float
         ``"lower"``, ``"higher"``, ``"real"`` (closest to P_r's own value) or the target value
         real data give; see the module docstring.
@@ -261,6 +279,9 @@ class Metric:
     data : tuple of str or None
         The real distributions it is defined for (names of
         :data:`madutils.data.distributions.DISTRIBUTIONS`); ``None`` for any.
+    min_samples : int
+        The fewest points per set it can be computed from (2 for a covariance); the k-NN
+        manifold metrics need ``k + 1`` instead, which depends on the run.
     """
 
     name: str
@@ -272,6 +293,7 @@ class Metric:
     models: tuple[str, ...]
     compute: Callable[[MetricContext], torch.Tensor]
     data: tuple[str, ...] | None = None
+    min_samples: int = 1
 
     def __post_init__(self):
         for field in ("name", "definition", "label", "unit"):
@@ -335,6 +357,18 @@ def _mean_error(ctx: MetricContext) -> torch.Tensor:
 def _frechet(ctx: MetricContext) -> torch.Tensor:
     """The Fréchet distance of the context's points: samples (``frechet``) or features (FID)."""
     return frechet_distance(ctx.real, ctx.synthetic)
+
+
+def _kid(ctx: MetricContext) -> torch.Tensor:
+    distance = kernel_distance(ctx.real, ctx.synthetic, rng=ctx.subset_rng("kid"))
+    return torch.tensor(distance.mean, dtype=torch.float64)
+
+
+def _fd_infinity(ctx: MetricContext) -> torch.Tensor:
+    extrapolation = frechet_distance_infinity(
+        ctx.real, ctx.synthetic, rng=ctx.subset_rng("fd_infinity")
+    )
+    return torch.tensor(extrapolation.value, dtype=torch.float64)
 
 
 def _manifold_score(name: str) -> Callable[[MetricContext], torch.Tensor]:
@@ -430,6 +464,7 @@ _ENTRIES = (
         "samples",
         _LOW_DIM,
         _frechet,
+        min_samples=2,
     ),
     Metric(
         "fid",
@@ -441,6 +476,34 @@ _ENTRIES = (
         "features",
         _IMAGE,
         _frechet,
+        min_samples=2,
+    ),
+    Metric(
+        "kid",
+        "image loops: kernel distance (KID; Bińkowski et al. 2018) between the LeNet "
+        "features of n_eval synthetic images and of the held-out real images: unbiased "
+        "squared MMD with the kernel (x.y/d + 1)^3, mean over 100 subsets of at most 1,000 "
+        "(one subset of all when both sets are that small)",
+        "KID (LeNet features)",
+        "squared MMD",
+        "lower",
+        "features",
+        _IMAGE,
+        _kid,
+        min_samples=2,
+    ),
+    Metric(
+        "fd_infinity",
+        "image loops: FID extrapolated to infinitely many synthetic images (FD∞; Chong & "
+        "Forsyth 2020): intercept of the line through the FIDs of 15 nested subsets of the "
+        "n_eval synthetic images, from a fifth of them to all, against 1/N",
+        "FD$_\\infty$ (LeNet features)",
+        "(feature units)^2",
+        "lower",
+        "features",
+        _IMAGE,
+        _fd_infinity,
+        min_samples=10,
     ),
     Metric(
         "precision",
@@ -515,6 +578,7 @@ _ENTRIES = (
         "samples",
         ("mixture",),
         _total_variance,
+        min_samples=2,
     ),
     Metric(
         "heldout_nll",
@@ -556,7 +620,7 @@ REGISTRY: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
 
 #: The metrics of every image generation, on feature-network features against held-out
 #: real images, in table order.
-IMAGE_METRICS = ("fid", "precision", "recall", "density", "coverage")
+IMAGE_METRICS = ("fid", "kid", "fd_infinity", "precision", "recall", "density", "coverage")
 
 #: What each model's loop records when no metrics are configured, in table order.
 DEFAULT_METRICS = {

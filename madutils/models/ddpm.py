@@ -10,8 +10,8 @@ Following diffusers, the pieces are kept apart:
 - the network is a diffusers ``UNet2DModel`` with ``n_classes + 1`` class embeddings, the last
   one (index ``n_classes``) being the "null" class used for condition dropout and for the
   unconditional branch of guidance;
-- the noise schedule is a diffusers ``DDPMScheduler`` (or a ``DDIMScheduler`` built from the same
-  config for fast sampling);
+- the noise schedule is a diffusers ``DDPMScheduler`` (or, built from the same config for fast
+  sampling, a ``DDIMScheduler`` or DPM-Solver++'s ``DPMSolverMultistepScheduler``);
 - :func:`guided_noise` is the guided noise prediction, and :meth:`ConditionalDDPM.sample` writes
   the denoising loop out explicitly.
 
@@ -48,11 +48,32 @@ from madutils._image_checks import check_labels as _check_labels
 from madutils._validation import check_choice, check_lam, check_positive_int
 from madutils.models.base import ImageModel
 
-__all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "guided_noise"]
+__all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "default_steps", "guided_noise"]
 
-SAMPLERS = ("ddpm", "ddim")
+#: How :meth:`ConditionalDDPM.sample` denoises: ancestral DDPM sampling, deterministic DDIM
+#: (eta = 0), or DPM-Solver++ (multistep, second order; Lu et al. 2022).
+SAMPLERS = ("ddpm", "ddim", "dpm_solver")
 MIXED_PRECISION = ("auto", "bf16", "no")
-_DEFAULT_DDIM_STEPS = 50
+#: Denoising steps of each sampler when ``steps`` is None (at most ``timesteps``); None: all.
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm_solver": 20}
+
+
+def default_steps(sampler: str, timesteps: int) -> int:
+    """The denoising steps ``sampler`` takes when ``steps`` is not given (:data:`DEFAULT_STEPS`).
+
+    Parameters
+    ----------
+    sampler : {"ddpm", "ddim", "dpm_solver"}
+    timesteps : int
+        Diffusion steps T.
+
+    Returns
+    -------
+    int
+    """
+    check_choice(sampler, "sampler", SAMPLERS)
+    steps = DEFAULT_STEPS[sampler]
+    return timesteps if steps is None else min(steps, timesteps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,11 +205,13 @@ class ConditionalDDPM(ImageModel):
         Diffusion steps T (the paper uses 500; tests use fewer for speed).
     cond_dropout : float in [0, 1), default 0.1
         Probability that a training label is replaced by the null class.
-    sampler : {"ddpm", "ddim"}, default "ddpm"
-        How :meth:`sample` denoises: ancestral DDPM sampling or deterministic DDIM (eta = 0).
+    sampler : {"ddpm", "ddim", "dpm_solver"}, default "ddpm"
+        How :meth:`sample` denoises: ancestral DDPM sampling, deterministic DDIM (eta = 0) or
+        DPM-Solver++ (diffusers' ``DPMSolverMultistepScheduler``, second order).
     steps : int, optional
         Denoising steps of :meth:`sample`, at most ``timesteps``; None: ``timesteps`` for
-        DDPM, ``min(50, timesteps)`` for DDIM (see :attr:`sample_steps`).
+        DDPM, ``min(50, timesteps)`` for DDIM, ``min(20, timesteps)`` for DPM-Solver++ (see
+        :attr:`sample_steps`).
     epochs : int, default 20
         Passes over the training images in :meth:`fit`.
     batch_size : int, default 128
@@ -268,9 +291,7 @@ class ConditionalDDPM(ImageModel):
         """Denoising steps of :meth:`sample`: ``steps``, or its default for ``sampler``."""
         if self.steps is not None:
             return int(self.steps)
-        if self.sampler == "ddim":
-            return min(_DEFAULT_DDIM_STEPS, self.timesteps)
-        return self.timesteps
+        return default_steps(self.sampler, self.timesteps)
 
     def _check_settings(self) -> None:
         channels = _check_channels(self.channels)
@@ -328,21 +349,26 @@ class ConditionalDDPM(ImageModel):
 
         Parameters
         ----------
-        sampler : {"ddpm", "ddim"}, optional
+        sampler : {"ddpm", "ddim", "dpm_solver"}, optional
             ``"ddpm"``: a ``DDPMScheduler`` with ``timesteps`` steps; ``"ddim"``: a
-            ``DDIMScheduler`` from its config.
+            ``DDIMScheduler`` from its config; ``"dpm_solver"``: a
+            ``DPMSolverMultistepScheduler`` from its config (DPM-Solver++, second order).
 
         Returns
         -------
-        diffusers.DDPMScheduler or diffusers.DDIMScheduler
+        diffusers.DDPMScheduler, diffusers.DDIMScheduler or diffusers.DPMSolverMultistepScheduler
         """
-        from diffusers import DDIMScheduler, DDPMScheduler
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
         sampler = self.sampler if sampler is None else sampler
         check_choice(sampler, "sampler", SAMPLERS)
         ddpm = DDPMScheduler(num_train_timesteps=self.timesteps)
         if sampler == "ddim":
             return DDIMScheduler.from_config(ddpm.config)
+        if sampler == "dpm_solver":
+            return DPMSolverMultistepScheduler.from_config(
+                ddpm.config, algorithm_type="dpmsolver++", solver_order=2
+            )
         return ddpm
 
     def balanced_labels(self, n: int, rng: torch.Generator) -> torch.Tensor:
@@ -444,12 +470,11 @@ class ConditionalDDPM(ImageModel):
         bf16 = _use_bf16(self.mixed_precision, device)
         model = self.model_
         scheduler = self.scheduler()
-        scheduler.set_timesteps(self.sample_steps, device=device)
         shape = (1, self.image_size, self.image_size)
         out = []
         n_batches = -(-n // batch_size)
         bar = tqdm(
-            total=n_batches * len(scheduler.timesteps),
+            total=n_batches * self.sample_steps,
             desc="sampling",
             unit="step",
             disable=not self.progress,
@@ -459,6 +484,8 @@ class ConditionalDDPM(ImageModel):
             y = labels[start : start + batch_size]
             x = torch.randn((y.shape[0], *shape), generator=rng, device=rng.device)
             x, y = x.to(device), y.to(device)
+            # per batch: a multistep solver keeps the model outputs of its last steps
+            scheduler.set_timesteps(self.sample_steps, device=device)
             for t in scheduler.timesteps:
                 with _autocast(device, bf16):
                     eps = guided_noise(model, x, t, y, lam)

@@ -3,9 +3,10 @@
 One cpu-scale DDPM generation is trained (the loop chapters' ``cpu`` recipe, generation 1 of
 the fully synthetic loop, with the recipe's own ``threads``). From that one model, 1,000
 images with the same labels and noise stream are drawn with ancestral DDPM sampling at 500 and
-100 steps and with DPM-Solver++ at 10, 20 and 25 steps, at lambda = 1 and with the strongest
-guidance the chapters run (lambda = 0.5); each set is timed and measured as a loop generation
-is (FID, KID, precision, recall against the held-out real images).
+100 steps and with DPM-Solver++ and its stochastic variant SDE-DPM-Solver++ at 25, 20 and 10
+steps, at lambda = 1 and with the strongest guidance the chapters run (lambda = 0.5); each set
+is timed and measured as a loop generation is (FID, KID, precision, recall against the
+held-out real images).
 
 The choice (:func:`madutils.analysis.samplers.choose_sampler`): the fastest setting whose every
 metric, at both lambdas, lies within the real-versus-real floor's spread (highest minus lowest
@@ -45,6 +46,9 @@ SETTINGS = (
     ("dpm_solver", 25),
     ("dpm_solver", 20),
     ("dpm_solver", 10),
+    ("dpm_solver_sde", 25),
+    ("dpm_solver_sde", 20),
+    ("dpm_solver_sde", 10),
 )
 REFERENCE = ("ddpm", 500)
 LAMS = (1.0, 0.5)

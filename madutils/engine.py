@@ -157,7 +157,8 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
 
     Local clusters and scheduler connections are kept for the rest of the process; a
     job-queue cluster is started for this sweep, scaled to ``n_runs`` and closed after it.
-    With ``announce``, the dashboard address is printed when a cluster is started or joined.
+    With ``announce``, the dashboard address is printed (for every sweep that uses the
+    cluster, whether it was started here or earlier).
     """
     if engine.sequential:
         yield None
@@ -182,7 +183,7 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
         def connect():
             return Client(engine.scheduler, timeout="30s"), None
 
-        client, new = _kept_client(("scheduler", engine.scheduler), connect)
+        client, _ = _kept_client(("scheduler", engine.scheduler), connect)
     else:
 
         def start():
@@ -197,8 +198,8 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
             )
             return Client(cluster), cluster
 
-        client, new = _kept_client(("local", engine.workers), start)
-    if new and announce:
+        client, _ = _kept_client(("local", engine.workers), start)
+    if announce:
         print(f"Dask dashboard: {client.dashboard_link} ({engine.describe()})")
     yield client
 

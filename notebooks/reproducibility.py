@@ -161,13 +161,28 @@ if sampler_file.exists():
         & (samplers.steps == sampler_record["reference"]["steps"])
     ].set_index("lam")["images_per_second"]
     samplers["speed-up"] = samplers.images_per_second / samplers.lam.map(reference_rate)
-    pick = samplers[(samplers.sampler == chosen["sampler"]) & (samplers.steps == chosen["steps"])]
+    ddpm_cpu = load_recipe("ddpm", "cpu")
+    in_book = samplers[
+        (samplers.sampler == ddpm_cpu["sampler"]) & (samplers.steps == ddpm_cpu["steps"])
+    ]
+    seconds = samplers.assign(setting=list(zip(samplers.sampler, samplers.steps, strict=True)))
+    seconds = seconds.groupby("setting").seconds.sum()
+    book_setting = (ddpm_cpu["sampler"], ddpm_cpu["steps"])
     sampler_text = (
-        f"The choice: {chosen['sampler']} with {chosen['steps']} steps, "
-        f"{pick['speed-up'].min():.0f}× to {pick['speed-up'].max():.0f}× faster than the "
-        f"reference (floor spread over {sampler_record['floor_sets']} real sets of "
+        f"By this rule the choice is {chosen['sampler']} with {chosen['steps']} steps (floor "
+        f"spread over {sampler_record['floor_sets']} real sets of "
         f"{sampler_record['n_images']:,} images: FID {sampler_record['floor_spread']['fid']:.2f}, "
-        f"KID {sampler_record['floor_spread']['kid']:.4f})."
+        f"KID {sampler_record['floor_spread']['kid']:.3f}, recall "
+        f"{sampler_record['floor_spread']['recall']:.3f}). The cpu recipe samples with "
+        f"{book_setting[0]} and {book_setting[1]} steps, "
+        + (
+            "which the rule also accepts"
+            if len(in_book) and in_book.within_floor.all()
+            else "outside that spread at some lambda"
+        )
+        + f": sampling the {sampler_record['n_images']:,} images at both lambdas took "
+        f"{seconds.get(book_setting, float('nan')):.0f} s with the recipe's setting and "
+        f"{seconds[(chosen['sampler'], chosen['steps'])]:.0f} s with the choice."
     )
     shown = samplers[
         ["lam", "sampler", "steps", "images_per_second", "speed-up"]

@@ -124,6 +124,17 @@ def test_dpm_solver_denoises_every_batch_from_its_own_start(fitted):
     assert guided.shape == out.shape and not torch.equal(guided, out)
 
 
+def test_sde_dpm_solver_draws_its_noise_from_rng(fitted):
+    model = _with(fitted, sampler="dpm_solver_sde", steps=5)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    out = model.sample(7, 1.0, rng=_rng(7), labels=labels, batch_size=3)
+    assert out.shape == (7, 1, 8, 8) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.equal(out, model.sample(7, 1.0, rng=_rng(7), labels=labels, batch_size=3))
+    assert not torch.equal(out, model.sample(7, 1.0, rng=_rng(8), labels=labels, batch_size=3))
+    ode = _with(fitted, sampler="dpm_solver", steps=5)
+    assert not torch.equal(out, ode.sample(7, 1.0, rng=_rng(7), labels=labels, batch_size=3))
+
+
 def test_fit_and_sample_are_deterministic(fitted):
     state = torch.random.get_rng_state()
     other = _fit()

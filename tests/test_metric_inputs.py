@@ -140,7 +140,14 @@ def inputs():
 
 
 def _context(ingredients: dict) -> MetricContext:
-    return MetricContext(lam=1.0, n_eval=40, make_rng=lambda: _gen(12), k=5, **ingredients)
+    return MetricContext(
+        lam=1.0,
+        n_eval=40,
+        make_rng=lambda: _gen(12),
+        make_subset_rng=lambda: _gen(13),
+        k=5,
+        **ingredients,
+    )
 
 
 def _slots(ingredients: dict) -> list[str]:

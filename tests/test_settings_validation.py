@@ -152,9 +152,13 @@ def test_a_too_small_n_eval_names_n_ini_when_it_defaults_to_it():
         LoopConfig(n_eval=1, metrics=("frechet",))
     with pytest.raises(ValueError, match=r"metric 'precision'.*defaults to n_ini=5"):
         LoopConfig(model="mixture", n_components=2, n_ini=5, metrics=("precision",))
-    with pytest.raises(ValueError, match=r"k must be smaller than n_eval.*defaults to held_out"):
+    with pytest.raises(ValueError, match=r"at least 10 for metric 'fd_infinity'.*held_out=5"):
         ImageLoopConfig(**{**IMAGE, "n_eval": None, "held_out": 5})
+    with pytest.raises(ValueError, match=r"k must be smaller than n_eval.*defaults to held_out"):
+        ImageLoopConfig(**{**IMAGE, "n_eval": None, "held_out": 10, "k": 10})
     assert all(name in REGISTRY for name in ("frechet", "fid", "total_variance"))
+    minimum = {n: REGISTRY[n].min_samples for n in ("frechet", "fid", "kid", "fd_infinity")}
+    assert minimum == {"frechet": 2, "fid": 2, "kid": 2, "fd_infinity": 10}
 
 
 # ------------------------------------------------------------------------ 3. memory up front

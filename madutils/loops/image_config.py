@@ -204,11 +204,11 @@ class ImageLoopConfig:
     )
     sampler: str = setting(
         "ddpm",
-        "ddpm: 'ddpm' (ancestral), 'ddim' (deterministic, fewer steps) or 'dpm_solver' "
-        "(DPM-Solver++, fewer still)",
+        "ddpm: 'ddpm' (ancestral), 'ddim' (deterministic, fewer steps), 'dpm_solver' "
+        "(DPM-Solver++, fewer still) or 'dpm_solver_sde' (its stochastic variant)",
     )
     steps: int | None = setting(
-        None, "ddpm: denoising steps; None: timesteps for ddpm, 50 for ddim, 20 for dpm_solver"
+        None, "ddpm: denoising steps; None: timesteps for ddpm, 50 for ddim, 20 for the dpm_solvers"
     )
     latent_dim: int = setting(64, "wgan: dimension of the latent z")
     width: int = setting(32, "wgan: base channel count of generator and critic")

@@ -51,11 +51,13 @@ from madutils.models.base import ImageModel
 __all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "default_steps", "guided_noise"]
 
 #: How :meth:`ConditionalDDPM.sample` denoises: ancestral DDPM sampling, deterministic DDIM
-#: (eta = 0), or DPM-Solver++ (multistep, second order; Lu et al. 2022).
-SAMPLERS = ("ddpm", "ddim", "dpm_solver")
+#: (eta = 0), DPM-Solver++ (multistep, second order; Lu et al. 2022), which solves the
+#: probability-flow ODE, or its stochastic variant SDE-DPM-Solver++, which solves the reverse
+#: SDE as ancestral sampling does.
+SAMPLERS = ("ddpm", "ddim", "dpm_solver", "dpm_solver_sde")
 MIXED_PRECISION = ("auto", "bf16", "no")
 #: Denoising steps of each sampler when ``steps`` is None (at most ``timesteps``); None: all.
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm_solver": 20}
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm_solver": 20, "dpm_solver_sde": 20}
 
 
 def default_steps(sampler: str, timesteps: int) -> int:
@@ -205,13 +207,14 @@ class ConditionalDDPM(ImageModel):
         Diffusion steps T (the paper uses 500; tests use fewer for speed).
     cond_dropout : float in [0, 1), default 0.1
         Probability that a training label is replaced by the null class.
-    sampler : {"ddpm", "ddim", "dpm_solver"}, default "ddpm"
-        How :meth:`sample` denoises: ancestral DDPM sampling, deterministic DDIM (eta = 0) or
-        DPM-Solver++ (diffusers' ``DPMSolverMultistepScheduler``, second order).
+    sampler : {"ddpm", "ddim", "dpm_solver", "dpm_solver_sde"}, default "ddpm"
+        How :meth:`sample` denoises: ancestral DDPM sampling, deterministic DDIM (eta = 0),
+        DPM-Solver++ or SDE-DPM-Solver++ (diffusers' ``DPMSolverMultistepScheduler``, second
+        order, ``algorithm_type`` ``"dpmsolver++"`` or ``"sde-dpmsolver++"``).
     steps : int, optional
         Denoising steps of :meth:`sample`, at most ``timesteps``; None: ``timesteps`` for
-        DDPM, ``min(50, timesteps)`` for DDIM, ``min(20, timesteps)`` for DPM-Solver++ (see
-        :attr:`sample_steps`).
+        DDPM, ``min(50, timesteps)`` for DDIM, ``min(20, timesteps)`` for both DPM-Solver++
+        (see :attr:`sample_steps`).
     epochs : int, default 20
         Passes over the training images in :meth:`fit`.
     batch_size : int, default 128
@@ -349,10 +352,11 @@ class ConditionalDDPM(ImageModel):
 
         Parameters
         ----------
-        sampler : {"ddpm", "ddim", "dpm_solver"}, optional
+        sampler : {"ddpm", "ddim", "dpm_solver", "dpm_solver_sde"}, optional
             ``"ddpm"``: a ``DDPMScheduler`` with ``timesteps`` steps; ``"ddim"``: a
-            ``DDIMScheduler`` from its config; ``"dpm_solver"``: a
-            ``DPMSolverMultistepScheduler`` from its config (DPM-Solver++, second order).
+            ``DDIMScheduler`` from its config; ``"dpm_solver"`` / ``"dpm_solver_sde"``: a
+            ``DPMSolverMultistepScheduler`` from its config (DPM-Solver++ / SDE-DPM-Solver++,
+            second order).
 
         Returns
         -------
@@ -365,9 +369,10 @@ class ConditionalDDPM(ImageModel):
         ddpm = DDPMScheduler(num_train_timesteps=self.timesteps)
         if sampler == "ddim":
             return DDIMScheduler.from_config(ddpm.config)
-        if sampler == "dpm_solver":
+        if sampler in ("dpm_solver", "dpm_solver_sde"):
+            algorithm = "dpmsolver++" if sampler == "dpm_solver" else "sde-dpmsolver++"
             return DPMSolverMultistepScheduler.from_config(
-                ddpm.config, algorithm_type="dpmsolver++", solver_order=2
+                ddpm.config, algorithm_type=algorithm, solver_order=2
             )
         return ddpm
 

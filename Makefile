@@ -19,8 +19,10 @@ PYTEST_ARGS ?=
 SCALE ?= cpu
 # Worker processes of the book's local Dask cluster: one per usable core. Measured on a 2-core
 # machine (benchmarks/results/sweep.md), 2 single-threaded workers ran two cpu-scale DDPM runs
-# 1.4x and two mixture runs 1.6x faster than one process with 2 torch threads, and 3.5-3.9x
-# faster while another process kept a core busy. `make book BOOK_WORKERS=` runs sequentially.
+# 1.35x and two mixture runs 1.53x faster than one process with 2 torch threads (1.49x and
+# 1.55x would be ideal), and 3.4-3.8x faster while another process kept a core busy; the cpu
+# book took 37 minutes this way against 51 one chapter and one run at a time.
+# `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup book test test-slow lint bench clean

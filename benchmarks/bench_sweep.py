@@ -16,7 +16,7 @@ person's other work puts on a laptop: it holds one core. The sequential path com
 torch threads (``threads=2``), the cluster's runs with 1 (``threads=1``); the numbers of the
 two differ slightly for the DDPM, whose reductions depend on the thread count.
 
-Run ``python benchmarks/bench_sweep.py`` (about 12 minutes on 2 cores) or ``--quick``.
+Run ``python benchmarks/bench_sweep.py`` (about 16 minutes on 2 cores) or ``--quick``.
 Nothing else may run on the machine meanwhile.
 """
 

@@ -72,7 +72,15 @@ def main() -> None:
     spread = floor_spread(floor)
     tables = []
     for lam in LAMS:
-        table = compare_samplers(model, real, SETTINGS, n=cfg.n_eval, lam=lam, seed=cfg.seed)
+        table = compare_samplers(
+            model,
+            real,
+            SETTINGS,
+            training=real.train.images,  # holds generation 1's training images
+            n=cfg.n_eval,
+            lam=lam,
+            seed=cfg.seed,
+        )
         table.insert(0, "lam", lam)
         table["within_floor"] = within_floor(table, spread, REFERENCE)
         tables.append(table)

@@ -225,9 +225,13 @@ control_table = control.table.assign(loop="real data only (control)")
 ddpm_both = pd.concat([ddpm_table, control_table], ignore_index=True)
 ddpm_cfg = ddpm_runs[0].config
 
-# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID and KID (lower is better), precision and recall per generation for each sampling bias; generation 0 is real data, and the grey band the real-versus-real floor. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Four panels against generation: FID, KID, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, a dashed line for the real-data control and a grey band for the real-versus-real floor."}}
+# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID and KID (lower is better), memorisation (distance of the synthetic digits to their own training set over that of real digits: near 0 for copies), precision and recall per generation for each sampling bias; generation 0 is real data, and the grey band the real-versus-real floor. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Five panels against generation: FID, KID, memorisation, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, a dashed line for the real-data control and a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
-    ddpm_both, ["fid", "kid", "precision", "recall"], style="loop", height=2.8, floor=True
+    ddpm_both,
+    ["fid", "kid", "memorisation", "precision", "recall"],
+    style="loop",
+    height=2.6,
+    floor=True,
 )
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_metrics")
 
@@ -278,6 +282,10 @@ glue_value("fs_ddpm_run_seconds", ddpm_runs[0].timings[ddpm_phases].to_numpy().s
 glue_value("fs_ddpm_control_seconds", generation_seconds(control))
 glue_value("fs_ddpm_control_generations", ddpm_control_generations)
 glue_value("fs_ddpm_counts", measurement_note(ddpm_runs[0]))
+copies = ddpm_summary.xs("memorisation", level="metric")
+glue_value("fs_ddpm_memorisation_unbiased", copies[(1.0, last)])
+glue_value("fs_ddpm_memorisation_biased", copies[(min(ddpm_lams), last)])
+glue_value("fs_ddpm_memorisation_floor", copies[(1.0, 0)])
 ddpm_verdict = judge(
     "fully_ddpm",
     fid_first=d[(1.0, "fid", "first")],
@@ -319,6 +327,9 @@ pd.DataFrame(
 # The real-data control never exceeds an FID of {glue:text}`fs_ddpm_control_fid_max:.1f` (real data itself: {glue:text}`fs_ddpm_real_fid:.1f`).
 # A rise above that band is the loop's doing, not the training budget's.
 # {glue:text}`fs_ddpm_counts`
+#
+# Is the collapse copying?
+# At the last generation the synthetic digits lie {glue:text}`fs_ddpm_memorisation_unbiased:.2f` times as far from their nearest image of their own training set as held-out real digits do at $\lambda = 1$, and {glue:text}`fs_ddpm_memorisation_biased:.2f` times with the strongest bias (two real sets: {glue:text}`fs_ddpm_memorisation_floor:.2f`); a ratio near 0 would mean the model returns its training images.
 #
 # Verdict rule: {glue:text}`fs_rule_ddpm`.
 # Verdict here: **{glue:text}`fs_verdict_ddpm`**.

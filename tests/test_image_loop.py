@@ -84,9 +84,16 @@ def test_the_floor_is_several_disjoint_real_sets(tmp_path, cache):
     fid = floor[floor.metric == "fid"].value
     assert fid.nunique() == FLOOR_SETS  # different real images, different values
     assert set(table[table.generation > 0].replicate) == {0}
+    # memorisation: a real set against another real set is no copy (about 1)
+    floor_copies = floor[floor.metric == "memorisation"].value
+    assert ((floor_copies > 0.5) & (floor_copies < 2.0)).all()
+    later = table[(table.generation > 0) & (table.metric == "memorisation")].value
+    assert (later > 0).all() and later.notna().all()
     # a floor of fewer sets where the training images run short
     few = _run(tmp_path / "few", cache, generations=1, n_eval=600, n_ini=60).table
     assert few[few.generation == 0].replicate.nunique() == 2  # 1,647 images: two sets of 600
+    with pytest.raises(ValueError, match="n_eval must be smaller than the 1647 real training"):
+        _run(tmp_path / "all", cache, generations=1, n_eval=1647, n_ini=60)
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path, cache):

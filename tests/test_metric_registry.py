@@ -46,6 +46,7 @@ from madutils.metrics.frechet import (  # noqa: E402
 from madutils.metrics.gaussian import covariance_trace, mean_drift  # noqa: E402
 from madutils.metrics.kernel import kernel_distance  # noqa: E402
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference  # noqa: E402
+from madutils.metrics.memorisation import nearest_distance_ratio  # noqa: E402
 from madutils.metrics.mixture import modal_variance, modes_covered, total_variance  # noqa: E402
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share  # noqa: E402
 from madutils.rng import BatchedStream, stream  # noqa: E402
@@ -313,7 +314,8 @@ def test_image_measure_on_feature_tensors():
     reference = ManifoldReference(reference_features, k=5)
     real = RealImages(None, None, _IdentityFeatures(), reference, reference_features)
     subsets = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    values = image_measure(real, synthetic, subsets)
+    training = synthetic[:20] + 0.01  # as if the model had trained on near-copies
+    values = image_measure(real, synthetic, subsets, training)
     assert tuple(values) == IMAGE_METRICS
     assert values["fid"] == float(frechet_distance(reference_features, synthetic))
     kid = kernel_distance(reference_features, synthetic, rng=subsets())
@@ -322,4 +324,8 @@ def test_image_measure_on_feature_tensors():
     assert values["fd_infinity"] == pytest.approx(fd_infinity.value, rel=1e-12)
     scores = reference.compute(synthetic)
     assert all(values[name] == float(scores[name]) for name in MANIFOLD_METRICS)
-    assert image_measure(real, reference_features, subsets)["fid"] == pytest.approx(0.0, abs=1e-9)
+    assert values["memorisation"] == pytest.approx(
+        float(nearest_distance_ratio(synthetic, reference_features, training)), rel=1e-12
+    )
+    again = image_measure(real, reference_features, subsets, training)
+    assert again["fid"] == pytest.approx(0.0, abs=1e-9)

@@ -105,10 +105,14 @@ def test_compare_samplers_measures_each_setting_on_the_same_labels():
     reference = images[:12].flatten(1)
     real = RealImages(None, None, _Flatten(), ManifoldReference(reference, k=3), reference)
     settings = [("ddim", 3), ("dpm_solver", 3), ("ddpm", 10)]
-    table = compare_samplers(model, real, settings, n=12, lam=1.0, seed=0, progress=False)
+    table = compare_samplers(
+        model, real, settings, training=images, n=12, lam=1.0, seed=0, progress=False
+    )
     assert list(zip(table.sampler, table.steps, strict=True)) == settings
     assert set(IMAGE_METRICS) <= set(table.columns)
     assert (table.images_per_second > 0).all() and table[list(IMAGE_METRICS)].notna().all().all()
     assert (model.sampler, model.steps) == ("ddim", 3)  # restored
-    again = compare_samplers(model, real, settings[:1], n=12, lam=1.0, seed=0, progress=False)
+    again = compare_samplers(
+        model, real, settings[:1], training=images, n=12, lam=1.0, seed=0, progress=False
+    )
     assert again.fid[0] == table.fid[0]  # same labels, same noise

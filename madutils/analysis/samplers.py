@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from madutils.loops.images import RealImages, _dequantise, _quantise, measure
@@ -32,6 +33,7 @@ def compare_samplers(
     real: RealImages,
     settings: Iterable[tuple[str, int]],
     *,
+    training: torch.Tensor,
     n: int,
     lam: float,
     seed: int,
@@ -52,6 +54,8 @@ def compare_samplers(
         The real images and feature network the metrics compare with.
     settings : iterable of (str, int)
         Samplers of :data:`madutils.models.ddpm.SAMPLERS` and their denoising steps.
+    training : Tensor
+        The images the model trained on (or a set holding them), for ``memorisation``.
     n : int
         Images per setting.
     lam : float
@@ -81,6 +85,7 @@ def compare_samplers(
                 real,
                 _dequantise(_quantise(images)),
                 lambda: stream(seed, generation, ImageStream.SUBSETS),
+                training,
             )
             rows.append(
                 {

@@ -21,10 +21,12 @@ timings and the results table of :func:`madutils.loops.driver.drive`):
 
 Metrics (:data:`~madutils.loops.image_config.IMAGE_METRICS`): Fréchet distance ("FID") of
 feature-network features, the same extrapolated to infinitely many samples (FD∞), the kernel
-distance (KID, unbiased at any sample size), and k-NN precision, recall, density and coverage,
-always against the held-out real images. Generation 0 holds the same metrics for disjoint sets
-of ``n_eval`` real training images each (up to :data:`FLOOR_SETS`, its replicates): the
-real-versus-real floor a perfect model would reach with this many samples, and its spread.
+distance (KID, unbiased at any sample size), memorisation (the distance of the synthetic images
+to the generation's training images, relative to that of held-out real images), and k-NN
+precision, recall, density and coverage, always against the held-out real images. Generation 0
+holds the same metrics for disjoint sets of ``n_eval`` real training images each (up to
+:data:`FLOOR_SETS`, its replicates): the real-versus-real floor a perfect model would reach with
+this many samples, and its spread.
 
 Storage (when ``out`` is given): the :class:`~madutils.results.RunStore` files plus, per
 generation, ``models/NNNNN.pt`` (weights) and ``samples/NNNNN.pt`` (the images as uint8 and
@@ -183,7 +185,10 @@ FLOOR_SETS = 5
 
 
 def measure(
-    real: RealImages, images: torch.Tensor, make_subset_rng: Callable[[], torch.Generator]
+    real: RealImages,
+    images: torch.Tensor,
+    make_subset_rng: Callable[[], torch.Generator],
+    training: torch.Tensor,
 ) -> dict[str, float]:
     """The image metrics (:data:`madutils.metrics.IMAGE_METRICS`) of ``images``.
 
@@ -191,7 +196,9 @@ def measure(
     images (and their k-NN manifold, built once): each value is its
     :data:`madutils.metrics.REGISTRY` entry's ``compute`` on one
     :class:`~madutils.metrics.MetricContext` whose real and synthetic points are features.
-    ``make_subset_rng`` returns the stream of the subsets KID and FD∞ draw (a new one for each).
+    ``make_subset_rng`` returns the stream of the subsets KID and FD∞ draw (a new one for each);
+    ``training`` holds the images the model trained on (for ``memorisation``; their features
+    are computed only if it is measured).
     """
     context = MetricContext(
         real=real.reference_features,
@@ -199,6 +206,7 @@ def measure(
         manifold=real.reference,
         k=real.reference.k,
         make_subset_rng=make_subset_rng,
+        training=lambda: real.features.features(training),
     )
     return {name: float(v) for name, v in measure_metrics(IMAGE_METRICS, context).items()}
 
@@ -283,6 +291,12 @@ class ImageLoop(Loop):
         check_enough_real_images(
             self.pool, cfg.n_ini, cfg.n_real if cfg.family == "fresh_data" else 0, cfg.generations
         )
+        if cfg.n_eval >= len(real.train):
+            raise ValueError(
+                f"n_eval must be smaller than the {len(real.train)} real training images of "
+                f"dataset={cfg.dataset!r} (the floor compares sets of n_eval of them with the "
+                f"others); got n_eval={cfg.n_eval}"
+            )
         # each generation's first n_synthetic images (uint8, labels), the most recent last;
         # "last" keeps one generation, "memory" K, "accumulate" all
         self.synthetic: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -398,6 +412,7 @@ class ImageLoop(Loop):
             self.real,
             _dequantise(quantised[: cfg.n_eval]),
             lambda: stream(cfg.seed, generation, ImageStream.SUBSETS),
+            training.images,
         )
         self.record_time(
             generation,
@@ -414,16 +429,23 @@ class ImageLoop(Loop):
     def leading_rows(self) -> pd.DataFrame:
         """Generation 0, the real-versus-real floor: the metrics of disjoint sets of ``n_eval``
         real training images each (up to :data:`FLOOR_SETS`; replicate ``i`` is set ``i``),
-        what a perfect model would score with this many samples, and how much that varies."""
+        what a perfect model would score with this many samples, and how much that varies.
+
+        For ``memorisation``, set ``i`` stands in for a model's samples and the next set (the
+        training images outside the set, when there is one set) for its training set: real
+        images are no copies of other real images."""
         cfg, train = self.cfg, self.real.train
         n_floor = min(cfg.n_eval, len(train))
         sets = max(1, min(FLOOR_SETS, len(train) // n_floor))
         order = torch.randperm(len(train), generator=stream(cfg.seed, ImageStream.FLOOR))
+        chunks = [order[i * n_floor : (i + 1) * n_floor] for i in range(sets)]
+        others = [chunks[(i + 1) % sets] if sets > 1 else order[n_floor:] for i in range(sets)]
         measured = [
             measure(
                 self.real,
-                train.images[order[i * n_floor : (i + 1) * n_floor]],
+                train.images[chunks[i]],
                 lambda i=i: stream(cfg.seed, 0, ImageStream.SUBSETS, i),
+                train.images[others[i]],
             )
             for i in range(sets)
         ]

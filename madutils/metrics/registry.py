@@ -60,6 +60,7 @@ from madutils.metrics.frechet import (
 from madutils.metrics.gaussian import covariance_trace, mean_drift
 from madutils.metrics.kernel import kernel_distance
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference
+from madutils.metrics.memorisation import nearest_distance_ratio
 from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 
@@ -126,6 +127,9 @@ class MetricContext:
     make_subset_rng : callable, optional
         Returns the random stream of the metrics that draw subsets of the points they are
         given (``kid``, ``fd_infinity``); called once per such metric.
+    training : Tensor or callable, optional
+        The points the model trained on (in the image loops, the features of the
+        generation's training images), for ``memorisation``.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class MetricContext:
         synthetic=None,
         manifold=None,
         make_subset_rng: Callable[[], torch.Generator] | None = None,
+        training=None,
     ):
         self.model = model
         self.lam = lam
@@ -153,7 +158,12 @@ class MetricContext:
         self.first_mean = first_mean
         self.k = k
         self.make_subset_rng = make_subset_rng
-        self._sources = {"real": real, "synthetic": synthetic, "manifold": manifold}
+        self._sources = {
+            "real": real,
+            "synthetic": synthetic,
+            "manifold": manifold,
+            "training": training,
+        }
         self._values: dict[str, object] = {}
         self._checked: set[str] = set()  # inputs already checked for NaN / inf
 
@@ -221,6 +231,14 @@ class MetricContext:
         for attribute in getattr(self.model, "_state_attributes", ()):
             if isinstance(getattr(self.model, attribute, None), torch.Tensor):
                 self.fitted(attribute)
+
+    @property
+    def training(self) -> torch.Tensor:
+        """The points the model trained on."""
+        training = self._get("training")
+        if training is None:
+            raise ValueError("this metric needs the model's training points; the context has none")
+        return self._check_once("training", training, core_ndim=2)
 
     def subset_rng(self, metric: str) -> torch.Generator:
         """A new random stream for the subsets ``metric`` draws (from ``make_subset_rng``)."""
@@ -371,6 +389,10 @@ def _fd_infinity(ctx: MetricContext) -> torch.Tensor:
     return torch.tensor(extrapolation.value, dtype=torch.float64)
 
 
+def _memorisation(ctx: MetricContext) -> torch.Tensor:
+    return nearest_distance_ratio(ctx.synthetic, ctx.real, ctx.training)
+
+
 def _manifold_score(name: str) -> Callable[[MetricContext], torch.Tensor]:
     def compute(ctx: MetricContext) -> torch.Tensor:
         return ctx.manifold_scores[name]
@@ -506,6 +528,18 @@ _ENTRIES = (
         min_samples=10,
     ),
     Metric(
+        "memorisation",
+        "image loops: median distance of the n_eval synthetic images to their nearest image "
+        "of the generation's training set, over that of the held-out real images (LeNet "
+        "features); near 0: copies of the training set, about 1: new images",
+        "distance to training set (synthetic / real)",
+        "ratio",
+        1.0,
+        "features",
+        _IMAGE,
+        _memorisation,
+    ),
+    Metric(
         "precision",
         "share of n_eval synthetic samples (drawn with lambda) inside the real k-NN "
         "manifold (Kynkäänniemi et al. 2019, membership <=)",
@@ -620,7 +654,16 @@ REGISTRY: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
 
 #: The metrics of every image generation, on feature-network features against held-out
 #: real images, in table order.
-IMAGE_METRICS = ("fid", "kid", "fd_infinity", "precision", "recall", "density", "coverage")
+IMAGE_METRICS = (
+    "fid",
+    "kid",
+    "fd_infinity",
+    "memorisation",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+)
 
 #: What each model's loop records when no metrics are configured, in table order.
 DEFAULT_METRICS = {

@@ -113,6 +113,7 @@ def _feature_inputs():
     return dict(
         real=torch.randn(40, 6, generator=_gen(10)),
         synthetic=torch.randn(40, 6, generator=_gen(11)) * 1.2,
+        training=torch.randn(40, 6, generator=_gen(14)),
         seeds=1,
     )
 
@@ -152,7 +153,9 @@ def _context(ingredients: dict) -> MetricContext:
 
 def _slots(ingredients: dict) -> list[str]:
     """The inputs a metric may read: context values and the model's floating tensors."""
-    slots = [name for name in ("real", "synthetic", "first_mean") if name in ingredients]
+    slots = [
+        name for name in ("real", "synthetic", "first_mean", "training") if name in ingredients
+    ]
     model = ingredients.get("model")
     for attribute in getattr(model, "_state_attributes", ()):
         value = getattr(model, attribute)

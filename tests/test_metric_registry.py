@@ -82,11 +82,8 @@ def test_views_and_defaults_come_from_the_registry():
         assert all(REGISTRY[n].applies_to(model) for n in names)
     assert image_config.IMAGE_METRICS is IMAGE_METRICS
     assert tuple(MANIFOLD_METRICS) == tuple(METRIC_NAMES)
-    assert {n for n, m in REGISTRY.items() if m.needs == "features"} == {
-        "fid",
-        "kid",
-        "fd_infinity",
-    }
+    features = {"fid", "kid", "fd_infinity", "memorisation"}
+    assert {n for n, m in REGISTRY.items() if m.needs == "features"} == features
     # what a loop configuration accepts is what applies to its model and data
     assert "modes_covered" in metric_names("mixture", "grid_mixture")
     assert "modes_covered" not in metric_names("mixture", "rosenbrock")

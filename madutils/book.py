@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -336,9 +336,9 @@ def _kernel_threads(at_once: int):
     """One thread per kernel for the ``with`` block when chapters execute side by side."""
     from madutils.engine import environment_variables
 
-    one = "1" if at_once > 1 else None
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    return environment_variables({n: one or os.environ.get(n) for n in names})
+    if at_once <= 1:
+        return nullcontext()
+    return environment_variables(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
 
 
 def _execute_stage(

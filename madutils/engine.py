@@ -141,14 +141,15 @@ def _close_kept() -> None:
 
 
 def _kept_client(key: tuple, start):
+    """The running client kept under ``key``, or a new one from ``start()``, then kept."""
     entry = _KEPT.get(key)
     if entry is not None and entry[0].status == "running":
-        return entry[0], False
+        return entry[0]
     client, cluster = start()
     if not _KEPT:
         atexit.register(_close_kept)
     _KEPT[key] = (client, cluster)
-    return client, True
+    return client
 
 
 @contextlib.contextmanager
@@ -183,7 +184,7 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
         def connect():
             return Client(engine.scheduler, timeout="30s"), None
 
-        client, _ = _kept_client(("scheduler", engine.scheduler), connect)
+        client = _kept_client(("scheduler", engine.scheduler), connect)
     else:
 
         def start():
@@ -198,7 +199,7 @@ def engine_client(engine: Engine, n_runs: int, *, announce: bool = True):
             )
             return Client(cluster), cluster
 
-        client, _ = _kept_client(("local", engine.workers), start)
+        client = _kept_client(("local", engine.workers), start)
     if announce:
         print(f"Dask dashboard: {client.dashboard_link} ({engine.describe()})")
     yield client

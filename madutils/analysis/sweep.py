@@ -172,9 +172,10 @@ def is_stored(config, runs_dir: str | Path | None) -> bool:
     return RunStore(path, resolved.to_dict()).check().finished >= resolved.generations
 
 
-def _run_task(config, runs_dir, allow_code_change: bool, keep_samples: bool) -> LoopResult:
-    """One run of a sweep as a Dask task (it computes with its own ``threads`` setting)."""
-    return run_one(config, runs_dir, allow_code_change=allow_code_change, keep_samples=keep_samples)
+def _run_task(config, runs_dir, options: dict) -> LoopResult:
+    """One run of a sweep as a Dask task (it computes with its own ``threads`` setting);
+    ``options`` are :func:`run_one`'s keywords."""
+    return run_one(config, runs_dir, **options)
 
 
 def _needs_gpu(config) -> bool:
@@ -289,7 +290,7 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, options: dict) 
     results: list = [None] * len(configs)
     stored = [i for i, c in enumerate(configs) if is_stored(c, runs_dir)]
     for i in stored:
-        results[i] = run_one(configs[i], runs_dir, keep_samples=options["keep_samples"])
+        results[i] = run_one(configs[i], runs_dir, **options)
     pending = [i for i in range(len(configs)) if results[i] is None]
     failures = []
     bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
@@ -301,8 +302,7 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, options: dict) 
                     _run_task,
                     configs[i],
                     None if runs_dir is None else str(Path(runs_dir).resolve()),
-                    options["allow_code_change"],
-                    options["keep_samples"],
+                    options,
                     key=f"{_task_name(configs[i])}-{uuid.uuid4().hex[:8]}",  # readable, unique
                     resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
                     pure=False,

@@ -435,8 +435,8 @@ class ImageLoop(Loop):
         training images outside the set, when there is one set) for its training set: real
         images are no copies of other real images."""
         cfg, train = self.cfg, self.real.train
-        n_floor = min(cfg.n_eval, len(train))
-        sets = max(1, min(FLOOR_SETS, len(train) // n_floor))
+        n_floor = cfg.n_eval  # smaller than len(train), checked when the loop is built
+        sets = min(FLOOR_SETS, len(train) // n_floor)
         order = torch.randperm(len(train), generator=stream(cfg.seed, ImageStream.FLOOR))
         chunks = [order[i * n_floor : (i + 1) * n_floor] for i in range(sets)]
         others = [chunks[(i + 1) % sets] if sets > 1 else order[n_floor:] for i in range(sets)]

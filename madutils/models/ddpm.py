@@ -56,6 +56,8 @@ __all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "default_steps", "g
 #: SDE as ancestral sampling does.
 SAMPLERS = ("ddpm", "ddim", "dpm_solver", "dpm_solver_sde")
 MIXED_PRECISION = ("auto", "bf16", "no")
+#: diffusers' ``algorithm_type`` of the two DPM-Solver++ samplers.
+_DPM_SOLVER_ALGORITHMS = {"dpm_solver": "dpmsolver++", "dpm_solver_sde": "sde-dpmsolver++"}
 #: Denoising steps of each sampler when ``steps`` is None (at most ``timesteps``); None: all.
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpm_solver": 20, "dpm_solver_sde": 20}
 
@@ -65,7 +67,7 @@ def default_steps(sampler: str, timesteps: int) -> int:
 
     Parameters
     ----------
-    sampler : {"ddpm", "ddim", "dpm_solver"}
+    sampler : {"ddpm", "ddim", "dpm_solver", "dpm_solver_sde"}
     timesteps : int
         Diffusion steps T.
 
@@ -369,10 +371,9 @@ class ConditionalDDPM(ImageModel):
         ddpm = DDPMScheduler(num_train_timesteps=self.timesteps)
         if sampler == "ddim":
             return DDIMScheduler.from_config(ddpm.config)
-        if sampler in ("dpm_solver", "dpm_solver_sde"):
-            algorithm = "dpmsolver++" if sampler == "dpm_solver" else "sde-dpmsolver++"
+        if sampler in _DPM_SOLVER_ALGORITHMS:
             return DPMSolverMultistepScheduler.from_config(
-                ddpm.config, algorithm_type=algorithm, solver_order=2
+                ddpm.config, algorithm_type=_DPM_SOLVER_ALGORITHMS[sampler], solver_order=2
             )
         return ddpm
 

@@ -2,8 +2,8 @@
 
 One cpu-scale DDPM generation is trained (the loop chapters' ``cpu`` recipe, generation 1 of
 the fully synthetic loop, with the recipe's own ``threads``). From that one model, 1,000
-images with the same labels and noise stream are drawn with ancestral DDPM sampling at 500 and
-100 steps and with DPM-Solver++ and its stochastic variant SDE-DPM-Solver++ at 25, 20 and 10
+images with the same labels and noise stream are drawn with ancestral DDPM sampling at 500, 100
+and 50 steps and with DPM-Solver++ and its stochastic variant SDE-DPM-Solver++ at 25, 20 and 10
 steps, at lambda = 1 and with the strongest guidance the chapters run (lambda = 0.5); each set
 is timed and measured as a loop generation is (FID, KID, precision, recall against the
 held-out real images).
@@ -43,6 +43,7 @@ from madutils.recipes import recipe
 SETTINGS = (
     ("ddpm", 500),
     ("ddpm", 100),
+    ("ddpm", 50),
     ("dpm_solver", 25),
     ("dpm_solver", 20),
     ("dpm_solver", 10),

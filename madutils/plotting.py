@@ -4,11 +4,14 @@ One style for the whole book, set by :func:`set_style`: colour = lambda, line st
 (or another setting), one column per metric, x = generation. Plot functions take long-form
 tables as :func:`madutils.loops.batched.run_loop` returns them (or arrays of samples) and return the
 matplotlib figure; they never compute metrics. Error bands are explicit: the 50% interval
-across seeds (``errorbar=("pi", 50)``), never seaborn's slow default bootstrap.
+across seeds (``errorbar=("pi", 50)``) of the many replicates of the exact experiments, the
+whole range (:data:`REPLICATE_BAND`) of the few of a deep model, never seaborn's slow default
+bootstrap.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,6 +20,7 @@ import pandas as pd
 import seaborn as sns
 
 from madutils.metrics import METRIC_LABELS  # axis labels (registry view)
+from madutils.results import atomic_write
 
 __all__ = [
     "density_grid",
@@ -28,6 +32,7 @@ __all__ = [
     "memory_curve",
     "metric_curves",
     "phase_diagram",
+    "figure_record",
     "sample_grid",
     "save_figure",
     "set_style",
@@ -41,6 +46,9 @@ FAMILY_LABELS = {
     "fresh_data": "fresh data",
 }
 ERRORBAR = ("pi", 50)
+#: The band of the deep-model figures: the whole range across replicates, the spread their
+#: verdicts are judged against (:mod:`madutils.analysis.replicates`).
+REPLICATE_BAND = ("pi", 100)
 
 
 def set_style() -> None:
@@ -461,10 +469,55 @@ def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
 
 
 def save_figure(fig, output_dir: str | Path, name: str) -> None:
-    """Save ``fig`` as ``<output_dir>/figures/<name>.png``.
+    """Save ``fig`` as ``<output_dir>/figures/<name>.png``, and what it shows as ``<name>.json``.
 
-    Returns nothing, so that a notebook cell ending with this call shows only the figure.
+    The JSON record (:func:`figure_record`) lets a test check a built book's figures without
+    reading pixels. Returns nothing, so that a notebook cell ending with this call shows only
+    the figure.
     """
     path = Path(output_dir) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    record = json.dumps(figure_record(fig), indent=1) + "\n"
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(record))
+
+
+def figure_record(fig) -> dict:
+    """What a figure draws, counted per panel: lines, and bands filled between two curves.
+
+    A band of :func:`metric_curves` (a spread across replicates) is a filled area between two
+    curves that is wider than nothing at two x positions or more: seaborn also fills a
+    zero-width area for a single replicate, and an image run's generation 0 alone has the spread
+    of its real sets. The real-versus-real floor, a horizontal span, is not counted.
+
+    Returns
+    -------
+    dict
+        ``{"panels": [{"title": str, "lines": int, "bands": int}, ...]}``.
+    """
+    from matplotlib.collections import PolyCollection  # what fill_between draws
+
+    return {
+        "panels": [
+            {
+                "title": ax.get_title(),
+                "lines": len(ax.get_lines()),
+                "bands": sum(
+                    isinstance(c, PolyCollection) and _wide_points(c) >= 2 for c in ax.collections
+                ),
+            }
+            for ax in fig.axes
+        ]
+    }
+
+
+def _wide_points(collection) -> int:
+    """At how many x positions of its vertices a filled area has a vertical extent."""
+    wide = set()
+    for path in collection.get_paths():
+        xy = path.vertices[np.isfinite(path.vertices).all(axis=1)]
+        for x in np.unique(xy[:, 0]):
+            y = xy[xy[:, 0] == x, 1]
+            if y.max() > y.min():
+                wide.add(float(x))
+    return len(wide)

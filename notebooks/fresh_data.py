@@ -35,7 +35,8 @@ from madutils import plotting
 from madutils.analysis import fresh_data_limits, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.images import measurement_note
-from madutils.analysis.verdicts import judge
+from madutils.analysis.replicates import level, replicate_note, replicate_seeds
+from madutils.analysis.verdicts import FidConverges, judge
 from madutils.data.distributions import GaussianDistribution
 from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
@@ -68,8 +69,9 @@ pool_tail = 30  # last generations averaged for the limit
 pool_seeds = 40  # replicates per cell of the real-fraction experiment
 scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
 ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
-ddpm_n_inis = [1000, 2000]  # real images of generation 1 (the paper: 2,000 and 3,000)
+ddpm_n_inis = [500, 1000]  # real images of generation 1 (the paper: 2,000 and 3,000)
 ddpm_fresh = 500  # fresh real images per generation, and as many synthetic (paper: 2,000)
+ddpm_replicates = 3  # independent replicates of each n_ini
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
@@ -292,13 +294,24 @@ ddpm_base = ImageLoopConfig(
     seed=seed,
     device=device,
 )
-ddpm_sweep = run_sweep(ddpm_base, runs_dir, n_ini=ddpm_n_inis, progress=False)
+ddpm_sweep = run_sweep(
+    ddpm_base,
+    runs_dir,
+    n_ini=ddpm_n_inis,
+    seed=replicate_seeds(seed, ddpm_replicates),
+    progress=False,
+)
 ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 ddpm_last = ddpm_base.generations
 
-# %% mystnb={"figure": {"caption": "Fresh data DDPM loop on MNIST digits ($n_r = n_s$, $\\lambda = 1$): FID, KID, precision and recall per generation for two sizes $n_{ini}$ of the first real set; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fresh-ddpm"}, "image": {"alt": "Four panels showing FID, KID, precision and recall against the generation, each with one line per size n_ini of the first real set and a grey band for the real-versus-real floor."}}
+# %% mystnb={"figure": {"caption": "Fresh data DDPM loop on MNIST digits ($n_r = n_s$, $\\lambda = 1$): FID, KID, precision and recall per generation for two sizes $n_{ini}$ of the first real set, median and range across replicates; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fresh-ddpm"}, "image": {"alt": "Four panels showing FID, KID, precision and recall against the generation, each with one line per size n_ini of the first real set and a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
-    ddpm_table, ["fid", "kid", "precision", "recall"], hue="n_ini", height=2.8, floor=True
+    ddpm_table,
+    ["fid", "kid", "precision", "recall"],
+    hue="n_ini",
+    height=2.8,
+    floor=True,
+    errorbar=plotting.REPLICATE_BAND,
 )
 plotting.save_figure(fig, output_dir, "fresh_data_ddpm")
 
@@ -306,10 +319,16 @@ plotting.save_figure(fig, output_dir, "fresh_data_ddpm")
 fid = ddpm_table[ddpm_table.metric == "fid"].groupby(["n_ini", "generation"]).value.median()
 small, big = min(ddpm_n_inis), max(ddpm_n_inis)
 ddpm_tail = [g for g in range(max(2, ddpm_last - 1), ddpm_last + 1)]  # the last two generations
-limit_small = fid[small].loc[ddpm_tail].mean()
-limit_big = fid[big].loc[ddpm_tail].mean()
-limit_gap = abs(limit_small - limit_big) / ((limit_small + limit_big) / 2)
-ddpm_verdict = judge("fresh_ddpm_limit", limit_gap=limit_gap)
+ddpm_limits = {n: level(ddpm_table, "fid", ddpm_tail, n_ini=n) for n in (small, big)}
+limit_small, limit_big = ddpm_limits[small].median, ddpm_limits[big].median
+limit_gap = FidConverges.gap(limit_small, limit_big)
+ddpm_verdict = judge(
+    "fresh_ddpm_limit",
+    limit_small=limit_small,
+    limit_big=limit_big,
+    limit_spread=max(found.spread for found in ddpm_limits.values()),
+    replicates=min(found.replicates for found in ddpm_limits.values()),
+)
 glue_value("fresh_ddpm_small_first", fid[(small, 1)])
 glue_value("fresh_ddpm_big_first", fid[(big, 1)])
 glue_value("fresh_ddpm_small_limit", limit_small)
@@ -319,6 +338,8 @@ glue_value("fresh_ddpm_generations", ddpm_last)
 glue_value("fresh_ddpm_counts", measurement_note(ddpm_runs[0]))
 glue_value("fresh_rule_ddpm", ddpm_verdict.rule)
 glue_value("fresh_verdict_ddpm", ddpm_verdict.verdict)
+glue_value("fresh_evidence_ddpm", ddpm_verdict.evidence)
+glue_value("fresh_ddpm_replicates", replicate_note(ddpm_table, "n_ini", "n_ini"))
 
 # %% tags=["hide-input"]
 fid.unstack(0).round(2).rename(columns=lambda n: f"FID, n_ini = {n}").rename_axis(
@@ -327,17 +348,19 @@ fid.unstack(0).round(2).rename(columns=lambda n: f"FID, n_ini = {n}").rename_axi
 
 # %% [markdown]
 # At generation 1 the FID is {glue:text}`fresh_ddpm_small_first:.1f` with the smaller first set and {glue:text}`fresh_ddpm_big_first:.1f` with the larger.
-# Averaged over the last two of {glue:text}`fresh_ddpm_generations` generations it is {glue:text}`fresh_ddpm_small_limit:.1f` and {glue:text}`fresh_ddpm_big_limit:.1f` ({glue:text}`fresh_ddpm_limit_gap:.0f`% apart).
+# Averaged over the last two of {glue:text}`fresh_ddpm_generations` generations it is {glue:text}`fresh_ddpm_small_limit:.1f` and {glue:text}`fresh_ddpm_big_limit:.1f` ({glue:text}`fresh_ddpm_limit_gap:.0f`% apart; medians across replicates).
+# {glue:text}`fresh_ddpm_replicates`
 # {glue:text}`fresh_ddpm_counts`
 # Both loops move from their first model towards a level set by $n_r$ and $n_s$.
 # That level is worse than generation 1's model, which trained on more real images than any later generation sees.
 # It is also far from the fully synthetic loop's runaway.
 #
 # Verdict rule: {glue:text}`fresh_rule_ddpm`.
-# Verdict at this scale: {glue:text}`fresh_verdict_ddpm`.
+# Measured: {glue:text}`fresh_evidence_ddpm`.
+# Verdict at this scale: **{glue:text}`fresh_verdict_ddpm`**.
 #
-# With one run per setting and a handful of generations, the FID still moves by about as much from one generation to the next as the two loops differ.
-# So this scale shows the two loops meeting only roughly; the `gpu` parameter set runs the paper's sizes and 15 generations.
+# The replicates say how far apart two runs with the same settings end: a gap between the two limits smaller than that range is one this scale cannot tell from noise.
+# The `gpu` parameter set runs the paper's sizes and 15 generations.
 # The paper's point is the one the Gaussian loop above shows exactly.
 # Once the first real set has been replaced by fresh data, where the loop started matters less and less: the limit is set by $n_r$, $n_s$ and $\lambda$, not by $n_{ini}$.
 

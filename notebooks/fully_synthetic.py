@@ -34,6 +34,14 @@ from madutils import plotting
 from madutils.analysis import generation_seconds, run_sweep, sample_snapshots
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.images import feature_embedding, measurement_note, sample_panels
+from madutils.analysis.replicates import (
+    judged_changes,
+    judged_lams,
+    lam_cases,
+    level,
+    replicate_note,
+    replicate_seeds,
+)
 from madutils.analysis.verdicts import judge
 from madutils.data.distributions import GridMixture, Rosenbrock
 from madutils.loops.config import LoopConfig
@@ -56,8 +64,11 @@ mixture_seeds = 10  # replicates of the mixture experiment
 mixture_lams = [1.0]  # sampling biases for the mixture (the paper runs 1.0 only)
 scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
 ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
-ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)
-ddpm_control_generations = 3  # generations of the real-data control
+ddpm_lams = [1.0, 0.8, 0.66, 0.5]  # sampling biases, as the paper's Figure 16
+ddpm_replicates = 3  # independent replicates of λ 1, the strongest bias and the control
+ddpm_side_replicates = 1  # replicates of the other λ (shown, not judged)
+ddpm_control_generations = 2  # generations of the real-data control
+tsne_lams = [1.0, 0.8]  # loops whose features the t-SNE map shows (the paper's Figures 5, 7)
 flow_n = 10000  # Rosenbrock samples per generation (the paper: 10^4)
 flow_generations = 16  # generations of the flow loop (the paper: 16)
 flow_epochs = 20  # training epochs per generation (the paper: 20, batch 256)
@@ -65,6 +76,7 @@ flow_lams = [1.0, 0.75]  # latent variance lambda (the paper: 1 and 0.75)
 flow_seeds = 4  # replicates of the flow loop, trained together as one batch
 wgan = {}  # overrides, key by key, of the WGAN-GP recipe at this scale (madutils/recipes/wgan.yaml)
 wgan_lams = [1.0]  # latent truncation lambda (the paper runs 1 only)
+wgan_replicates = 3  # independent replicates of the WGAN-GP loop
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
@@ -213,25 +225,39 @@ pd.DataFrame(
 # %%
 ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
 ddpm_base = ImageLoopConfig(**ddpm_settings, family="fully_synthetic", seed=seed, device=device)
+ddpm_seeds = replicate_seeds(seed, ddpm_replicates)
+ddpm_judged = judged_lams(ddpm_lams)
 ddpm_control = dict(
     family="synthetic_augmentation", n_synthetic=0, lam=1.0, generations=ddpm_control_generations
 )
-ddpm_sweep = run_sweep(  # the loops and the control in one sweep: they run side by side
-    ddpm_base, runs_dir, cases=[*(dict(lam=lam) for lam in ddpm_lams), ddpm_control], progress=False
+ddpm_sweep = run_sweep(  # every loop, replicate and control in one sweep: they run side by side
+    ddpm_base,
+    runs_dir,
+    cases=[
+        *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates),
+        *(dict(ddpm_control, seed=s) for s in ddpm_seeds),
+    ],
+    progress=False,
 )
-*ddpm_runs, control = ddpm_sweep.results
+loops = [r for r in ddpm_sweep.results if r.config.family == "fully_synthetic"]
+controls = [r for r in ddpm_sweep.results if r.config.family != "fully_synthetic"]
+ddpm_runs = {lam: [r for r in loops if r.config.lam == lam] for lam in ddpm_lams}
 ddpm_table = ddpm_sweep.table.query("family == 'fully_synthetic'").assign(loop="fully synthetic")
-control_table = control.table.assign(loop="real data only (control)")
+control_table = ddpm_sweep.table.query("family != 'fully_synthetic'").assign(
+    loop="real data only (control)"
+)
 ddpm_both = pd.concat([ddpm_table, control_table], ignore_index=True)
-ddpm_cfg = ddpm_runs[0].config
+ddpm_first = ddpm_runs[1.0][0] if 1.0 in ddpm_runs else loops[0]  # one replicate, for pictures
+ddpm_cfg = ddpm_first.config
 
-# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID and KID (lower is better), memorisation (distance of the synthetic digits to their own training set over that of real digits: near 0 for copies), precision and recall per generation for each sampling bias; generation 0 is real data, and the grey band the real-versus-real floor. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Five panels against generation: FID, KID, memorisation, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, a dashed line for the real-data control and a grey band for the real-versus-real floor."}}
+# %% mystnb={"figure": {"caption": "Fully synthetic DDPM loop on MNIST digits: FID and KID (lower is better), memorisation (distance of the synthetic digits to their own training set over that of real digits: near 0 for copies), precision and recall per generation for each sampling bias, median and range across replicates; generation 0 is real data, and the grey band the real-versus-real floor. The dashed line is the real-data control: a new model trained on the same real images each generation.", "name": "fig-fully-ddpm-metrics"}, "image": {"alt": "Five panels against generation: FID, KID, memorisation, precision and recall of the fully synthetic DDPM loop, one solid line per sampling bias, a dashed line for the real-data control and a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
     ddpm_both,
     ["fid", "kid", "memorisation", "precision", "recall"],
     style="loop",
     height=2.6,
     floor=True,
+    errorbar=plotting.REPLICATE_BAND,
 )
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_metrics")
 
@@ -239,16 +265,20 @@ plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_metrics")
 last = ddpm_cfg.generations
 shown = sorted({0, 1, max(1, last // 2), last})
 titles = {g: "real" if g == 0 else f"generation {g}" for g in shown}
-fig = plotting.image_panels(sample_panels(ddpm_runs[0], shown), per_row=8, titles=titles)
+fig = plotting.image_panels(sample_panels(ddpm_first, shown), per_row=8, titles=titles)
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_samples")
 
 # %% mystnb={"figure": {"caption": "The same loop with the strongest sampling bias.", "name": "fig-fully-ddpm-samples-biased"}, "image": {"alt": "Grids of small digit images, one row per class, for real data and for a few generations of the DDPM loop with the strongest sampling bias."}}
-fig = plotting.image_panels(sample_panels(ddpm_runs[-1], shown), per_row=8, titles=titles)
+fig = plotting.image_panels(
+    sample_panels(ddpm_runs[min(ddpm_lams)][0], shown), per_row=8, titles=titles
+)
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_samples_biased")
 
-# %% mystnb={"figure": {"caption": "t-SNE map of LeNet features: real held-out digits (grey) and synthetic digits coloured by class, at the first and last generation of each loop.", "name": "fig-fully-ddpm-tsne"}, "image": {"alt": "t-SNE scatter plots of digit features, one per sampling bias and generation: grey real digits and synthetic digits coloured by class."}}
+# %% mystnb={"figure": {"caption": "t-SNE map of LeNet features: real held-out digits (grey) and synthetic digits coloured by class, at the first and last generation of the loops with $\\lambda = 1$ and $\\lambda = 0.8$ (one replicate each), as in the paper's Figures 5 and 7.", "name": "fig-fully-ddpm-tsne"}, "image": {"alt": "t-SNE scatter plots of digit features, one per sampling bias and generation: grey real digits and synthetic digits coloured by class."}}
 embedding = feature_embedding(
-    {f"λ = {r.config.lam:g}": r for r in ddpm_runs}, sorted({1, last}), seed=seed
+    {f"λ = {lam:g}": ddpm_runs[lam][0] for lam in tsne_lams if lam in ddpm_runs},
+    sorted({1, last}),
+    seed=seed,
 )
 fig = plotting.embedding_scatter(embedding)
 plotting.save_figure(fig, output_dir, "fully_synthetic_ddpm_tsne")
@@ -275,38 +305,28 @@ glue_value("fs_ddpm_image_size", ddpm_cfg.image_size)
 glue_value("fs_ddpm_n", ddpm_cfg.n_ini)
 glue_value("fs_ddpm_epochs", ddpm_cfg.epochs)
 glue_value("fs_ddpm_steps", ddpm_cfg.steps)
-glue_value("fs_ddpm_seconds", generation_seconds(ddpm_runs[0]))
-glue_value("fs_ddpm_feature_accuracy", 100 * ddpm_runs[0].feature_accuracy)
-ddpm_phases = [c for c in ddpm_runs[0].timings.columns if c.endswith("_seconds")]
-glue_value("fs_ddpm_run_seconds", ddpm_runs[0].timings[ddpm_phases].to_numpy().sum())
-glue_value("fs_ddpm_control_seconds", generation_seconds(control))
+glue_value("fs_ddpm_seconds", generation_seconds(ddpm_first))
+glue_value("fs_ddpm_feature_accuracy", 100 * ddpm_first.feature_accuracy)
+ddpm_phases = [c for c in ddpm_first.timings.columns if c.endswith("_seconds")]
+glue_value("fs_ddpm_run_seconds", ddpm_first.timings[ddpm_phases].to_numpy().sum())
+glue_value("fs_ddpm_control_seconds", generation_seconds(controls[0]))
 glue_value("fs_ddpm_control_generations", ddpm_control_generations)
-glue_value("fs_ddpm_counts", measurement_note(ddpm_runs[0]))
+glue_value("fs_ddpm_counts", measurement_note(ddpm_first))
+glue_value("fs_ddpm_replicates", replicate_note(ddpm_table, "lam", "λ", judged=ddpm_judged))
 copies = ddpm_summary.xs("memorisation", level="metric")
 glue_value("fs_ddpm_memorisation_unbiased", copies[(1.0, last)])
-glue_value("fs_ddpm_memorisation_biased", copies[(min(ddpm_lams), last)])
+glue_value("fs_ddpm_memorisation_biased", copies[(lam_low, last)])
 glue_value("fs_ddpm_memorisation_floor", copies[(1.0, 0)])
-ddpm_verdict = judge(
-    "fully_ddpm",
-    fid_first=d[(1.0, "fid", "first")],
-    fid_last=d[(1.0, "fid", "last")],
-    precision_first=d[(1.0, "precision", "first")],
-    precision_last=d[(1.0, "precision", "last")],
-    recall_first=d[(1.0, "recall", "first")],
-    recall_last=d[(1.0, "recall", "last")],
-    control_fid_max=control_fid.value.max(),
-)
+unbiased = judged_changes(ddpm_table, ["fid", "precision", "recall"], 1, last, lam=1.0)
+ddpm_verdict = judge("fully_ddpm", **unbiased, control_fid_max=control_fid.value.max())
 glue_value("fs_rule_ddpm", ddpm_verdict.rule)
 glue_value("fs_verdict_ddpm", ddpm_verdict.verdict)
-ddpm_bias_verdict = judge(
-    "fully_ddpm_bias",
-    precision_first=d[(lam_low, "precision", "first")],
-    precision_last=d[(lam_low, "precision", "last")],
-    recall_first=d[(lam_low, "recall", "first")],
-    recall_last=d[(lam_low, "recall", "last")],
-)
+glue_value("fs_evidence_ddpm", ddpm_verdict.evidence)
+biased = judged_changes(ddpm_table, ["precision", "recall"], 1, last, lam=lam_low)
+ddpm_bias_verdict = judge("fully_ddpm_bias", **biased)
 glue_value("fs_rule_ddpm_bias", ddpm_bias_verdict.rule)
 glue_value("fs_verdict_ddpm_bias", ddpm_bias_verdict.verdict)
+glue_value("fs_evidence_ddpm_bias", ddpm_bias_verdict.evidence)
 pd.DataFrame(
     [
         {
@@ -314,6 +334,8 @@ pd.DataFrame(
             "metric": name,
             "generation 1": d[(lam, name, "first")],
             f"generation {last}": d[(lam, name, "last")],
+            f"range at generation {last}": level(ddpm_table, name, last, lam=lam).spread,
+            "replicates": level(ddpm_table, name, last, lam=lam).replicates,
         }
         for lam in ddpm_lams
         for name in ("fid", "precision", "recall")
@@ -321,7 +343,8 @@ pd.DataFrame(
 ).replace({"metric": {"fid": "FID"}}).set_index(["λ", "metric"]).round(3)
 
 # %% [markdown]
-# The table gives the medians at the first and last generation.
+# The table gives the medians across replicates at the first and last generation, and the range across replicates at the last.
+# {glue:text}`fs_ddpm_replicates`
 # At $\lambda = 1$ the FID climbs from {glue:text}`fs_ddpm_unbiased_fid_first:.1f` at generation 1 to {glue:text}`fs_ddpm_unbiased_fid_last:.1f` at generation {glue:text}`fs_ddpm_generations`.
 # Meanwhile precision goes from {glue:text}`fs_ddpm_unbiased_precision_first:.2f` to {glue:text}`fs_ddpm_unbiased_precision_last:.2f` and recall from {glue:text}`fs_ddpm_unbiased_recall_first:.2f` to {glue:text}`fs_ddpm_unbiased_recall_last:.2f`.
 # The real-data control never exceeds an FID of {glue:text}`fs_ddpm_control_fid_max:.1f` (real data itself: {glue:text}`fs_ddpm_real_fid:.1f`).
@@ -332,12 +355,14 @@ pd.DataFrame(
 # At the last generation the synthetic digits lie {glue:text}`fs_ddpm_memorisation_unbiased:.2f` times as far from their nearest image of their own training set as held-out real digits do at $\lambda = 1$, and {glue:text}`fs_ddpm_memorisation_biased:.2f` times with the strongest bias (two real sets: {glue:text}`fs_ddpm_memorisation_floor:.2f`); a ratio near 0 would mean the model returns its training images.
 #
 # Verdict rule: {glue:text}`fs_rule_ddpm`.
+# Measured: {glue:text}`fs_evidence_ddpm`.
 # Verdict here: **{glue:text}`fs_verdict_ddpm`**.
 #
 # With $\lambda =$ {glue:text}`fs_ddpm_lam_low:.2g`, precision goes from {glue:text}`fs_ddpm_biased_precision_first:.2f` to {glue:text}`fs_ddpm_biased_precision_last:.2f` while recall goes from {glue:text}`fs_ddpm_biased_recall_first:.2f` to {glue:text}`fs_ddpm_biased_recall_last:.2f`.
 # This is the paper's trade of diversity for quality, compounded over generations.
 #
 # Verdict rule: {glue:text}`fs_rule_ddpm_bias`.
+# Measured: {glue:text}`fs_evidence_ddpm_bias`.
 # Verdict here: **{glue:text}`fs_verdict_ddpm_bias`**.
 #
 # :::{admonition} What was scaled down, and why
@@ -346,7 +371,7 @@ pd.DataFrame(
 # On this book's 2-core CPU one generation of that would take hours.
 # The `cpu` parameter set therefore trains on {glue:text}`fs_ddpm_n:.0f` digits shrunk to {glue:text}`fs_ddpm_image_size:.0f`×{glue:text}`fs_ddpm_image_size:.0f` pixels, with a small UNet for {glue:text}`fs_ddpm_epochs:.0f` epochs.
 # It samples with {glue:text}`fs_ddpm_steps:.0f` ancestral DDPM steps of the 500, where the paper samples with all 500.
-# On these models 100 steps gave the same FID as 500, while 20 deterministic DDIM steps left visibly noisy digits with ten times the FID.
+# How far that is from sampling with all 500, and from the faster DPM-Solver++, the [reproducibility page](reproducibility.ipynb) measures on one trained model.
 # One generation takes about {glue:text}`fs_ddpm_seconds:.0f` seconds.
 # The LeNet feature network, trained on the same small digits, classifies {glue:text}`fs_ddpm_feature_accuracy:.1f`% of held-out digits correctly.
 # Small images and few samples make each generation's model rougher than the paper's, so the loop degrades in fewer generations.
@@ -398,12 +423,13 @@ fig = plotting.density_grid(
 )
 plotting.save_figure(fig, output_dir, "fully_synthetic_flow_density_biased")
 
-# %% mystnb={"figure": {"caption": "Fully synthetic flow loop: held-out negative log-likelihood, share of samples beyond the real 99% quantile of $x_2$, marginal $W_1$ distance, precision and recall (median and 50% band across replicates).", "name": "fig-fully-flow-metrics"}, "image": {"alt": "Five panels against generation: held-out negative log-likelihood, tail share, marginal W1 distance, precision and recall of the flow loop, one median line with a 50% band per sampling bias."}}
+# %% mystnb={"figure": {"caption": "Fully synthetic flow loop: held-out negative log-likelihood, share of samples beyond the real 99% quantile of $x_2$, marginal $W_1$ distance, precision and recall (median and range across replicates).", "name": "fig-fully-flow-metrics"}, "image": {"alt": "Five panels against generation: held-out negative log-likelihood, tail share, marginal W1 distance, precision and recall of the flow loop, one median line with a 50% band per sampling bias."}}
 fig = plotting.metric_curves(
     flow,
     ["heldout_nll", "tail_share", "marginal_w1", "precision", "recall"],
     log_metrics=["heldout_nll"],
     height=2.5,
+    errorbar=plotting.REPLICATE_BAND,
 )
 plotting.save_figure(fig, output_dir, "fully_synthetic_flow_metrics")
 
@@ -424,16 +450,24 @@ for lam in flow_lams:
             glue_value(f"fs_flow_{tag}_{name}_last", f[(lam, name, flow_generations)])
 glue_value("fs_flow_generations", flow_generations)
 glue_value("fs_flow_lam_low", flow_low)
+tails = judged_changes(flow, ["tail_share"], 1, flow_generations, lam=1.0)
+w1_spread = max(
+    level(flow, "marginal_w1", flow_generations, lam=lam).spread for lam in (1.0, flow_low)
+)
 flow_verdict = judge(
     "fully_flow_tails",
-    tail_first=f[(1.0, "tail_share", 1)],
-    tail_last=f[(1.0, "tail_share", flow_generations)],
+    tail_first=tails["tail_share_first"],
+    tail_last=tails["tail_share_last"],
+    tail_spread=tails["tail_share_spread"],
     biased_tail_last=f[(flow_low, "tail_share", flow_generations)],
     w1_last=f[(1.0, "marginal_w1", flow_generations)],
     biased_w1_last=f[(flow_low, "marginal_w1", flow_generations)],
+    w1_spread=w1_spread,
+    replicates=tails["replicates"],
 )
 glue_value("fs_rule_flow", flow_verdict.rule)
 glue_value("fs_verdict_flow", flow_verdict.verdict)
+glue_value("fs_evidence_flow", flow_verdict.evidence)
 flow_run_seconds = {
     lam: r.timings[[c for c in r.timings.columns if c.endswith("_seconds")]].to_numpy().sum()
     for lam, r in flow_results.items()
@@ -465,6 +499,7 @@ pd.DataFrame(
 # A flow sees too few tail samples to learn them back, and each generation draws fewer still.
 #
 # Verdict rule: {glue:text}`fs_rule_flow`.
+# Measured: {glue:text}`fs_evidence_flow`.
 # Verdict here: **{glue:text}`fs_verdict_flow`**.
 
 # %% [markdown]
@@ -479,13 +514,23 @@ pd.DataFrame(
 # %%
 wgan_settings = recipe("wgan", scale, overrides=wgan)
 wgan_base = ImageLoopConfig(**wgan_settings, family="fully_synthetic", seed=seed, device=device)
-wgan_sweep = run_sweep(wgan_base, runs_dir, lam=wgan_lams, progress=False)
+wgan_sweep = run_sweep(
+    wgan_base,
+    runs_dir,
+    lam=wgan_lams,
+    seed=replicate_seeds(seed, wgan_replicates),
+    progress=False,
+)
 wgan_runs, wgan_table = wgan_sweep.results, wgan_sweep.table
 wgan_last = wgan_base.generations
 
-# %% mystnb={"figure": {"caption": "Fully synthetic WGAN-GP loop on MNIST digits: FID, KID, precision and recall per generation; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fully-wgan-metrics"}, "image": {"alt": "Four panels against generation: FID, KID, precision and recall of the fully synthetic WGAN-GP loop, starting from real data at generation 0, with a grey band for the real-versus-real floor."}}
+# %% mystnb={"figure": {"caption": "Fully synthetic WGAN-GP loop on MNIST digits: FID, KID, precision and recall per generation, median and range across replicates; generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-fully-wgan-metrics"}, "image": {"alt": "Four panels against generation: FID, KID, precision and recall of the fully synthetic WGAN-GP loop, starting from real data at generation 0, with a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
-    wgan_table, ["fid", "kid", "precision", "recall"], height=2.8, floor=True
+    wgan_table,
+    ["fid", "kid", "precision", "recall"],
+    height=2.8,
+    floor=True,
+    errorbar=plotting.REPLICATE_BAND,
 )
 plotting.save_figure(fig, output_dir, "fully_synthetic_wgan_metrics")
 
@@ -510,21 +555,18 @@ for (name, g), value in w.items():
 glue_value("fs_wgan_generations", wgan_last)
 glue_value("fs_wgan_seconds", generation_seconds(wgan_runs[0]))
 glue_value("fs_wgan_counts", measurement_note(wgan_runs[0]))
-wgan_fid = wgan_table[(wgan_table.metric == "fid") & (wgan_table.lam == 1.0)]
-wgan_fid = wgan_fid[wgan_fid.generation > 0].sort_values("generation").value.to_numpy()
+wgan_fid = wgan_summary.xs("fid", level="metric")
+wgan_fid = wgan_fid[wgan_fid.index > 0].sort_index().to_numpy()  # median across replicates
 wgan_increases = int((wgan_fid[1:] > wgan_fid[:-1]).sum())
 glue_value("fs_wgan_increases", wgan_increases)
+glue_value("fs_wgan_replicates", replicate_note(wgan_table, "lam", "λ"))
 wgan_verdict = judge(
     "fully_wgan",
-    fid_first=w[("fid", 1)],
-    fid_last=w[("fid", wgan_last)],
-    precision_first=w[("precision", 1)],
-    precision_last=w[("precision", wgan_last)],
-    recall_first=w[("recall", 1)],
-    recall_last=w[("recall", wgan_last)],
+    **judged_changes(wgan_table, ["fid", "precision", "recall"], 1, wgan_last, lam=1.0),
 )
 glue_value("fs_rule_wgan", wgan_verdict.rule)
 glue_value("fs_verdict_wgan", wgan_verdict.verdict)
+glue_value("fs_evidence_wgan", wgan_verdict.evidence)
 wgan_phases = [c for c in wgan_runs[0].timings.columns if c.endswith("_seconds")]
 glue_value("fs_wgan_run_seconds", wgan_runs[0].timings[wgan_phases].to_numpy().sum())
 pd.DataFrame(
@@ -543,13 +585,15 @@ pd.DataFrame(
 ).rename_axis("median at λ = 1").round(3)
 
 # %% [markdown]
-# The table gives the medians at the first and last generation.
-# The GAN's FID goes from {glue:text}`fs_wgan_fid_first:.1f` at generation 1 to {glue:text}`fs_wgan_fid_last:.1f` at generation {glue:text}`fs_wgan_generations`; it rose in {glue:text}`fs_wgan_increases:.0f` of the steps between generations.
+# The table gives the medians across replicates at the first and last generation.
+# {glue:text}`fs_wgan_replicates`
+# The GAN's median FID goes from {glue:text}`fs_wgan_fid_first:.1f` at generation 1 to {glue:text}`fs_wgan_fid_last:.1f` at generation {glue:text}`fs_wgan_generations`; it rose in {glue:text}`fs_wgan_increases:.0f` of the steps between generations.
 # Precision goes from {glue:text}`fs_wgan_precision_first:.2f` to {glue:text}`fs_wgan_precision_last:.2f` and recall from {glue:text}`fs_wgan_recall_first:.2f` to {glue:text}`fs_wgan_recall_last:.2f`.
 # {glue:text}`fs_wgan_counts`
 # One generation takes about {glue:text}`fs_wgan_seconds:.0f` seconds here; the paper's run is 100 generations on a GPU (the `gpu` parameter set).
 #
 # Verdict rule: {glue:text}`fs_rule_wgan`.
+# Measured: {glue:text}`fs_evidence_wgan`.
 # Verdict here: **{glue:text}`fs_verdict_wgan`**.
 
 # %% tags=["remove-input"]
@@ -666,14 +710,14 @@ record_claims(
 # A fully synthetic loop whose FID leaves that band is degrading because of what it trains on, not because one model happened to be weak.
 # :::
 #
-# 4. The paper also runs the DDPM loop with $\lambda = 0.8$. Predict where its precision and recall curves fall, then rerun with `-p ddpm_lams "[1.0, 0.8, 0.5]"`.
-# Only the $\lambda = 0.8$ loop is new, and its generation-1 model is read back from the first-generation cache that all $\lambda$ share.
-# The stored $\lambda = 1$ run took {glue:text}`fs_ddpm_run_seconds:.0f` seconds for its {glue:text}`fs_ddpm_generations:.0f` generations, so expect a little less than that.
+# 4. The loops at $\lambda = 0.8$ and $0.66$ ran fewer replicates than the two the verdicts rest on, so the figure draws them without a band. Predict whether their curves will still lie between those of $\lambda = 1$ and $\lambda = 0.5$ once they have bands, then rerun with `-p ddpm_side_replicates 3`.
+# Only the new replicates of those two $\lambda$ are trained; their generation-1 models are read back from the first-generation cache that all $\lambda$ of a seed share.
+# The stored $\lambda = 1$ run took {glue:text}`fs_ddpm_run_seconds:.0f` seconds for its {glue:text}`fs_ddpm_generations:.0f` generations, so expect about that per new run.
 #
 # :::{admonition} Solution
 # :class: dropdown
-# Guidance with $\lambda = 0.8$ is milder than with $\lambda = 0.5$, so its precision and recall curves should lie between those of the other two.
-# Recall should fall faster than at $\lambda = 1$ but more slowly than at $\lambda = 0.5$, as in the paper's Figures 6 and 7.
+# Guidance with $\lambda = 0.8$ or $0.66$ is milder than with $\lambda = 0.5$, so their median precision and recall curves should lie between those of the other two, as in the paper's Figures 6, 7 and 16.
+# Whether they are told apart from their neighbours depends on the bands: where the ranges across replicates overlap, this scale cannot order them, however the medians fall.
 # :::
 #
 # 5. The paper runs the GAN at $\lambda = 1$ only. Predict what truncating its latent does over generations, then rerun with `-p wgan_lams "[1.0, 0.7]"`.

@@ -146,7 +146,7 @@ HTML(
 # %% [markdown]
 # ## The DDPM's sampler, chosen by measurement
 #
-# `benchmarks/bench_sampler.py` trains one cpu-scale DDPM and draws the same images (same labels, same noise) from it with ancestral sampling at 500 and 100 steps and with DPM-Solver++ and its stochastic variant SDE-DPM-Solver++ at 25, 20 and 10 steps.
+# `benchmarks/bench_sampler.py` trains one cpu-scale DDPM and draws the same images (same labels, same noise) from it with ancestral sampling at 500, 100 and 50 steps and with DPM-Solver++ and its stochastic variant SDE-DPM-Solver++ at 25, 20 and 10 steps.
 # Each setting qualifies when every metric (FID, KID, precision, recall) lies within the real-versus-real floor's spread of the 500-step reference, at $\lambda = 1$ and $\lambda = 0.5$: closer to it than two disjoint sets of real digits are to each other.
 # The fastest qualifying setting is the choice.
 

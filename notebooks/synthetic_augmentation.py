@@ -33,9 +33,11 @@ from madutils import plotting
 from madutils.analysis import generation_seconds, run_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.images import measurement_note, sample_panels
+from madutils.analysis.replicates import change, judged_lams, lam_cases, replicate_note
 from madutils.analysis.verdicts import judge
 from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.images import fixed_step_epochs
 from madutils.recipes import recipe
 
 plotting.set_style()
@@ -52,8 +54,11 @@ mixture_generations = 100  # generations of the mixture experiment
 mixture_seeds = 5  # replicates of the mixture experiment
 scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
 ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
-ddpm_generations = 4  # generations of the DDPM augmentation loops
-ddpm_lams = [1.0, 0.5]  # sampling biases (paper: 1, 0.8, 0.66, 0.5)
+ddpm_generations = 3  # generations of the DDPM loops (the paper: 10)
+ddpm_lams = [1.0, 0.8, 0.66, 0.5]  # sampling biases, as the paper's Figure 9
+ddpm_replicates = 3  # independent replicates of λ 1, the strongest bias and the pool
+ddpm_side_replicates = 1  # replicates of the other λ (shown, not judged)
+ddpm_fixed_steps = True  # augmented loops train for the optimizer steps of the recipe's epochs
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
@@ -208,32 +213,45 @@ glue_value("aug_worst_ratio", worst_aug)
 # The paper's Figure 9 repeats the DDPM experiment of the [previous chapter](fully_synthetic.ipynb) with the generation-1 real digits kept in every training set.
 # Each generation adds as many synthetic digits from the last model.
 # The fully synthetic runs with the same settings are read back from the results store, not retrained.
+#
+# An augmented training set holds twice the digits of a fully synthetic one (the pool of the paper's E4 even more), so with the same epochs each generation would train two to three times as long.
+# At the `cpu` scale every generation instead trains for the same number of optimizer steps as generation 1 (`ddpm_fixed_steps`: {glue:text}`aug_ddpm_later_epochs:.0f` passes over the augmented set where generation 1 makes {glue:text}`aug_ddpm_epochs:.0f` over its real digits); the loops then differ in what they train on, not in how long.
+# The `gpu` parameter set trains every generation for the same epochs, as the paper does.
 
 # %%
 ddpm_settings = {**recipe("ddpm", scale, overrides=ddpm), "generations": ddpm_generations}
 ddpm_base = ImageLoopConfig(**ddpm_settings, seed=seed, device=device)
-ddpm_sweep = run_sweep(
-    ddpm_base,
-    runs_dir,
-    family=["fully_synthetic", "synthetic_augmentation"],
-    lam=ddpm_lams,
-    progress=False,
-)
-ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
+ddpm_judged = judged_lams(ddpm_lams)
+augmented = dict(family="synthetic_augmentation", fixed_steps=ddpm_fixed_steps)
+ddpm_cases = [  # the loops of the DDPM chapter (read back) and the augmented ones, then the pool
+    *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates, family="fully_synthetic"),
+    *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates, **augmented),
+    *lam_cases([1.0], seed, ddpm_replicates, **augmented, synthetic_source="accumulate"),
+]
+ddpm_sweep = run_sweep(ddpm_base, runs_dir, cases=ddpm_cases, progress=False)
+ddpm_runs = ddpm_sweep.results
+ddpm_table = name_loops(ddpm_sweep.table)
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "DDPM on MNIST digits: FID, KID, precision and recall per generation, fully synthetic (solid) against synthetic augmentation (dashed) with the same real digits in every generation. Generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-augmentation-ddpm"}, "image": {"alt": "Four panels against generation, FID, KID, precision and recall of the DDPM, one colour per sampling bias, solid lines for the fully synthetic loop, dashed lines for synthetic augmentation and a grey band for the real-versus-real floor."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "DDPM on MNIST digits: FID, KID, precision and recall per generation, median and range across replicates, for the fully synthetic loop, synthetic augmentation with the same real digits in every generation and the last model's digits, and augmentation with the pool of every earlier model's digits (the paper's E4, λ = 1). Generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-augmentation-ddpm"}, "image": {"alt": "Four panels against generation, FID, KID, precision and recall of the DDPM, one colour per sampling bias, one line style per loop (fully synthetic, augmentation with the last model, augmentation with the accumulated pool) and a grey band for the real-versus-real floor."}}
 fig = plotting.metric_curves(
-    ddpm_table, ["fid", "kid", "precision", "recall"], height=2.8, floor=True
+    ddpm_table,
+    ["fid", "kid", "precision", "recall"],
+    style="loop",
+    height=2.8,
+    floor=True,
+    errorbar=plotting.REPLICATE_BAND,
 )
 plotting.save_figure(fig, output_dir, "synthetic_augmentation_ddpm")
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Samples at the last generation, one digit class per row: fully synthetic (left) and synthetic augmentation (right), for each sampling bias.", "name": "fig-augmentation-ddpm-samples"}, "image": {"alt": "Grids of generated digits at the last generation, one digit class per row, with the fully synthetic loop in the left column and synthetic augmentation in the right column, one row of grids per sampling bias."}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Samples at the last generation of one replicate, one digit class per row: fully synthetic (left) and synthetic augmentation with the last model (right), for λ = 1 and the strongest bias, and, last, augmentation with the accumulated pool.", "name": "fig-augmentation-ddpm-samples"}, "image": {"alt": "Grids of generated digits at the last generation, one digit class per row, with the fully synthetic loop in the left column and synthetic augmentation in the right column, one row of grids per sampling bias."}}
 panels, titles = {}, {}
 for run in ddpm_runs:
-    key = (run.config.lam, run.config.family)
+    c = run.config
+    if c.seed != seed or c.lam not in ddpm_judged:
+        continue  # one replicate of each loop the verdicts rest on
+    key = (c.lam, c.family, c.synthetic_source)
     panels[key] = sample_panels(run, [ddpm_generations])[ddpm_generations]
-    name = "fully synthetic" if run.config.family == "fully_synthetic" else "augmentation"
-    titles[key] = f"{name}, λ = {run.config.lam:g}"
+    titles[key] = f"{LOOP_NAMES[(c.family, c.synthetic_source)]}, λ = {c.lam:g}"
 fig = plotting.image_panels(panels, per_row=8, titles=titles, ncols=2)
 plotting.save_figure(fig, output_dir, "synthetic_augmentation_ddpm_samples")
 
@@ -241,25 +259,51 @@ plotting.save_figure(fig, output_dir, "synthetic_augmentation_ddpm_samples")
 # The growth of the median FID from generation 1 to the last generation, for each loop and sampling bias:
 
 # %% tags=["remove-input"]
-fid = ddpm_table[ddpm_table.metric == "fid"].groupby(["family", "lam", "generation"]).value.median()
-fid_growth = {
-    (family, lam): fid[(family, lam, ddpm_generations)] - fid[(family, lam, 1)]
-    for family in ("fully_synthetic", "synthetic_augmentation")
-    for lam in ddpm_lams
+FULLY, AUGMENTED, POOL = LOOP_NAMES.values()
+growth = {  # median FID change from generation 1 to the last, across replicates
+    (loop, lam): change(ddpm_table, "fid", 1, ddpm_generations, loop=loop, lam=lam)
+    for loop, lams in ((FULLY, ddpm_lams), (AUGMENTED, ddpm_lams), (POOL, [1.0]))
+    for lam in lams
 }
-slower = judge(
-    "augmentation_ddpm",
-    augmented_growth={lam: fid_growth[("synthetic_augmentation", lam)] for lam in ddpm_lams},
-    fully_growth={lam: fid_growth[("fully_synthetic", lam)] for lam in ddpm_lams},
-)
-for (family, lam), growth in fid_growth.items():
-    short = "fully" if family == "fully_synthetic" else "aug"
+fid_growth = {key: found.effect for key, found in growth.items()}
+
+
+def growth_numbers(loop, lams):
+    """What the rule compares: the growth of ``loop`` and of the fully synthetic loop."""
+    return dict(
+        augmented_growth={lam: growth[(loop, lam)].effect for lam in lams},
+        fully_growth={lam: growth[(FULLY, lam)].effect for lam in lams},
+        spread={lam: max(growth[(loop, lam)].spread, growth[(FULLY, lam)].spread) for lam in lams},
+        replicates=min(growth[(k, lam)].replicates for k in (loop, FULLY) for lam in lams),
+    )
+
+
+slower = judge("augmentation_ddpm", **growth_numbers(AUGMENTED, ddpm_judged))
+pool_slower = judge("augmentation_ddpm_pool", **growth_numbers(POOL, [1.0]))
+for (loop, lam), value in fid_growth.items():
+    short = {FULLY: "fully", AUGMENTED: "aug", POOL: "pool"}[loop]
     if lam in (1.0, min(ddpm_lams)):
-        glue_value(f"aug_ddpm_{short}_{'unbiased' if lam == 1.0 else 'biased'}_growth", growth)
+        glue_value(f"aug_ddpm_{short}_{'unbiased' if lam == 1.0 else 'biased'}_growth", value)
 glue_value("aug_ddpm_generations", ddpm_generations)
+glue_value("aug_ddpm_epochs", ddpm_base.epochs)
+glue_value(
+    "aug_ddpm_later_epochs",
+    fixed_step_epochs(ddpm_base.epochs, ddpm_base.n_ini, 2 * ddpm_base.n_ini)
+    if ddpm_fixed_steps
+    else ddpm_base.epochs,
+)
 glue_value("aug_ddpm_counts", measurement_note(ddpm_runs[0]))
+glue_value(
+    "aug_ddpm_replicates",
+    replicate_note(ddpm_table[ddpm_table.loop != POOL], "lam", "λ", judged=ddpm_judged),
+)
+glue_value("aug_ddpm_pool_replicates", growth[(POOL, 1.0)].replicates)
 glue_value("aug_rule_ddpm", slower.rule)
 glue_value("aug_verdict_ddpm", slower.verdict)
+glue_value("aug_evidence_ddpm", slower.evidence)
+glue_value("aug_rule_ddpm_pool", pool_slower.rule)
+glue_value("aug_verdict_ddpm_pool", pool_slower.verdict)
+glue_value("aug_evidence_ddpm_pool", pool_slower.evidence)
 more_generations = 2 * ddpm_generations
 glue_value("aug_ex_ddpm_generations", more_generations)
 glue_value("aug_ex_ddpm_runs", len(ddpm_runs))
@@ -267,20 +311,41 @@ glue_value(
     "aug_ex_ddpm_minutes",
     sum(generation_seconds(run) for run in ddpm_runs) * (more_generations - ddpm_generations) / 60,
 )
-FAMILY_NAMES = {"fully_synthetic": "fully synthetic", "synthetic_augmentation": "augmentation"}
-growth_table = pd.DataFrame(
-    {f"λ = {lam:g}": [fid_growth[(family, lam)] for family in FAMILY_NAMES] for lam in ddpm_lams},
-    index=pd.Index(list(FAMILY_NAMES.values()), name="loop"),
-).round(3)
+growth_table = (
+    pd.DataFrame(
+        [
+            {
+                "loop": loop,
+                "λ": lam,
+                "FID growth (median)": found.effect,
+                "range across replicates": found.spread,
+                "replicates": found.replicates,
+            }
+            for (loop, lam), found in growth.items()
+        ]
+    )
+    .set_index(["loop", "λ"])
+    .round(3)
+)
 growth_table
 
 # %% [markdown]
-# Between generation 1 and generation {glue:text}`aug_ddpm_generations` the FID of the unbiased loop grows by {glue:text}`aug_ddpm_fully_unbiased_growth:.1f` without real data and by {glue:text}`aug_ddpm_aug_unbiased_growth:.1f` with the real digits kept.
+# Between generation 1 and generation {glue:text}`aug_ddpm_generations` the median FID of the unbiased loop grows by {glue:text}`aug_ddpm_fully_unbiased_growth:.1f` without real data and by {glue:text}`aug_ddpm_aug_unbiased_growth:.1f` with the real digits kept.
 # With the strongest bias the growth is {glue:text}`aug_ddpm_fully_biased_growth:.1f` and {glue:text}`aug_ddpm_aug_biased_growth:.1f`.
+# {glue:text}`aug_ddpm_replicates`
 # {glue:text}`aug_ddpm_counts`
+#
 # Does the fixed real set slow the decline, as in the paper?
 # Verdict rule: {glue:text}`aug_rule_ddpm`.
+# Measured: {glue:text}`aug_evidence_ddpm`.
 # Verdict: **{glue:text}`aug_verdict_ddpm`**.
+#
+# The paper's E4 trains StyleGAN2 on the real faces plus every earlier model's samples, a pool that grows each generation.
+# Here the same loop runs with the DDPM at $\lambda = 1$ ({glue:text}`aug_ddpm_pool_replicates:.0f` replicates): its FID grows by {glue:text}`aug_ddpm_pool_unbiased_growth:.1f`.
+# Does the pool slow the decline against the fully synthetic loop, as the paper finds?
+# Verdict rule: {glue:text}`aug_rule_ddpm_pool`.
+# Measured: {glue:text}`aug_evidence_ddpm_pool`.
+# Verdict: **{glue:text}`aug_verdict_ddpm_pool`**.
 # Whether the real set stops the decline takes more generations than the `cpu` scale runs (the paper sees FID still rising after 10).
 
 # %% tags=["remove-input"]
@@ -304,17 +369,28 @@ record_claims(
         ),
         Claim.judged(
             claim="DDPM with synthetic augmentation degrades more slowly than the fully synthetic loop (the paper: FID still rises for every λ, more slowly).",
-            figure="E5, Fig. 9",
+            figure="E5, Figs. 9, 16",
             result=(
-                "FID growth over "
+                "median FID growth over "
                 f"{ddpm_generations} generations, augmentation vs fully synthetic: "
                 + ", ".join(
-                    f"λ = {lam:g}: {fid_growth[('synthetic_augmentation', lam)]:+.1f} vs "
-                    f"{fid_growth[('fully_synthetic', lam)]:+.1f}"
+                    f"λ = {lam:g}: {fid_growth[(AUGMENTED, lam)]:+.1f} vs "
+                    f"{fid_growth[(FULLY, lam)]:+.1f}"
                     for lam in ddpm_lams
                 )
+                + f" (judged: λ = {', '.join(f'{lam:g}' for lam in ddpm_judged)})"
             ),
             verdict=slower,
+        ),
+        Claim.judged(
+            claim="Synthetic augmentation with the accumulated pool of every earlier model's samples degrades more slowly than the fully synthetic loop (E4, shown on FFHQ in the paper; here with the DDPM).",
+            figure="E4, Figs. 8, 28, 29",
+            result=(
+                f"median FID growth over {ddpm_generations} generations at λ = 1: pool "
+                f"{fid_growth[(POOL, 1.0)]:+.1f}, fully synthetic {fid_growth[(FULLY, 1.0)]:+.1f}, "
+                f"last model {fid_growth[(AUGMENTED, 1.0)]:+.1f}"
+            ),
+            verdict=pool_slower,
         ),
     ],
 )

@@ -1,5 +1,7 @@
 """The analysis layer: sweeps, Gaussian closed forms and grids, claims, and the plots they feed."""
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -128,8 +130,9 @@ def test_sweep_keeps_run_seed_and_replicate_apart():
 def test_claims_round_trip_and_verdicts(tmp_path):
     from madutils.analysis.verdicts import judge
 
-    partly = judge("fresh_ddpm_limit", limit_gap=0.7)
-    reproduced = judge("fresh_ddpm_limit", limit_gap=0.1)
+    limits = dict(limit_small=10.0, limit_spread=2.0, replicates=3)
+    partly = judge("fresh_ddpm_limit", **limits, limit_big=17.0)
+    reproduced = judge("fresh_ddpm_limit", **limits, limit_big=11.0)
     record_claims(tmp_path, "b", [Claim.judged("c2", "Fig. 2", "r2", partly)])
     record_claims(tmp_path, "a", [Claim.judged("c1", "Fig. 1", "r1", reproduced)])
     record_claims(tmp_path, "c", [Claim("c3", "Fig. 3", "needs a GPU", "GPU-only")])
@@ -137,10 +140,32 @@ def test_claims_round_trip_and_verdicts(tmp_path):
     assert table.chapter.tolist() == ["a", "b", "c"]
     assert table.verdict.tolist() == ["reproduced", "partly", "GPU-only"]
     assert table.rule.tolist() == [reproduced.rule, partly.rule, ""] and partly.rule
+    assert table.evidence.tolist() == [reproduced.evidence, partly.evidence, ""]
+    assert "3 replicates" in partly.evidence
     with pytest.raises(ValueError, match="verdict must be one of"):
         Claim("c", "f", "r", "sort of", rule="a rule")
     with pytest.raises(ValueError, match="needs the rule"):
         Claim("c", "f", "r", "reproduced")  # a typed verdict without its rule
+
+
+def test_figure_records_count_replicate_bands(tmp_path):
+    rows = [
+        dict(generation=g, metric="fid", value=g + 0.1 * s, lam=lam, seed=s, family="f")
+        for g in (1, 2, 3)
+        for lam, seeds in ((1.0, 3), (0.5, 1))
+        for s in range(seeds)
+    ]
+    floor = [dict(generation=0, metric="fid", value=0.1 * i, lam=1.0, seed=0) for i in range(3)]
+    table = pd.DataFrame(rows + [dict(r, family="f") for r in floor])
+    fig = plotting.metric_curves(table, ["fid"], floor=True, errorbar=plotting.REPLICATE_BAND)
+    plotting.save_figure(fig, tmp_path, "curves")
+    assert (tmp_path / "figures" / "curves.png").is_file()
+    record = json.loads((tmp_path / "figures" / "curves.json").read_text())
+    assert record == plotting.figure_record(fig)
+    # a band for λ = 1 (three replicates), none for λ = 0.5 (one) nor for the floor's span
+    assert record["panels"] == [{"title": "FID (LeNet features)", "lines": 4, "bands": 1}]
+    single = plotting.metric_curves(table[table.seed == 0], ["fid"], floor=True)
+    assert plotting.figure_record(single)["panels"][0]["bands"] == 0
 
 
 def test_every_metric_has_a_label_and_plots_draw():

@@ -104,6 +104,27 @@ def test_book_builds_at_ci_scale(book):
     assert check_site(html, toc_documents(book)) == []
 
 
+#: The figures of the deep-model experiments: each draws the median and the range across
+#: replicates in every panel (the ci scale runs two replicates of each).
+DEEP_MODEL_FIGURES = (
+    "fully_synthetic_ddpm_metrics",
+    "fully_synthetic_flow_metrics",
+    "fully_synthetic_wgan_metrics",
+    "synthetic_augmentation_ddpm",
+    "fresh_data_ddpm",
+)
+
+
+def test_every_deep_model_figure_shows_replicate_bands(book):
+    figures = book / "book" / "executed" / "figures"
+    for name in DEEP_MODEL_FIGURES:
+        panels = json.loads((figures / f"{name}.json").read_text())["panels"]
+        # the headline metric (FID, the flow's held-out NLL) always has its band; a panel of
+        # a metric on which the ci-scale replicates happen to agree exactly may have none
+        assert panels[0]["bands"] >= 1, (name, panels[0])
+        assert sum(p["bands"] >= 1 for p in panels) >= len(panels) / 2, (name, panels)
+
+
 def test_toc_lists_the_executed_notebooks_in_order():
     names = executed_notebooks(REPO)
     assert names == [

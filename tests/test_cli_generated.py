@@ -40,7 +40,10 @@ def _argv(config) -> list[str]:
     """Every field of ``config`` as command-line options."""
     argv = []
     for name, value in dataclasses.asdict(config).items():
-        argv += [_flag(name), cli._show(tuple(value) if isinstance(value, list) else value)]
+        if isinstance(value, bool):  # a flag pair: --name / --no-name
+            argv.append(_flag(name) if value else "--no-" + _flag(name).removeprefix("--"))
+        else:
+            argv += [_flag(name), cli._show(tuple(value) if isinstance(value, list) else value)]
     return argv
 
 
@@ -51,8 +54,11 @@ def test_every_field_is_an_option_with_its_help_and_default(cls, capsys):
     actions = {action.dest: action for action in cli._loop_parser()._actions}
     for field in dataclasses.fields(cls):
         assert field.name in options and field.name in actions, field.name
-        assert actions[field.name].option_strings == [_flag(field.name)]
-        assert f"{_flag(field.name)} " in text
+        flags = [_flag(field.name)]
+        if field.type in (bool, "bool"):  # a flag pair
+            flags.append("--no-" + _flag(field.name).removeprefix("--"))
+        assert actions[field.name].option_strings == flags
+        assert f"{_flag(field.name)} " in text or f"{_flag(field.name)}," in text
         assert field.metadata["help"] in actions[field.name].help, field.name
         assert cli._show(field.default) in actions[field.name].help, field.name
 
@@ -176,6 +182,7 @@ def test_every_image_config_field_reaches_the_config(model):
         seed=7,
         device="cpu",
         mixed_precision="no",
+        fixed_steps=True,
     )
     built = config_from_args(_argv(config))
     assert isinstance(built, ImageLoopConfig) and built == config

@@ -320,3 +320,32 @@ def test_memory_source_draws_from_the_k_most_recent_generations(cache):
         sum(bool((image == k).all(dim=(1, 2, 3)).any()) for image in quantised) for k in kept
     ]
     assert len(part.labels) == 40 and all(n > 5 for n in from_each)
+
+
+def test_fixed_steps_gives_larger_training_sets_fewer_epochs(tmp_path, cache):
+    from madutils.loops.images import fixed_step_epochs
+
+    assert fixed_step_epochs(45, 1000, 2000) == 22  # 22.5 rounds to even
+    assert fixed_step_epochs(45, 1000, 3000) == 15
+    assert fixed_step_epochs(1, 60, 1000) == 1  # never fewer than one pass
+    augmented = _run(tmp_path, cache, family="synthetic_augmentation", epochs=4, fixed_steps=True)
+    run = ImageRun(augmented.run_dir)
+    # generation 1 trains on n_ini = 60 images, later ones on 60 real + 60 synthetic
+    assert [run.model(g).epochs for g in (1, 2, 3)] == [4, 2, 2]
+    plain = _run(tmp_path, cache, family="synthetic_augmentation", epochs=4)
+    assert [ImageRun(plain.run_dir).model(g).epochs for g in (1, 2)] == [4, 4]
+    # generation 1 is the same model either way (it is read from the first-generation cache)
+    first = augmented.table[augmented.table.generation == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        first, plain.table[plain.table.generation == 1].reset_index(drop=True)
+    )
+    pool = _run(
+        tmp_path,
+        cache,
+        family="synthetic_augmentation",
+        synthetic_source="accumulate",
+        epochs=6,
+        fixed_steps=True,
+    )
+    # the pool holds 60 then 120 synthetic images: 6 * 60 / 120 = 3 and 6 * 60 / 180 = 2
+    assert [ImageRun(pool.run_dir).model(g).epochs for g in (1, 2, 3)] == [6, 3, 2]

@@ -5,11 +5,47 @@ import dataclasses
 import numpy as np
 import pytest
 
-from madutils.analysis.verdicts import OUTCOMES, RULES, MadTrend, Verdict, judge
+from madutils.analysis.verdicts import OUTCOMES, RULES, MadTrend, NoiseAware, Verdict, judge
+
+# The numbers of the replicated (noise-aware) rules: effects well beyond their spreads.
+_MAD = dict(
+    fid_first=10.0,
+    fid_last=30.0,
+    fid_spread=4.0,
+    precision_first=0.8,
+    precision_last=0.7,
+    precision_spread=0.03,
+    recall_first=0.7,
+    recall_last=0.4,
+    recall_spread=0.05,
+    replicates=3,
+)
+_BIAS = dict(
+    precision_first=0.8,
+    precision_last=0.78,
+    precision_spread=0.02,
+    recall_first=0.7,
+    recall_last=0.2,
+    recall_spread=0.1,
+    replicates=3,
+)
+_FLOW = dict(
+    tail_first=0.01,
+    tail_last=0.004,
+    tail_spread=0.001,
+    biased_tail_last=0.002,
+    w1_last=0.1,
+    biased_w1_last=0.3,
+    w1_spread=0.05,
+    replicates=4,
+)
+_AUG = dict(augmented_growth=[2.0, 5.0], fully_growth=[10.0, 20.0], spread=[3.0, 3.0], replicates=3)
+_LIMIT = dict(limit_small=10.0, limit_big=11.0, limit_spread=2.0, replicates=3)
 
 # For every rule: numbers that support its claim, numbers in between (None where the rule has
 # no "partly"), numbers that contradict the claim, the threshold values its sentence must
-# state, and one threshold change (field, value, numbers, verdict before, verdict after).
+# state, and one threshold change (field, value, numbers, verdict before, verdict after);
+# the replicated rules also numbers whose effect is within the spread ("not_shown").
 CASES = {
     "theory_mean_drift": dict(
         support={"drift_ratios": {1.0: 1.02, 0.9: 0.97, 0.7: 1.05}},
@@ -80,139 +116,49 @@ CASES = {
         ),
     ),
     "fully_ddpm": dict(
-        support=dict(
-            fid_first=10.0,
-            fid_last=30.0,
-            control_fid_max=12.0,
-            precision_first=0.8,
-            precision_last=0.7,
-            recall_first=0.7,
-            recall_last=0.4,
-        ),
-        partly=dict(
-            fid_first=10.0,
-            fid_last=30.0,
-            control_fid_max=12.0,
-            precision_first=0.8,
-            precision_last=0.85,
-            recall_first=0.7,
-            recall_last=0.4,
-        ),
-        # the FID rises above generation 1's but stays within the control's spread
-        contradict=dict(
-            fid_first=10.0,
-            fid_last=11.0,
-            control_fid_max=12.0,
-            precision_first=0.8,
-            precision_last=0.7,
-            recall_first=0.7,
-            recall_last=0.4,
-        ),
-        stated=["control"],
+        support=dict(_MAD, control_fid_max=12.0),
+        partly=dict(_MAD, control_fid_max=12.0, recall_last=0.68),
+        # the FID falls
+        contradict=dict(_MAD, control_fid_max=12.0, fid_last=9.0),
+        not_shown=dict(_MAD, control_fid_max=12.0, fid_spread=25.0),
+        stated=["control", "spread"],
         change=(
-            "fid_margin",
-            5.0,
-            dict(
-                fid_first=10.0,
-                fid_last=15.0,
-                control_fid_max=12.0,
-                precision_first=0.8,
-                precision_last=0.7,
-                recall_first=0.7,
-                recall_last=0.4,
-            ),
+            "margin",
+            6.0,
+            dict(_MAD, control_fid_max=12.0),
             "reproduced",
-            "not reproduced",
+            "not shown at this scale",
         ),
     ),
     "fully_ddpm_bias": dict(
-        support=dict(precision_first=0.8, precision_last=0.78, recall_first=0.7, recall_last=0.2),
-        partly=dict(precision_first=0.8, precision_last=0.6, recall_first=0.7, recall_last=0.2),
-        contradict=dict(
-            precision_first=0.8, precision_last=0.9, recall_first=0.7, recall_last=0.75
-        ),
-        stated=["0.05"],
+        support=dict(_BIAS),
+        partly=dict(_BIAS, precision_last=0.6),
+        contradict=dict(_BIAS, recall_last=0.75),
+        not_shown=dict(_BIAS, recall_spread=0.6),
+        stated=["0.05", "spread"],
         change=(
             "precision_tolerance",
             0.25,
-            dict(precision_first=0.8, precision_last=0.6, recall_first=0.7, recall_last=0.2),
+            dict(_BIAS, precision_last=0.6),
             "partly",
             "reproduced",
         ),
     ),
     "fully_flow_tails": dict(
-        support=dict(
-            tail_first=0.01,
-            tail_last=0.004,
-            biased_tail_last=0.002,
-            w1_last=0.1,
-            biased_w1_last=0.3,
-        ),
-        partly=dict(
-            tail_first=0.01,
-            tail_last=0.004,
-            biased_tail_last=0.002,
-            w1_last=0.1,
-            biased_w1_last=0.05,
-        ),
-        contradict=dict(
-            tail_first=0.01, tail_last=0.012, biased_tail_last=0.02, w1_last=0.1, biased_w1_last=0.3
-        ),
-        stated=["99%", "quantile is below 1 "],
-        change=(
-            "tail_fraction",
-            0.5,
-            dict(
-                tail_first=0.01,
-                tail_last=0.006,
-                biased_tail_last=0.002,
-                w1_last=0.1,
-                biased_w1_last=0.3,
-            ),
-            "reproduced",
-            "partly",
-        ),
+        support=dict(_FLOW),
+        partly=dict(_FLOW, biased_w1_last=0.05),
+        contradict=dict(_FLOW, tail_last=0.012, biased_tail_last=0.02, biased_w1_last=0.05),
+        not_shown=dict(_FLOW, tail_spread=0.01, w1_spread=0.5),
+        stated=["99%", "quantile at the last generation is below the first"],
+        change=("tail_fraction", 0.5, dict(_FLOW, tail_last=0.006), "reproduced", "partly"),
     ),
     "fully_wgan": dict(
-        support=dict(
-            fid_first=10.0,
-            fid_last=30.0,
-            precision_first=0.8,
-            precision_last=0.7,
-            recall_first=0.7,
-            recall_last=0.4,
-        ),
-        partly=dict(
-            fid_first=10.0,
-            fid_last=30.0,
-            precision_first=0.8,
-            precision_last=0.7,
-            recall_first=0.7,
-            recall_last=0.75,
-        ),
-        contradict=dict(
-            fid_first=10.0,
-            fid_last=9.0,
-            precision_first=0.8,
-            precision_last=0.7,
-            recall_first=0.7,
-            recall_last=0.4,
-        ),
-        stated=["generation 1's FID"],
-        change=(
-            "fid_margin",
-            2.5,
-            dict(
-                fid_first=10.0,
-                fid_last=12.0,
-                precision_first=0.8,
-                precision_last=0.7,
-                recall_first=0.7,
-                recall_last=0.4,
-            ),
-            "reproduced",
-            "not reproduced",
-        ),
+        support=dict(_MAD),
+        partly=dict(_MAD, recall_last=0.75),
+        contradict=dict(_MAD, fid_last=9.0),
+        not_shown=dict(_MAD, replicates=2),
+        stated=["generation 1 to the last"],
+        change=("margin", 5.0, dict(_MAD), "reproduced", "not shown at this scale"),
     ),
     "augmentation_slows": dict(
         support=dict(
@@ -252,16 +198,36 @@ CASES = {
         ),
     ),
     "augmentation_ddpm": dict(
-        support=dict(augmented_growth=[2.0, 5.0], fully_growth=[10.0, 20.0]),
+        support=dict(_AUG),
         partly=None,
-        contradict=dict(augmented_growth=[12.0, 5.0], fully_growth=[10.0, 20.0]),
+        contradict=dict(_AUG, augmented_growth=[12.0, 5.0]),
+        not_shown=dict(_AUG, spread=[9.0, 3.0]),
+        stated=["for every λ", "spread"],
+        change=("margin", 3.0, dict(_AUG), "reproduced", "not shown at this scale"),
+    ),
+    "augmentation_ddpm_pool": dict(
+        support=dict(
+            augmented_growth={1.0: 3.0}, fully_growth={1.0: 12.0}, spread={1.0: 2.0}, replicates=3
+        ),
+        partly=None,
+        contradict=dict(
+            augmented_growth={1.0: 13.0}, fully_growth={1.0: 12.0}, spread={1.0: 2.0}, replicates=3
+        ),
+        not_shown=dict(
+            augmented_growth={1.0: 8.0}, fully_growth={1.0: 12.0}, spread={1.0: 6.0}, replicates=3
+        ),
         stated=["for every λ"],
         change=(
             "margin",
-            4.0,
-            dict(augmented_growth=[8.0, 5.0], fully_growth=[10.0, 20.0]),
+            5.0,
+            dict(
+                augmented_growth={1.0: 3.0},
+                fully_growth={1.0: 12.0},
+                spread={1.0: 2.0},
+                replicates=3,
+            ),
             "reproduced",
-            "not reproduced",
+            "not shown at this scale",
         ),
     ),
     "fresh_limit": dict(
@@ -304,11 +270,18 @@ CASES = {
         ),
     ),
     "fresh_ddpm_limit": dict(
-        support=dict(limit_gap=0.2),
-        partly=dict(limit_gap=0.7),
-        contradict=dict(limit_gap=1.3),
-        stated=["50%", "100%"],
-        change=("reproduced_below", 0.8, dict(limit_gap=0.7), "partly", "reproduced"),
+        support=dict(_LIMIT),
+        partly=dict(_LIMIT, limit_big=13.0),  # 26% apart, beyond the spread
+        contradict=dict(_LIMIT, limit_big=30.0),
+        not_shown=dict(_LIMIT, replicates=1),
+        stated=["50%", "100%", "spread"],
+        change=(
+            "reproduced_below",
+            0.8,
+            dict(_LIMIT, limit_big=18.0, limit_spread=10.0),
+            "partly",
+            "reproduced",
+        ),
     ),
     "ess_synthetic_worth": dict(
         support=dict(best_unbiased=1.4, worst_biased=0.3),
@@ -392,8 +365,86 @@ def test_sentences_from_the_defaults():
         "within 3 standard errors of the closed form; partly when the median falls below the "
         "real variance but not both hold; not reproduced when the median does not fall"
     )
-    assert "more than 0 above" not in RULES["fully_ddpm"].sentence
-    assert "is above both" in RULES["fully_ddpm"].sentence
+    assert RULES["fully_ddpm_bias"].sentence == (
+        "reproduced when, at the strongest bias, the median recall across replicates falls "
+        "from the first to the last generation by more than its spread while precision falls "
+        "by at most 0.05 plus its spread; partly when recall falls so and precision falls by "
+        "more; not shown at this scale when recall falls by less than its spread, or fewer "
+        "than 3 replicates ran; not reproduced when recall does not fall"
+    )
+    assert "1 times" not in RULES["fully_ddpm"].sentence
+    assert "precision and recall both fall by more than their spreads" in (
+        RULES["fully_ddpm"].sentence
+    )
+
+
+NOISY = sorted(n for n in CASES if "not_shown" in CASES[n])
+
+
+def test_replicated_rules_are_the_deep_model_ones():
+    assert NOISY == [
+        "augmentation_ddpm",
+        "augmentation_ddpm_pool",
+        "fresh_ddpm_limit",
+        "fully_ddpm",
+        "fully_ddpm_bias",
+        "fully_flow_tails",
+        "fully_wgan",
+    ]
+    assert all(isinstance(RULES[n], NoiseAware) for n in NOISY)
+    assert not any(isinstance(RULES[n], NoiseAware) for n in set(CASES) - set(NOISY))
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_effects_within_the_spread_are_not_shown(name):
+    verdict = judge(name, **CASES[name]["not_shown"])
+    assert verdict.verdict == "not shown at this scale"
+    assert "not shown at this scale when" in RULES[name].sentence
+    assert "replicates" in verdict.evidence
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_too_few_replicates_are_not_shown(name):
+    numbers = dict(CASES[name]["support"], replicates=2)
+    assert judge(name, **numbers).verdict == "not shown at this scale"
+    fewer = dataclasses.replace(RULES[name], min_replicates=2)
+    assert fewer(**numbers).verdict == "reproduced"
+    assert "fewer than 2 replicates" in fewer.sentence
+
+
+def _scaled(value, factor):
+    if isinstance(value, dict):
+        return {k: v * factor for k, v in value.items()}
+    return np.multiply(value, factor).tolist()
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_a_larger_spread_needs_a_larger_effect(name):
+    """Scaling every spread up far enough turns "reproduced" into "not shown"."""
+    numbers = dict(CASES[name]["support"])
+    assert judge(name, **numbers).verdict == "reproduced"
+    spreads = [k for k in numbers if k.endswith("spread")]
+    assert spreads
+    for factor in (0.0, 0.5) if name != "fresh_ddpm_limit" else ():
+        scaled = {k: (_scaled(v, factor) if k in spreads else v) for k, v in numbers.items()}
+        assert judge(name, **scaled).verdict == "reproduced"
+    if name != "fresh_ddpm_limit":  # there a larger spread makes the limits indistinguishable
+        scaled = {k: (_scaled(v, 100) if k in spreads else v) for k, v in numbers.items()}
+        assert judge(name, **scaled).verdict == "not shown at this scale"
+    else:
+        tight = dict(numbers, limit_spread=0.5)  # limits 1.0 apart, spread 0.5: distinguishable
+        assert judge(name, **tight).verdict == "partly"
+
+
+def test_evidence_states_effect_and_spread():
+    verdict = judge("fully_ddpm", **CASES["fully_ddpm"]["support"])
+    assert verdict.evidence == (
+        "FID +20 (spread 4), precision -0.10 (0.03), recall -0.30 (0.05); control FID at most "
+        "12; 3 replicates"
+    )
+    assert judge("fully_gaussian_drift", w2_first=0.3, w2_last=10.0).evidence == ""
+    growth = judge("augmentation_ddpm", **CASES["augmentation_ddpm"]["support"]).evidence
+    assert growth.startswith("FID growth, augmented vs fully synthetic: +2 vs +10 (spread 3)")
 
 
 def test_variance_collapse_needs_the_expectation_too():
@@ -412,15 +463,20 @@ def test_fresh_memory_flat_memory_is_not_reproduced():
 
 
 def test_numbers_are_recorded_as_floats():
+    spread = {1.0: 1.0, 0.5: 1.0}
     verdict = judge(
         "augmentation_ddpm",
         augmented_growth={1.0: np.float32(2.0), 0.5: 5},
         fully_growth={0.5: 20.0, 1.0: np.float64(10.0)},
+        spread=spread,
+        replicates=np.int64(3),
     )
     assert verdict.verdict == "reproduced"
     assert verdict.numbers == {
         "augmented_growth": {1.0: 2.0, 0.5: 5.0},
         "fully_growth": {0.5: 20.0, 1.0: 10.0},
+        "spread": spread,
+        "replicates": 3.0,
     }
     assert all(type(v) is float for v in verdict.numbers["augmented_growth"].values())
     # paired by key, not by position: swap the fully synthetic growths and the verdict changes
@@ -428,6 +484,8 @@ def test_numbers_are_recorded_as_floats():
         "augmentation_ddpm",
         augmented_growth={1.0: 12.0, 0.5: 5.0},
         fully_growth={0.5: 10.0, 1.0: 20.0},
+        spread=spread,
+        replicates=3,
     )
     assert swapped.verdict == "reproduced"
     assert (
@@ -435,32 +493,34 @@ def test_numbers_are_recorded_as_floats():
             "augmentation_ddpm",
             augmented_growth={1.0: 12.0, 0.5: 5.0},
             fully_growth={1.0: 10.0, 0.5: 20.0},
+            spread=spread,
+            replicates=3,
         ).verdict
         == "not reproduced"
     )
-    scalar = judge("fresh_ddpm_limit", limit_gap=np.array(0.2))
-    assert scalar.numbers == {"limit_gap": 0.2} and type(scalar.numbers["limit_gap"]) is float
+    scalar = judge("fully_gaussian_drift", w2_first=np.array(0.3), w2_last=np.float32(10.0))
+    assert scalar.numbers == {"w2_first": 0.3, "w2_last": 10.0}
+    assert type(scalar.numbers["w2_first"]) is float
 
 
 def test_judge_rejects_unknown_rules_and_wrong_numbers():
     with pytest.raises(ValueError, match="rule_name must be one of .*'fresh_pool'.*got 'bogus'"):
         judge("bogus", limit_gap=0.1)
+    limit = CASES["fresh_ddpm_limit"]["support"]
     with pytest.raises(ValueError, match="takes the numbers slowdown, gain_unbiased.*missing"):
         judge("fresh_pool", slowdown=2.0, gain_unbiased=10.0)
     with pytest.raises(ValueError, match="unknown gap"):
-        judge("fresh_ddpm_limit", limit_gap=0.2, gap=0.3)
-    with pytest.raises(ValueError, match="missing limit_gap; unknown gap"):
-        judge("fresh_ddpm_limit", gap=0.3)
+        judge("fresh_ddpm_limit", **limit, gap=0.3)
+    with pytest.raises(ValueError, match="missing limit_small; unknown gap"):
+        without_small = {k: v for k, v in limit.items() if k != "limit_small"}
+        judge("fresh_ddpm_limit", **without_small, gap=0.3)
     with pytest.raises(ValueError, match="unknown control_fid_max"):
         judge("fully_wgan", **CASES["fully_ddpm"]["support"])
     with pytest.raises(ValueError, match="missing control_fid_max"):
         judge("fully_ddpm", **CASES["fully_wgan"]["support"])
-    with pytest.raises(ValueError, match="limit_gap must be a real number"):
-        judge("fresh_ddpm_limit", limit_gap=float("nan"))
-    with pytest.raises(ValueError, match="limit_gap must be a real number"):
-        judge("fresh_ddpm_limit", limit_gap="0.2")
-    with pytest.raises(ValueError, match="limit_gap must be a real number"):
-        judge("fresh_ddpm_limit", limit_gap=True)
+    for bad in (float("nan"), "0.2", True):
+        with pytest.raises(ValueError, match="limit_small must be a real number"):
+            judge("fresh_ddpm_limit", **dict(limit, limit_small=bad))
     with pytest.raises(ValueError, match="drift_ratios must be a sequence or mapping"):
         judge("theory_mean_drift", drift_ratios=1.0)
     with pytest.raises(ValueError, match="drift_ratios must hold at least one number"):
@@ -468,9 +528,21 @@ def test_judge_rejects_unknown_rules_and_wrong_numbers():
     with pytest.raises(ValueError, match=r"drift_ratios\[1\] must be a real number"):
         judge("theory_mean_drift", drift_ratios=[1.0, None])
     with pytest.raises(ValueError, match="must have the same length; got 1 and 2"):
-        judge("augmentation_ddpm", augmented_growth=[1.0], fully_growth=[2.0, 3.0])
+        judge(
+            "augmentation_ddpm",
+            augmented_growth=[1.0],
+            fully_growth=[2.0, 3.0],
+            spread=[1.0],
+            replicates=3,
+        )
     with pytest.raises(ValueError, match="must have the same keys"):
-        judge("augmentation_ddpm", augmented_growth={1.0: 1.0}, fully_growth={0.5: 2.0})
+        judge(
+            "augmentation_ddpm",
+            augmented_growth={1.0: 1.0},
+            fully_growth={0.5: 2.0},
+            spread={1.0: 1.0},
+            replicates=3,
+        )
     with pytest.raises(ValueError, match="ks must hold at least two increasing values"):
         judge("fresh_memory", ks=[1, 1, 4], ratios=[1.0, 1.5, 1.9])
 
@@ -484,12 +556,14 @@ def test_thresholds_are_checked():
         dataclasses.replace(RULES["theory_mean_drift"], partly_tolerance=0.05)
     with pytest.raises(ValueError, match="growth must be >= 1"):
         dataclasses.replace(RULES["fully_gaussian_drift"], growth=0.5)
-    with pytest.raises(ValueError, match="fid_margin must be >= 0"):
-        MadTrend(fid_margin=-1.0)
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        MadTrend(margin=-1.0)
+    with pytest.raises(ValueError, match="min_replicates must be >= 1"):
+        MadTrend(min_replicates=0)
 
 
 def test_verdict_checks_its_outcome():
-    assert OUTCOMES == ("reproduced", "partly", "not reproduced")
+    assert OUTCOMES == ("reproduced", "partly", "not shown at this scale", "not reproduced")
     with pytest.raises(ValueError, match="verdict must be one of"):
         Verdict(verdict="GPU-only")
 
@@ -522,6 +596,12 @@ def test_mixture_rule_keeps_the_old_verdict():
         assert new == old or (old == "partly" and new == "not reproduced" and m1 >= m0 and r1 >= r0)
 
 
+# The replicated rules with every spread 0 and enough replicates are the old single-replicate
+# rules, except that an effect the old rule called "not reproduced" only because it stayed
+# within the control's band is now "not shown at this scale".
+ZERO = dict(fid_spread=0.0, precision_spread=0.0, recall_spread=0.0, replicates=3)
+
+
 def test_image_rules_keep_the_old_verdicts():
     for row in _draws(7, seed=7):
         f0, f1, ctrl = 30 * row[:3]
@@ -538,8 +618,11 @@ def test_image_rules_keep_the_old_verdicts():
             precision_last=p1,
             recall_first=r0,
             recall_last=r1,
+            **ZERO,
         )
-        assert judge("fully_ddpm", control_fid_max=ctrl, **numbers).verdict == old
+        new = judge("fully_ddpm", control_fid_max=ctrl, **numbers).verdict
+        within_control = f0 < f1 <= ctrl
+        assert new == old or (within_control and new == "not shown at this scale")
         wgan_rises = f1 > f0
         old_wgan = (
             "reproduced"
@@ -550,7 +633,15 @@ def test_image_rules_keep_the_old_verdicts():
         recall = r1 < r0
         holds = p1 >= p0 - 0.05
         old_bias = "reproduced" if recall and holds else ("partly" if recall else "not reproduced")
-        bias = dict(precision_first=p0, precision_last=p1, recall_first=r0, recall_last=r1)
+        bias = dict(
+            precision_first=p0,
+            precision_last=p1,
+            recall_first=r0,
+            recall_last=r1,
+            precision_spread=0.0,
+            recall_spread=0.0,
+            replicates=3,
+        )
         assert judge("fully_ddpm_bias", **bias).verdict == old_bias
 
 
@@ -566,9 +657,12 @@ def test_flow_rule_keeps_the_old_verdict():
             "fully_flow_tails",
             tail_first=t0,
             tail_last=t1,
+            tail_spread=0.0,
             biased_tail_last=tb,
             w1_last=w1,
             biased_w1_last=wb,
+            w1_spread=0.0,
+            replicates=4,
         ).verdict
         assert new == old
 
@@ -577,7 +671,11 @@ def test_fresh_and_ess_rules_keep_the_old_verdicts():
     for row in _draws(8, seed=8):
         aug, fully = 20 * row[0:2] - 5, 20 * row[2:4] - 5
         old = "reproduced" if all(aug < fully) else "not reproduced"
-        assert judge("augmentation_ddpm", augmented_growth=aug, fully_growth=fully).verdict == old
+        zero = dict(spread=[0.0, 0.0], replicates=3)
+        assert (
+            judge("augmentation_ddpm", augmented_growth=aug, fully_growth=fully, **zero).verdict
+            == old
+        )
         ratios = np.cumsum(row[4:8] - 0.2)
         ks = [1, 2, 4, 8]
         steps = np.diff(ratios)
@@ -593,9 +691,13 @@ def test_fresh_and_ess_rules_keep_the_old_verdicts():
             "fresh_pool", slowdown=slowdown, gain_unbiased=gain_u, gain_biased=gain_b
         ).verdict
         assert new == old or (old == "partly" and new == "not reproduced")
-        gap = 1.5 * row[3]
+        # limits 10 and b, their relative gap |10 - b| / mean; a spread as wide as the gap
+        # leaves the old verdict (which knew no spread)
+        big = 10 + 30 * row[3]
+        gap = (big - 10) / ((big + 10) / 2)
         old = "reproduced" if gap < 0.5 else ("partly" if gap < 1 else "not reproduced")
-        assert judge("fresh_ddpm_limit", limit_gap=gap).verdict == old
+        limits = dict(limit_small=10.0, limit_big=big, limit_spread=big - 10, replicates=3)
+        assert judge("fresh_ddpm_limit", **limits).verdict == old
         growth, n_real_growth = 120 * row[4], 100.0
         old = "reproduced" if growth < n_real_growth / 10 else "partly"
         new = judge(

@@ -23,10 +23,17 @@ from madutils.results import atomic_write
 
 __all__ = ["CLAIM_COLUMNS", "VERDICTS", "Claim", "glue_value", "load_claims", "record_claims"]
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "GPU-only", "not yet run")
+VERDICTS = (
+    "reproduced",
+    "partly",
+    "not shown at this scale",
+    "not reproduced",
+    "GPU-only",
+    "not yet run",
+)
 
 #: Columns of :func:`load_claims`'s table.
-CLAIM_COLUMNS = ["chapter", "claim", "figure", "result", "verdict", "rule"]
+CLAIM_COLUMNS = ["chapter", "claim", "figure", "result", "evidence", "verdict", "rule"]
 
 
 def glue_value(name: str, value) -> None:
@@ -55,6 +62,9 @@ class Claim:
     rule : str
         The rule that reached the verdict, as a sentence with its thresholds ("" for the
         verdicts that are not computed: "GPU-only", "not yet run").
+    evidence : str
+        For a claim judged on replicates, the effect and the spread across replicates it was
+        judged against (:attr:`madutils.analysis.verdicts.Verdict.evidence`); "" otherwise.
     """
 
     claim: str
@@ -62,10 +72,11 @@ class Claim:
     result: str
     verdict: str
     rule: str = ""
+    evidence: str = ""
 
     def __post_init__(self):
         check_choice(self.verdict, "verdict", VERDICTS)
-        computed = self.verdict in ("reproduced", "partly", "not reproduced")
+        computed = self.verdict in VERDICTS[:4]
         if computed and not self.rule:
             raise ValueError(
                 f"a claim judged {self.verdict!r} needs the rule that judged it: build it with "
@@ -83,7 +94,14 @@ class Claim:
         verdict : madutils.analysis.verdicts.Verdict
             What :func:`~madutils.analysis.verdicts.judge` returned for the claim's numbers.
         """
-        return cls(claim, figure, result, verdict=verdict.verdict, rule=verdict.rule)
+        return cls(
+            claim,
+            figure,
+            result,
+            verdict=verdict.verdict,
+            rule=verdict.rule,
+            evidence=verdict.evidence,
+        )
 
 
 def record_claims(output_dir: str | Path, chapter: str, claims: list[Claim]) -> None:
@@ -105,6 +123,7 @@ def load_claims(output_dir: str | Path, chapters: list[str] | None = None) -> pd
     if not frames:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
-    if "rule" not in table:
-        table["rule"] = ""
-    return table[CLAIM_COLUMNS].fillna({"rule": ""})
+    for column in ("rule", "evidence"):  # claims recorded before these columns existed
+        if column not in table:
+            table[column] = ""
+    return table[CLAIM_COLUMNS].fillna({"rule": "", "evidence": ""})

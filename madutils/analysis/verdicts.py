@@ -3,15 +3,16 @@
 Every claim of the paper that a chapter tests gets a named rule here. A rule is a small frozen
 dataclass whose fields are its thresholds (the defaults are the thresholds the book uses); called
 with the chapter's measured numbers it returns a :class:`Verdict`: one of ``"reproduced"``,
-``"partly"`` or ``"not reproduced"``, the numbers it used and the rule itself as one plain-English
-sentence, written from the thresholds so that the prose a chapter glues and the verdict it
-prints can never disagree. No verdict is a constant: numbers that contradict the claim give
-``"not reproduced"``.
+``"partly"``, ``"not shown at this scale"`` (the rules of replicated experiments, for an effect
+within the noise) or ``"not reproduced"``, the numbers it used and the rule itself as one
+plain-English sentence, written from the thresholds so that the prose a chapter glues and the
+verdict it prints can never disagree. No verdict is a constant: numbers that contradict the
+claim give ``"not reproduced"``.
 
 Chapters call :func:`judge` with a name from :data:`RULES`::
 
-    v = judge("fresh_ddpm_limit", limit_gap=limit_gap)
-    glue_value("fresh_ddpm_rule", v.rule)
+    v = judge("fully_gaussian_drift", w2_first=w2_first, w2_last=w2_last)
+    glue_value("fs_rule_gaussian", v.rule)
     Claim(claim=..., figure=..., result=..., verdict=v.verdict)
 
 A different threshold is a different rule: ``dataclasses.replace(RULES[name], threshold=...)``.
@@ -42,6 +43,7 @@ __all__ = [
     "MadTrend",
     "MemoryGain",
     "MixtureModes",
+    "NoiseAware",
     "PoolPlateau",
     "PrecisionHoldsRecallFalls",
     "Rule",
@@ -51,7 +53,7 @@ __all__ = [
     "judge",
 ]
 
-OUTCOMES = ("reproduced", "partly", "not reproduced")
+OUTCOMES = ("reproduced", "partly", "not shown at this scale", "not reproduced")
 """The verdicts a rule can reach (the other :data:`~madutils.analysis.claims.VERDICTS` are set
 by the chapter, not computed)."""
 
@@ -125,11 +127,15 @@ class Verdict:
         The measured numbers the rule used, by name (floats, or tuples / dicts of floats).
     rule : str
         The rule as one sentence with its thresholds filled in, for the chapter's prose.
+    evidence : str
+        For the rules of replicated experiments (:class:`NoiseAware`), the effects and the
+        spreads they were judged against, in a phrase; "" for the others.
     """
 
     verdict: str
     numbers: dict = field(default_factory=dict)
     rule: str = ""
+    evidence: str = ""
 
     def __post_init__(self):
         check_choice(self.verdict, "verdict", OUTCOMES)
@@ -166,6 +172,10 @@ class Rule:
         """The verdict for validated ``numbers`` (floats, and tuples or dicts of floats)."""
         raise NotImplementedError
 
+    def evidence(self, **numbers) -> str:
+        """The effects and spreads behind the verdict, in a phrase ("" unless replicated)."""
+        return ""
+
     def __call__(self, **numbers) -> Verdict:
         """Judge ``numbers`` (all of :attr:`needs`, nothing else).
 
@@ -188,7 +198,12 @@ class Rule:
             )
         checked = {n: _scalar(numbers[n], n) for n in self.scalars}
         checked |= {n: _collection(numbers[n], n) for n in self.collections}
-        return Verdict(verdict=self.decide(**checked), numbers=checked, rule=self.sentence)
+        return Verdict(
+            verdict=self.decide(**checked),
+            numbers=checked,
+            rule=self.sentence,
+            evidence=self.evidence(**checked),
+        )
 
 
 # --- Gaussian theory ------------------------------------------------------------------------
@@ -395,13 +410,61 @@ class MixtureModes(Rule):
 
 
 @dataclass(frozen=True)
-class MadTrend(Rule):
+class NoiseAware(Rule):
+    """Base of the rules of the deep-model experiments, which run several replicates each.
+
+    An effect counts only where it exceeds ``margin`` times its spread: the range across
+    replicates (:mod:`madutils.analysis.replicates`) of the metric at the generations compared.
+    Effects in the claim's direction that do not are "not shown at this scale", and so is
+    every effect measured with fewer than ``min_replicates`` replicates.
+
+    Parameters
+    ----------
+    margin : float
+        How many times its spread an effect must exceed.
+    min_replicates : int
+        Fewest replicates a verdict rests on.
+    """
+
+    margin: float = 1.0
+    min_replicates: int = 3
+
+    def __post_init__(self):
+        _check_threshold(self.margin, "margin")
+        _check_threshold(self.min_replicates, "min_replicates", low=1)
+
+    def beyond(self, effect: float, spread: float) -> bool:
+        """Whether ``effect`` exceeds ``margin`` times ``spread`` (and is positive)."""
+        return effect > 0 and effect > self.margin * spread
+
+    @property
+    def noise(self) -> str:
+        """How the sentences name the test against the spread."""
+        times = "" if self.margin == 1 else f"{_num(self.margin)} times "
+        return f"by more than {times}its spread"
+
+    @property
+    def noise_plural(self) -> str:
+        """:attr:`noise` for two metrics at once."""
+        return self.noise.replace("its spread", "their spreads")
+
+    @property
+    def too_few(self) -> str:
+        return f"fewer than {self.min_replicates} replicates ran"
+
+
+def _signed(x: float, digits: int = 3) -> str:
+    return f"{x:+.{digits}g}"
+
+
+@dataclass(frozen=True)
+class MadTrend(NoiseAware):
     """An image loop goes MAD: FID rises while precision and recall fall (λ = 1).
 
     Parameters
     ----------
-    fid_margin : float
-        By how much the last FID must exceed the reference(s) to count as a rise.
+    margin, min_replicates
+        As :class:`NoiseAware`.
     control : bool
         Whether a real-data control's FID is part of the rule (a setting, not a threshold).
 
@@ -410,26 +473,30 @@ class MadTrend(Rule):
     The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
 
     fid_first, fid_last, precision_first, precision_last, recall_first, recall_last : float
-        Median FID, precision and recall at generation 1 and at the last generation (the DDPM
-        chapter's ``d[(1.0, name, "first" / "last")]``, the WGAN's ``w[(name, 1 / last)]``).
+        Median FID, precision and recall across replicates at generation 1 and at the last
+        generation (:func:`madutils.analysis.replicates.change`'s ``first`` and ``last``).
+    fid_spread, precision_spread, recall_spread : float
+        Their spreads (``change(...).spread``).
+    replicates : float
+        How many replicates measured them.
     control_fid_max : float
-        Only with ``control=True``: the highest FID of the real-data control
-        (``control_fid.value.max()``); the last FID must exceed it too.
+        Only with ``control=True``: the highest FID of the real-data control over its
+        replicates and generations; the last FID must exceed it too.
     """
 
-    fid_margin: float = 0.0
     control: bool = True
     inputs: ClassVar[tuple[str, ...]] = (
         "fid_first",
         "fid_last",
+        "fid_spread",
         "precision_first",
         "precision_last",
+        "precision_spread",
         "recall_first",
         "recall_last",
+        "recall_spread",
+        "replicates",
     )
-
-    def __post_init__(self):
-        _check_threshold(self.fid_margin, "fid_margin")
 
     @property
     def scalars(self) -> tuple[str, ...]:
@@ -437,128 +504,190 @@ class MadTrend(Rule):
 
     @property
     def sentence(self) -> str:
-        above = (
-            "is above" if self.fid_margin == 0 else f"is more than {_num(self.fid_margin)} above"
-        )
-        reference = (
-            "both generation 1's FID and the real-data control's highest FID"
-            if self.control
-            else "generation 1's FID"
-        )
+        control = " and ends above the real-data control's highest FID" if self.control else ""
         return (
-            f"reproduced when the FID at the last generation {above} {reference} and precision "
-            "and recall both fall; partly when the FID rises so but precision or recall does "
-            "not fall; not reproduced when the FID does not rise so"
+            f"reproduced when the median FID across replicates rises from generation 1 to the "
+            f"last {self.noise} (the larger range across replicates of the two generations)"
+            f"{control}, and precision and recall both fall {self.noise_plural}; partly when the "
+            "FID "
+            "rises so but precision or recall does not fall so; not shown at this scale when "
+            f"the FID rises by less than that{' or not above the control' if self.control else ''}"
+            f", or {self.too_few}; not reproduced when the median FID does not rise"
         )
 
     def decide(self, **x) -> str:
-        reference = max(x["fid_first"], x["control_fid_max"]) if self.control else x["fid_first"]
-        fid_rises = x["fid_last"] > reference + self.fid_margin
-        if not fid_rises:
+        rise = x["fid_last"] - x["fid_first"]
+        if rise <= 0:
             return "not reproduced"
-        pr_fall = (
-            x["precision_last"] < x["precision_first"] and x["recall_last"] < x["recall_first"]
+        above_control = not self.control or x["fid_last"] > x["control_fid_max"]
+        if x["replicates"] < self.min_replicates or not (
+            self.beyond(rise, x["fid_spread"]) and above_control
+        ):
+            return "not shown at this scale"
+        falls = self.beyond(
+            x["precision_first"] - x["precision_last"], x["precision_spread"]
+        ) and self.beyond(x["recall_first"] - x["recall_last"], x["recall_spread"])
+        return "reproduced" if falls else "partly"
+
+    def evidence(self, **x) -> str:
+        control = f"; control FID at most {x['control_fid_max']:.3g}" if self.control else ""
+        return (
+            f"FID {_signed(x['fid_last'] - x['fid_first'])} (spread {x['fid_spread']:.3g}), "
+            f"precision {x['precision_last'] - x['precision_first']:+.2f} "
+            f"({x['precision_spread']:.2f}), recall "
+            f"{x['recall_last'] - x['recall_first']:+.2f} ({x['recall_spread']:.2f})"
+            f"{control}; {x['replicates']:.0f} replicates"
         )
-        return "reproduced" if pr_fall else "partly"
 
 
 @dataclass(frozen=True)
-class PrecisionHoldsRecallFalls(Rule):
+class PrecisionHoldsRecallFalls(NoiseAware):
     """With sampling bias an image loop keeps precision while recall collapses.
 
     Parameters
     ----------
     precision_tolerance : float
-        How far precision may fall and still count as kept.
+        How far precision may fall, beyond its spread, and still count as kept.
+    margin, min_replicates
+        As :class:`NoiseAware`.
 
     Notes
     -----
     The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
 
     precision_first, precision_last, recall_first, recall_last : float
-        Median precision and recall at generation 1 and at the last generation, at the
-        strongest bias run (the DDPM chapter's ``d[(lam_low, name, "first" / "last")]``).
+        Median precision and recall across replicates at generation 1 and at the last
+        generation, at the strongest bias.
+    precision_spread, recall_spread : float
+        Their spreads (:func:`madutils.analysis.replicates.change`).
+    replicates : float
+        How many replicates measured them.
     """
 
     precision_tolerance: float = 0.05
     inputs: ClassVar[tuple[str, ...]] = (
         "precision_first",
         "precision_last",
+        "precision_spread",
         "recall_first",
         "recall_last",
+        "recall_spread",
+        "replicates",
     )
 
     def __post_init__(self):
+        super().__post_init__()
         _check_threshold(self.precision_tolerance, "precision_tolerance")
 
     @property
     def sentence(self) -> str:
         return (
-            "reproduced when, at the strongest bias, recall falls from the first to the last "
-            "generation while precision falls by at most "
-            f"{_num(self.precision_tolerance)}; partly when recall falls and precision falls "
-            "by more; not reproduced when recall does not fall"
+            "reproduced when, at the strongest bias, the median recall across replicates falls "
+            f"from the first to the last generation {self.noise} while precision falls by at "
+            f"most {_num(self.precision_tolerance)} plus {self.noise[len('by more than ') :]}; "
+            "partly when recall falls so and precision falls by more; not shown at "
+            f"this scale when recall falls by less than its spread, or {self.too_few}; not "
+            "reproduced when recall does not fall"
         )
 
-    def decide(self, precision_first, precision_last, recall_first, recall_last) -> str:
-        if not recall_last < recall_first:
+    def decide(self, **x) -> str:
+        fall = x["recall_first"] - x["recall_last"]
+        if fall <= 0:
             return "not reproduced"
-        holds = precision_last >= precision_first - self.precision_tolerance
+        if x["replicates"] < self.min_replicates or not self.beyond(fall, x["recall_spread"]):
+            return "not shown at this scale"
+        allowed = self.precision_tolerance + self.margin * x["precision_spread"]
+        holds = x["precision_first"] - x["precision_last"] <= allowed
         return "reproduced" if holds else "partly"
+
+    def evidence(self, **x) -> str:
+        return (
+            f"recall {x['recall_last'] - x['recall_first']:+.2f} (spread "
+            f"{x['recall_spread']:.2f}), precision "
+            f"{x['precision_last'] - x['precision_first']:+.2f} "
+            f"({x['precision_spread']:.2f}); {x['replicates']:.0f} replicates"
+        )
 
 
 @dataclass(frozen=True)
-class FlowTails(Rule):
+class FlowTails(NoiseAware):
     """A fully synthetic flow loses the tails, faster with sampling bias.
 
     Parameters
     ----------
     tail_fraction : float
-        The tails count as lost when the last tail share is below this fraction of the first.
+        The tails count as lost when the last tail share is below this fraction of the first
+        by more than its spread.
+    margin, min_replicates
+        As :class:`NoiseAware`.
 
     Notes
     -----
     The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
 
-    tail_first, tail_last : float
-        Median share of samples beyond the real 99% quantile of ``x2`` at generation 1 and at
-        the last generation, λ = 1 (``f[(1.0, "tail_share", 1 / flow_generations)]``).
+    tail_first, tail_last, tail_spread : float
+        Median share of samples beyond the real 99% quantile of ``x2`` across replicates at
+        generation 1 and at the last generation, λ = 1, and its spread.
     biased_tail_last : float
-        The same share at the last generation with the smallest λ
-        (``f[(flow_low, "tail_share", flow_generations)]``).
+        The same share at the last generation with the smallest λ.
     w1_last, biased_w1_last : float
-        Median marginal W1 distance at the last generation, λ = 1 and smallest λ
-        (``f[(1.0 / flow_low, "marginal_w1", flow_generations)]``).
+        Median marginal W1 distance at the last generation, λ = 1 and smallest λ.
+    w1_spread : float
+        The larger spread of those two.
+    replicates : float
+        How many replicates measured them.
     """
 
     tail_fraction: float = 1.0
     inputs: ClassVar[tuple[str, ...]] = (
         "tail_first",
         "tail_last",
+        "tail_spread",
         "biased_tail_last",
         "w1_last",
         "biased_w1_last",
+        "w1_spread",
+        "replicates",
     )
 
     def __post_init__(self):
+        super().__post_init__()
         _check_threshold(self.tail_fraction, "tail_fraction", strict=True)
 
     @property
     def sentence(self) -> str:
+        share = "" if self.tail_fraction == 1 else f"{_num(self.tail_fraction)} times "
         return (
-            "reproduced when, at λ = 1, the last-to-first-generation ratio of the share of "
-            f"samples beyond the real 99% quantile is below {_num(self.tail_fraction)} "
-            "and, with the smallest λ, the last tail share is no larger and the marginal W1 "
-            "distance larger than at λ = 1; partly when one of the two holds; not reproduced "
-            "when neither does"
+            "reproduced when, at λ = 1, the median share of samples beyond the real 99% "
+            f"quantile at the last generation is below {share}the first generation's "
+            f"{self.noise} and, with the smallest λ, the last tail share is "
+            f"no larger and the marginal W1 distance larger than at λ = 1 {self.noise}; partly "
+            "when one of the two holds; not shown at this scale when both point the claim's "
+            f"way within the spread, or {self.too_few}; not reproduced when neither points "
+            "that way"
         )
 
-    def decide(self, tail_first, tail_last, biased_tail_last, w1_last, biased_w1_last) -> str:
-        lost = tail_last < self.tail_fraction * tail_first
-        faster = biased_tail_last <= tail_last and biased_w1_last > w1_last
+    def decide(self, **x) -> str:
+        lost_by = self.tail_fraction * x["tail_first"] - x["tail_last"]
+        w1_by = x["biased_w1_last"] - x["w1_last"]
+        narrower = x["biased_tail_last"] <= x["tail_last"]
+        if lost_by <= 0 and not (narrower and w1_by > 0):
+            return "not reproduced"
+        if x["replicates"] < self.min_replicates:
+            return "not shown at this scale"
+        lost = self.beyond(lost_by, x["tail_spread"])
+        faster = narrower and self.beyond(w1_by, x["w1_spread"])
         if lost and faster:
             return "reproduced"
-        return "partly" if lost or faster else "not reproduced"
+        return "partly" if lost or faster else "not shown at this scale"
+
+    def evidence(self, **x) -> str:
+        return (
+            f"tail share {_signed(x['tail_last'] - x['tail_first'], 2)} (spread "
+            f"{x['tail_spread']:.2g}); W1 with the smallest λ "
+            f"{_signed(x['biased_w1_last'] - x['w1_last'], 2)} ({x['w1_spread']:.2g}); "
+            f"{x['replicates']:.0f} replicates"
+        )
 
 
 # --- Synthetic augmentation -----------------------------------------------------------------
@@ -620,44 +749,69 @@ class AugmentationSlows(Rule):
 
 
 @dataclass(frozen=True)
-class AugmentationFidGrowth(Rule):
+class AugmentationFidGrowth(NoiseAware):
     """A DDPM loop with synthetic augmentation degrades more slowly than the fully synthetic one.
-
-    Two outcomes only, as before: the rule compares the two loops, not the sign of the growth.
 
     Parameters
     ----------
-    margin : float
-        By how much the augmented growth must stay below the fully synthetic one.
+    margin, min_replicates
+        As :class:`NoiseAware`.
 
     Notes
     -----
     The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
 
     augmented_growth, fully_growth : sequence or mapping of float
-        FID at the last generation minus FID at generation 1, for each λ, with augmentation and
-        fully synthetic (``fid_growth[("synthetic_augmentation" / "fully_synthetic", lam)]``
-        for ``lam`` in ``ddpm_lams``); paired by position, or by key when both are mappings.
+        Median FID across replicates at the last generation minus that at generation 1, for
+        each λ judged, with augmentation and fully synthetic; paired by position, or by key
+        when both are mappings.
+    spread : sequence or mapping of float
+        For each λ, the largest range across replicates of the FID at either generation in
+        either loop.
+    replicates : float
+        The fewest replicates any of them ran.
     """
 
-    margin: float = 0.0
-    collections: ClassVar[tuple[str, ...]] = ("augmented_growth", "fully_growth")
-
-    def __post_init__(self):
-        _check_threshold(self.margin, "margin")
+    inputs: ClassVar[tuple[str, ...]] = ("replicates",)
+    collections: ClassVar[tuple[str, ...]] = ("augmented_growth", "fully_growth", "spread")
 
     @property
     def sentence(self) -> str:
-        below = "below" if self.margin == 0 else f"more than {_num(self.margin)} below"
         return (
-            "reproduced when, for every λ, the FID growth from generation 1 to the last with "
-            f"augmentation is {below} the fully synthetic loop's; not reproduced otherwise"
+            "reproduced when, for every λ judged, the median FID growth from generation 1 to "
+            "the last with augmentation stays below the fully synthetic loop's "
+            f"{self.noise.replace('its', 'the')} (the largest range across "
+            "replicates of either loop's FID at either generation); not shown at this scale "
+            f"when it stays below by less, or {self.too_few}; not reproduced otherwise"
         )
 
-    def decide(self, augmented_growth, fully_growth) -> str:
+    def decide(self, replicates, augmented_growth, fully_growth, spread) -> str:
         pairs = _paired(augmented_growth, fully_growth, "augmented_growth", "fully_growth")
-        slower = all(a < f - self.margin for a, f in pairs)
-        return "reproduced" if slower else "not reproduced"
+        spreads = [s for _, s in _paired(augmented_growth, spread, "augmented_growth", "spread")]
+        gaps = [f - a for a, f in pairs]
+        if not all(g > 0 for g in gaps):
+            return "not reproduced"
+        if replicates < self.min_replicates:
+            return "not shown at this scale"
+        slower = all(self.beyond(g, s) for g, s in zip(gaps, spreads, strict=True))
+        return "reproduced" if slower else "not shown at this scale"
+
+    def evidence(self, replicates, augmented_growth, fully_growth, spread) -> str:
+        keys = (
+            list(augmented_growth)
+            if isinstance(augmented_growth, dict)
+            else range(len(augmented_growth))
+        )
+        parts = [
+            f"λ = {k:g}: {_signed(augmented_growth[k])} vs {_signed(fully_growth[k])} "
+            f"(spread {spread[k]:.3g})"
+            if isinstance(augmented_growth, dict)
+            else f"{_signed(augmented_growth[k])} vs {_signed(fully_growth[k])} (spread "
+            f"{spread[k]:.3g})"
+            for k in keys
+        ]
+        joined = "; ".join(parts)
+        return f"FID growth, augmented vs fully synthetic: {joined}; {replicates:.0f} replicates"
 
 
 # --- Fresh data -----------------------------------------------------------------------------
@@ -808,28 +962,36 @@ class PoolPlateau(Rule):
 
 
 @dataclass(frozen=True)
-class FidConverges(Rule):
+class FidConverges(NoiseAware):
     """A fresh data image loop converges to the same FID whatever ``n_ini``.
 
     Parameters
     ----------
     reproduced_below, partly_below : float
         Largest relative gap for "reproduced" and for "partly".
+    margin, min_replicates
+        As :class:`NoiseAware`; for "reproduced" the gap must also be within ``margin``
+        times the spread.
 
     Notes
     -----
     The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
 
-    limit_gap : float
-        Relative difference of the FIDs averaged over the last generations, started from the
-        two ``n_ini`` (the chapter's ``limit_gap``).
+    limit_small, limit_big : float
+        Median across replicates of each replicate's FID averaged over the last generations,
+        started from the smaller and the larger ``n_ini``.
+    limit_spread : float
+        The larger range across replicates of those two limits.
+    replicates : float
+        The fewer replicates of the two.
     """
 
     reproduced_below: float = 0.5
     partly_below: float = 1.0
-    inputs: ClassVar[tuple[str, ...]] = ("limit_gap",)
+    inputs: ClassVar[tuple[str, ...]] = ("limit_small", "limit_big", "limit_spread", "replicates")
 
     def __post_init__(self):
+        super().__post_init__()
         _check_threshold(self.reproduced_below, "reproduced_below", strict=True)
         if not self.partly_below >= self.reproduced_below:
             raise ValueError(
@@ -837,18 +999,37 @@ class FidConverges(Rule):
                 f"got {self.partly_below!r}"
             )
 
+    @staticmethod
+    def gap(limit_small: float, limit_big: float) -> float:
+        """The relative gap: the difference of the limits over their mean."""
+        return abs(limit_small - limit_big) / (0.5 * abs(limit_small + limit_big))
+
     @property
     def sentence(self) -> str:
+        times = "" if self.margin == 1 else f"{_num(self.margin)} times "
         return (
-            "reproduced when the FIDs the two n_ini reach over the last generations differ by "
-            f"less than {_pct(self.reproduced_below)}; partly when by less than "
-            f"{_pct(self.partly_below)}; not reproduced otherwise"
+            "reproduced when the median FIDs the two n_ini reach over the last generations "
+            f"differ by less than {_pct(self.reproduced_below)} of their mean and by no more "
+            f"than {times}their spread (the larger range across replicates); partly when by "
+            f"less than {_pct(self.partly_below)}; not shown at this scale when "
+            f"{self.too_few}; not reproduced otherwise"
         )
 
-    def decide(self, limit_gap) -> str:
-        if limit_gap < self.reproduced_below:
+    def decide(self, limit_small, limit_big, limit_spread, replicates) -> str:
+        if replicates < self.min_replicates:
+            return "not shown at this scale"
+        gap = self.gap(limit_small, limit_big)
+        within = abs(limit_small - limit_big) <= self.margin * limit_spread
+        if gap < self.reproduced_below and within:
             return "reproduced"
-        return "partly" if limit_gap < self.partly_below else "not reproduced"
+        return "partly" if gap < self.partly_below else "not reproduced"
+
+    def evidence(self, limit_small, limit_big, limit_spread, replicates) -> str:
+        return (
+            f"limits differ by {abs(limit_small - limit_big):.3g} "
+            f"({100 * self.gap(limit_small, limit_big):.0f}%), spread {limit_spread:.3g}; "
+            f"{replicates:.0f} replicates"
+        )
 
 
 # --- Effective sample size ------------------------------------------------------------------
@@ -953,6 +1134,7 @@ RULES: dict[str, Rule] = {
     "fully_wgan": MadTrend(control=False),
     "augmentation_slows": AugmentationSlows(),
     "augmentation_ddpm": AugmentationFidGrowth(),
+    "augmentation_ddpm_pool": AugmentationFidGrowth(),
     "fresh_limit": LimitForgetsStart(),
     "fresh_memory": MemoryGain(),
     "fresh_pool": PoolPlateau(),

@@ -192,6 +192,11 @@ class ImageLoopConfig:
     synthetic_source: str = shared_setting("synthetic_source")
     memory: int = shared_setting("memory")
     epochs: int = setting(20, "training passes over each generation's training set")
+    fixed_steps: bool = setting(
+        False,
+        "train every generation for the optimizer steps of `epochs` passes over n_ini images: "
+        "a larger training set (augmentation, a pool) gets proportionally fewer passes",
+    )
     batch_size: int = setting(128, "training batch size")
     lr: float = setting(1e-3, "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))")
     channels: tuple[int, ...] = setting(

@@ -89,6 +89,12 @@ __all__ = [
 ]
 
 
+def fixed_step_epochs(epochs: int, n_ini: int, n_training: int) -> int:
+    """Passes over ``n_training`` images that make the optimizer steps of ``epochs`` passes over
+    ``n_ini`` (at least one): what a generation trains for with ``fixed_steps``."""
+    return max(1, round(epochs * n_ini / n_training))
+
+
 @dataclass
 class RealImages:
     """The real images of a run, split once, with the feature network trained on them."""
@@ -343,6 +349,8 @@ class ImageLoop(Loop):
 
     def fit(self, generation: int, training: ImageSet):
         model = self.new_model()
+        if generation > 1 and self.cfg.fixed_steps:
+            model.epochs = fixed_step_epochs(self.cfg.epochs, self.cfg.n_ini, len(training.images))
         rng = stream(self.cfg.seed, generation, ImageStream.FIT)
         cache = self._first_generation_cache(model, training, rng) if generation == 1 else None
         if cache is None:

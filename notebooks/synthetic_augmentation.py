@@ -223,10 +223,12 @@ ddpm_settings = {**recipe("ddpm", scale, overrides=ddpm), "generations": ddpm_ge
 ddpm_base = ImageLoopConfig(**ddpm_settings, seed=seed, device=device)
 ddpm_judged = judged_lams(ddpm_lams)
 augmented = dict(family="synthetic_augmentation", fixed_steps=ddpm_fixed_steps)
-ddpm_cases = [  # the loops of the DDPM chapter (read back) and the augmented ones, then the pool
-    *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates, family="fully_synthetic"),
+# the augmented loops and the pool first: the fully synthetic loops, last, are the DDPM chapter's,
+# which its own sweep computes meanwhile (this one reads them back or waits for them)
+ddpm_cases = [
     *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates, **augmented),
     *lam_cases([1.0], seed, ddpm_replicates, **augmented, synthetic_source="accumulate"),
+    *lam_cases(ddpm_lams, seed, ddpm_replicates, ddpm_side_replicates, family="fully_synthetic"),
 ]
 ddpm_sweep = run_sweep(ddpm_base, runs_dir, cases=ddpm_cases, progress=False)
 ddpm_runs = ddpm_sweep.results
@@ -292,7 +294,7 @@ glue_value(
     if ddpm_fixed_steps
     else ddpm_base.epochs,
 )
-glue_value("aug_ddpm_counts", measurement_note(ddpm_runs[0]))
+glue_value("aug_ddpm_counts", measurement_note(ddpm_runs[-1]))
 glue_value(
     "aug_ddpm_replicates",
     replicate_note(ddpm_table[ddpm_table.loop != POOL], "lam", "λ", judged=ddpm_judged),

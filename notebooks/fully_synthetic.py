@@ -327,6 +327,11 @@ ddpm_bias_verdict = judge("fully_ddpm_bias", **biased)
 glue_value("fs_rule_ddpm_bias", ddpm_bias_verdict.rule)
 glue_value("fs_verdict_ddpm_bias", ddpm_bias_verdict.verdict)
 glue_value("fs_evidence_ddpm_bias", ddpm_bias_verdict.evidence)
+ddpm_last_levels = {
+    (lam, name): level(ddpm_table, name, last, lam=lam)
+    for lam in ddpm_lams
+    for name in ("fid", "precision", "recall")
+}
 pd.DataFrame(
     [
         {
@@ -334,11 +339,10 @@ pd.DataFrame(
             "metric": name,
             "generation 1": d[(lam, name, "first")],
             f"generation {last}": d[(lam, name, "last")],
-            f"range at generation {last}": level(ddpm_table, name, last, lam=lam).spread,
-            "replicates": level(ddpm_table, name, last, lam=lam).replicates,
+            f"range at generation {last}": found.spread,
+            "replicates": found.replicates,
         }
-        for lam in ddpm_lams
-        for name in ("fid", "precision", "recall")
+        for (lam, name), found in ddpm_last_levels.items()
     ]
 ).replace({"metric": {"fid": "FID"}}).set_index(["λ", "metric"]).round(3)
 

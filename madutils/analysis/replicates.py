@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "MIN_REPLICATES",
     "REPLICATE",
     "Change",
     "Level",
@@ -43,8 +42,6 @@ __all__ = [
 #: The columns that tell replicates apart: each image run is one replicate (its ``seed``); a
 #: batched run holds several (``replicate``).
 REPLICATE = ["seed", "replicate"]
-#: Fewest replicates a verdict rests on; settings run with fewer are shown, not judged.
-MIN_REPLICATES = 3
 
 
 @dataclass(frozen=True)

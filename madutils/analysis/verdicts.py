@@ -437,16 +437,15 @@ class NoiseAware(Rule):
         """Whether ``effect`` exceeds ``margin`` times ``spread`` (and is positive)."""
         return effect > 0 and effect > self.margin * spread
 
+    def spreads(self, whose: str = "its spread") -> str:
+        """``margin`` times ``whose``, as the sentences say it ("its spread", "2 times its
+        spread")."""
+        return whose if self.margin == 1 else f"{_num(self.margin)} times {whose}"
+
     @property
     def noise(self) -> str:
         """How the sentences name the test against the spread."""
-        times = "" if self.margin == 1 else f"{_num(self.margin)} times "
-        return f"by more than {times}its spread"
-
-    @property
-    def noise_plural(self) -> str:
-        """:attr:`noise` for two metrics at once."""
-        return self.noise.replace("its spread", "their spreads")
+        return f"by more than {self.spreads()}"
 
     @property
     def too_few(self) -> str:
@@ -506,13 +505,13 @@ class MadTrend(NoiseAware):
     def sentence(self) -> str:
         control = " and ends above the real-data control's highest FID" if self.control else ""
         return (
-            f"reproduced when the median FID across replicates rises from generation 1 to the "
+            "reproduced when the median FID across replicates rises from generation 1 to the "
             f"last {self.noise} (the larger range across replicates of the two generations)"
-            f"{control}, and precision and recall both fall {self.noise_plural}; partly when the "
-            "FID "
-            "rises so but precision or recall does not fall so; not shown at this scale when "
-            f"the FID rises by less than that{' or not above the control' if self.control else ''}"
-            f", or {self.too_few}; not reproduced when the median FID does not rise"
+            f"{control}, and precision and recall both fall by more than "
+            f"{self.spreads('their spreads')}; partly when the FID rises so but precision or "
+            "recall does not fall so; not shown at this scale when the FID rises by less than "
+            f"that{' or not above the control' if self.control else ''}, or {self.too_few}; not "
+            "reproduced when the median FID does not rise"
         )
 
     def decide(self, **x) -> str:
@@ -584,7 +583,7 @@ class PrecisionHoldsRecallFalls(NoiseAware):
         return (
             "reproduced when, at the strongest bias, the median recall across replicates falls "
             f"from the first to the last generation {self.noise} while precision falls by at "
-            f"most {_num(self.precision_tolerance)} plus {self.noise[len('by more than ') :]}; "
+            f"most {_num(self.precision_tolerance)} plus {self.spreads()}; "
             "partly when recall falls so and precision falls by more; not shown at "
             f"this scale when recall falls by less than its spread, or {self.too_few}; not "
             "reproduced when recall does not fall"
@@ -780,37 +779,37 @@ class AugmentationFidGrowth(NoiseAware):
         return (
             "reproduced when, for every λ judged, the median FID growth from generation 1 to "
             "the last with augmentation stays below the fully synthetic loop's "
-            f"{self.noise.replace('its', 'the')} (the largest range across "
+            f"by more than {self.spreads('the spread')} (the largest range across "
             "replicates of either loop's FID at either generation); not shown at this scale "
             f"when it stays below by less, or {self.too_few}; not reproduced otherwise"
         )
 
+    @staticmethod
+    def _per_lam(augmented_growth, fully_growth, spread) -> list[tuple]:
+        """``(λ or None, augmented, fully, spread)`` for each λ, paired as :func:`_paired`
+        pairs (λ is None for sequences)."""
+        growths = _paired(augmented_growth, fully_growth, "augmented_growth", "fully_growth")
+        spreads = _paired(augmented_growth, spread, "augmented_growth", "spread")
+        lams = (
+            list(augmented_growth) if isinstance(augmented_growth, dict) else [None] * len(growths)
+        )
+        return [(lam, a, f, s) for lam, (a, f), (_, s) in zip(lams, growths, spreads, strict=True)]
+
     def decide(self, replicates, augmented_growth, fully_growth, spread) -> str:
-        pairs = _paired(augmented_growth, fully_growth, "augmented_growth", "fully_growth")
-        spreads = [s for _, s in _paired(augmented_growth, spread, "augmented_growth", "spread")]
-        gaps = [f - a for a, f in pairs]
-        if not all(g > 0 for g in gaps):
+        rows = self._per_lam(augmented_growth, fully_growth, spread)
+        if not all(f > a for _, a, f, _ in rows):
             return "not reproduced"
         if replicates < self.min_replicates:
             return "not shown at this scale"
-        slower = all(self.beyond(g, s) for g, s in zip(gaps, spreads, strict=True))
+        slower = all(self.beyond(f - a, s) for _, a, f, s in rows)
         return "reproduced" if slower else "not shown at this scale"
 
     def evidence(self, replicates, augmented_growth, fully_growth, spread) -> str:
-        keys = (
-            list(augmented_growth)
-            if isinstance(augmented_growth, dict)
-            else range(len(augmented_growth))
+        joined = "; ".join(
+            ("" if lam is None else f"λ = {lam:g}: ")
+            + f"{_signed(a)} vs {_signed(f)} (spread {s:.3g})"
+            for lam, a, f, s in self._per_lam(augmented_growth, fully_growth, spread)
         )
-        parts = [
-            f"λ = {k:g}: {_signed(augmented_growth[k])} vs {_signed(fully_growth[k])} "
-            f"(spread {spread[k]:.3g})"
-            if isinstance(augmented_growth, dict)
-            else f"{_signed(augmented_growth[k])} vs {_signed(fully_growth[k])} (spread "
-            f"{spread[k]:.3g})"
-            for k in keys
-        ]
-        joined = "; ".join(parts)
         return f"FID growth, augmented vs fully synthetic: {joined}; {replicates:.0f} replicates"
 
 
@@ -1006,12 +1005,11 @@ class FidConverges(NoiseAware):
 
     @property
     def sentence(self) -> str:
-        times = "" if self.margin == 1 else f"{_num(self.margin)} times "
         return (
             "reproduced when the median FIDs the two n_ini reach over the last generations "
             f"differ by less than {_pct(self.reproduced_below)} of their mean and by no more "
-            f"than {times}their spread (the larger range across replicates); partly when by "
-            f"less than {_pct(self.partly_below)}; not shown at this scale when "
+            f"than {self.spreads('their spread')} (the larger range across replicates); partly "
+            f"when by less than {_pct(self.partly_below)}; not shown at this scale when "
             f"{self.too_few}; not reproduced otherwise"
         )
 

@@ -1,6 +1,7 @@
 """Input checks shared by the image models (:mod:`.lenet`, :mod:`.ddpm`).
 
-Images are single-channel float tensors of shape ``(N, 1, H, W)`` with values in [0, 1]; labels
+Images are float tensors of shape ``(N, C, H, W)`` (one channel unless a model or network takes
+colour, ``C = 3``) with values in [0, 1]; labels
 are integers in ``[0, n_classes)``. Every error names the parameter and what is allowed.
 """
 
@@ -11,19 +12,22 @@ import torch
 
 from madutils._validation import check_choice
 
-__all__ = ["check_images", "check_labels", "resolve_device"]
+__all__ = ["check_image_values", "check_images", "check_labels", "resolve_device"]
 
 
-def check_images(images, name: str, image_size: int) -> torch.Tensor:
-    """Return ``images`` as a float32 tensor (same device) after checking shape and range."""
+def check_images(images, name: str, image_size: int, channels: int = 1) -> torch.Tensor:
+    """Return ``images`` as a float32 tensor (same device) after checking that they have shape
+    ``(N, channels, image_size, image_size)`` with ``N >= 1`` and values in [0, 1]."""
     if not isinstance(images, torch.Tensor):
         images = torch.as_tensor(np.asarray(images))
-    expected = f"(n_images, 1, {image_size}, {image_size})"
+    expected = f"(n_images, {channels}, {image_size}, {image_size})"
     if images.ndim != 4:
         raise ValueError(f"{name} must have shape {expected}; got shape {tuple(images.shape)}")
-    if images.shape[1] != 1:
+    if images.shape[1] != channels:
+        plural = "" if channels == 1 else "s"
         raise ValueError(
-            f"{name} must have 1 channel (shape {expected}); got {images.shape[1]} channels"
+            f"{name} must have {channels} channel{plural} (shape {expected}); got "
+            f"{images.shape[1]} channels"
         )
     if tuple(images.shape[2:]) != (image_size, image_size):
         raise ValueError(
@@ -32,6 +36,12 @@ def check_images(images, name: str, image_size: int) -> torch.Tensor:
         )
     if images.shape[0] < 1:
         raise ValueError(f"{name} must hold at least one image; got 0")
+    return check_image_values(images, name)
+
+
+def check_image_values(images: torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``images`` (a float or uint8 tensor of any shape) as float32 after checking that
+    every value is finite and in [0, 1]."""
     if not (images.is_floating_point() or images.dtype == torch.uint8):
         raise ValueError(f"{name} must hold floating-point values in [0, 1]; got {images.dtype}")
     images = images.to(torch.float32)

@@ -174,3 +174,43 @@ def test_runs_kept_in_memory_also_run_on_the_cluster(tmp_path):
     parallel = run_sweep(config, None, lam=[1.0, 0.8], workers=2, progress=False)
     pd.testing.assert_frame_equal(parallel.table, sequential.table)
     assert not list(Path(tmp_path).iterdir())
+
+
+def test_a_started_sweep_computes_before_its_result_is_asked_for(tmp_path):
+    from madutils.analysis import start_sweep
+    from madutils.analysis.sweep import is_stored
+
+    base = dataclasses.replace(BASE, generations=4)
+    here = start_sweep(base, tmp_path / "seq", **GRID, progress=False)
+    assert not (tmp_path / "seq").exists()  # without a cluster nothing runs before result()
+    first = start_sweep(base, tmp_path / "par", lam=[1.0], seed=[0, 1], workers=2, progress=False)
+    second = start_sweep(base, tmp_path / "par", lam=[0.8], seed=[0, 1], workers=2, progress=False)
+    configs = [dataclasses.replace(base, lam=lam, seed=s) for lam in (1.0, 0.8) for s in (0, 1)]
+    deadline = time.monotonic() + 300
+    while not all(is_stored(c, tmp_path / "par") for c in configs):
+        assert time.monotonic() < deadline, "the submitted runs never finished"
+        time.sleep(0.2)
+    together = pd.concat([first.result().table, second.result().table], ignore_index=True)
+    sequential = here.result().table
+    assert first.result() is first.result()
+    pd.testing.assert_frame_equal(
+        together.sort_values(["lam", "seed"], ascending=[False, True], kind="stable").reset_index(
+            drop=True
+        ),
+        sequential.sort_values(["lam", "seed"], ascending=[False, True], kind="stable").reset_index(
+            drop=True
+        ),
+    )
+    assert all(r.computed == 4 for r in first.result().results + second.result().results)
+
+
+def test_two_started_sweeps_asking_for_one_run_share_its_task(tmp_path):
+    from madutils.analysis import start_sweep
+
+    base = dataclasses.replace(BASE, generations=30)
+    both = [start_sweep(base, tmp_path, lam=[1.0, 0.8], workers=2, progress=False) for _ in "ab"]
+    first, second = (pending.result() for pending in both)
+    pd.testing.assert_frame_equal(first.table, second.table)
+    for result in first.results:
+        history = RunStore.existing(result.run_dir).history()
+        assert [entry["generations"] for entry in history] == [[1, 30]]  # computed once

@@ -1,6 +1,7 @@
 """From runs to tables, figures and claims: what the book's chapters call.
 
-- :mod:`.sweep`: :func:`run_sweep`, one loop varied over a grid of settings, one tidy table;
+- :mod:`.sweep`: :func:`run_sweep`, one loop varied over a grid of settings, one tidy table
+  (:func:`start_sweep`: submitted now, collected later);
 - :mod:`.gaussian`: Gaussian loops looked at closely (paths, snapshots, fresh-data limits and
   effective sample sizes of whole grids);
 - :mod:`.images`: sample panels and t-SNE maps of image runs;
@@ -23,6 +24,7 @@ __all__ = [
     "run_sweep",
     "sample_panels",
     "sample_snapshots",
+    "start_sweep",
 ]
 
 _WHERE = {
@@ -32,6 +34,7 @@ _WHERE = {
     "gaussian_paths": "gaussian",
     "sample_snapshots": "gaussian",
     "run_sweep": "sweep",
+    "start_sweep": "sweep",
     "generation_seconds": "sweep",
     "feature_embedding": "images",
     "sample_panels": "images",

@@ -15,14 +15,19 @@ here and never submitted, results come back as each run finishes, a run that rai
 reported at the end while every other run finishes and is kept (:class:`SweepError`), and a
 worker lost in the middle of a run has its task retried elsewhere, where the run resumes after
 its last finished generation. The table is the sequential path's, row for row.
+:func:`start_sweep` submits the runs and returns at once, for a caller that has other work
+to do meanwhile; its :class:`PendingSweep` collects them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import itertools
+import json
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +43,14 @@ from madutils.loops.image_config import ImageLoopConfig
 from madutils.results import COLUMNS, RunStore, run_name
 
 __all__ = [
+    "PendingSweep",
     "Sweep",
     "SweepError",
     "generation_seconds",
     "is_stored",
     "run_one",
     "run_sweep",
+    "start_sweep",
     "sweep_settings",
 ]
 
@@ -195,6 +202,48 @@ def _with_settings(frame: pd.DataFrame, settings: dict) -> pd.DataFrame:
     return frame
 
 
+def start_sweep(
+    base,
+    runs_dir: str | Path | None = None,
+    *,
+    cases: list[dict] | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    allow_code_change: bool = False,
+    keep_samples: bool = False,
+    **vary,
+) -> PendingSweep:
+    """Submit the runs of a sweep and return at once; :meth:`PendingSweep.result` waits.
+
+    The settings are :func:`run_sweep`'s, and ``start_sweep(...).result()`` is
+    ``run_sweep(...)``. On a cluster the runs that are not in the store yet are submitted
+    now, so they compute while the caller does other work (a chapter starts its long runs
+    first and looks at them last); without a cluster nothing runs before ``result()``.
+
+    Returns
+    -------
+    PendingSweep
+        Its ``result()`` returns the :class:`Sweep` (and raises :class:`SweepError` as
+        :func:`run_sweep` does). A job-queue cluster started for the sweep is closed by
+        ``result()``.
+    """
+    combos = sweep_settings(base, vary, cases)
+    configs = [dataclasses.replace(base, **settings) for settings in combos]
+    engine = Engine.from_settings(workers, scheduler, cluster)
+    options = {"allow_code_change": allow_code_change, "keep_samples": keep_samples}
+    if engine.sequential:
+
+        def run_here() -> Sweep:
+            bar = tqdm(configs, desc="runs", disable=not progress or len(configs) < 2)
+            results = [run_one(c, runs_dir, **options) for c in bar]
+            return _assemble(combos, configs, results)
+
+        return PendingSweep(run_here)
+    return PendingSweep(_submit_to_cluster(engine, configs, combos, runs_dir, progress, options))
+
+
 def run_sweep(
     base,
     runs_dir: str | Path | None = None,
@@ -253,20 +302,42 @@ def run_sweep(
     SweepError
         On a cluster, when runs raised: after every other run finished, with each failed
         run's settings and error (``error.sweep`` holds the runs that finished).
+
+    See Also
+    --------
+    start_sweep : the same, submitted now and collected later.
     """
-    combos = sweep_settings(base, vary, cases)
-    configs = [dataclasses.replace(base, **settings) for settings in combos]
-    engine = Engine.from_settings(workers, scheduler, cluster)
-    if engine.sequential:
-        bar = tqdm(configs, desc="runs", disable=not progress or len(configs) < 2)
-        results = [
-            run_one(c, runs_dir, allow_code_change=allow_code_change, keep_samples=keep_samples)
-            for c in bar
-        ]
-    else:
-        options = {"allow_code_change": allow_code_change, "keep_samples": keep_samples}
-        results = _run_on_cluster(engine, configs, combos, runs_dir, progress, options)
-    return _assemble(combos, configs, results)
+    return start_sweep(
+        base,
+        runs_dir,
+        cases=cases,
+        progress=progress,
+        workers=workers,
+        scheduler=scheduler,
+        cluster=cluster,
+        allow_code_change=allow_code_change,
+        keep_samples=keep_samples,
+        **vary,
+    ).result()
+
+
+class PendingSweep:
+    """The runs of a sweep that :func:`start_sweep` submitted; :meth:`result` collects them."""
+
+    def __init__(self, collect: Callable[[], Sweep]) -> None:
+        self._collect = collect
+        self._sweep: Sweep | None = None
+
+    def result(self) -> Sweep:
+        """Wait for every run and return the :class:`Sweep` (the same object when called
+        again)."""
+        if self._sweep is None:
+            self._sweep = self._collect()
+        return self._sweep
+
+    def __repr__(self) -> str:
+        state = "collected" if self._sweep is not None else "pending"
+        return f"PendingSweep({state})"
 
 
 def _assemble(combos: list[dict], configs: list, results: list) -> Sweep:
@@ -282,32 +353,40 @@ def _assemble(combos: list[dict], configs: list, results: list) -> Sweep:
     )
 
 
-def _run_on_cluster(engine, configs, combos, runs_dir, progress, options: dict) -> list:
-    """Every run as one Dask task (finished ones read back here); results in grid order."""
-    from distributed import as_completed
-
+def _submit_to_cluster(engine, configs, combos, runs_dir, progress, options: dict):
+    """Submit every run not in the store as one Dask task; return the function that reads
+    the stored ones back, waits for the others and gives the :class:`Sweep` (grid order)."""
     start = time.perf_counter()
-    results: list = [None] * len(configs)
     stored = [i for i, c in enumerate(configs) if is_stored(c, runs_dir)]
-    for i in stored:
-        results[i] = run_one(configs[i], runs_dir, **options)
-    pending = [i for i in range(len(configs)) if results[i] is None]
-    failures = []
-    bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
+    pending = [i for i in range(len(configs)) if i not in set(stored)]
+    connection = contextlib.ExitStack()
+    futures = {}
     if pending:
-        with engine_client(engine, n_runs=len(pending), announce=progress) as client:
-            futures = {}
-            for i in pending:
-                future = client.submit(
-                    _run_task,
-                    configs[i],
-                    None if runs_dir is None else str(Path(runs_dir).resolve()),
-                    options,
-                    key=f"{_task_name(configs[i])}-{uuid.uuid4().hex[:8]}",  # readable, unique
-                    resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
-                    pure=False,
-                )
-                futures[future] = i
+        client = connection.enter_context(
+            engine_client(engine, n_runs=len(pending), announce=progress)
+        )
+        store = None if runs_dir is None else str(Path(runs_dir).resolve())
+        for i in pending:
+            future = client.submit(
+                _run_task,
+                configs[i],
+                store,
+                options,
+                key=_task_key(configs[i], store, options),
+                resources={"GPU": 1} if _needs_gpu(configs[i]) else None,
+                pure=False,
+            )
+            futures[future] = i
+
+    def collect() -> Sweep:
+        from distributed import as_completed
+
+        results: list = [None] * len(configs)
+        failures = []
+        with connection:
+            for i in stored:
+                results[i] = run_one(configs[i], runs_dir, **options)
+            bar = tqdm(total=len(configs), initial=len(stored), desc="runs", disable=not progress)
             for future in as_completed(futures):
                 i = futures[future]
                 if future.status == "error":
@@ -315,31 +394,38 @@ def _run_on_cluster(engine, configs, combos, runs_dir, progress, options: dict) 
                 else:
                     results[i] = future.result()
                 bar.update()
-    bar.close()
-    if progress:
-        done = len(pending) - len(failures)
-        print(
-            f"{len(configs)} run(s) on {engine.describe()}: {done} computed, {len(stored)} "
-            f"read back, {len(failures)} failed; {time.perf_counter() - start:.1f} s"
-        )
-    if failures:
+            bar.close()
+        futures.clear()  # the scheduler may forget the tasks
+        if progress:
+            done = len(pending) - len(failures)
+            print(
+                f"{len(configs)} run(s) on {engine.describe()}: {done} computed, {len(stored)} "
+                f"read back, {len(failures)} failed; {time.perf_counter() - start:.1f} s"
+            )
         sweep = _assemble(combos, configs, results)
-        lines = "; ".join(
-            f"{_describe(s)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            for s, e in failures
-        )
-        raise SweepError(
-            f"{len(failures)} of {len(configs)} run(s) failed ({lines}); the other runs "
-            "finished and are kept",
-            failures=failures,
-            sweep=sweep,
-        )
-    return results
+        if failures:
+            lines = "; ".join(
+                f"{_describe(s)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                for s, e in failures
+            )
+            raise SweepError(
+                f"{len(failures)} of {len(configs)} run(s) failed ({lines}); the other runs "
+                "finished and are kept",
+                failures=failures,
+                sweep=sweep,
+            )
+        return sweep
+
+    return collect
 
 
-def _task_name(config) -> str:
-    resolved = config.resolved().to_dict()
-    return run_name(resolved)
+def _task_key(config, store: str | None, options: dict) -> str:
+    """The Dask key of a run: readable (the run's name) and the same for the same run, store
+    and options, so that two sweeps on one cluster that both ask for a run (two chapters of
+    the book) share one task instead of one computing while the other waits for its lock."""
+    where = json.dumps([store, sorted(options.items())])
+    digest = hashlib.sha256(where.encode()).hexdigest()[:8]
+    return f"{run_name(config.resolved().to_dict())}-{digest}"
 
 
 def generation_seconds(result: LoopResult) -> float:

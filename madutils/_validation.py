@@ -92,6 +92,13 @@ def check_fraction(value, name: str) -> float:
     return _check_unit_interval(value, name, "")
 
 
+def check_probability(value, name: str) -> float:
+    """Validate a probability, which must lie in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability, a number in [0, 1]; got {value!r}")
+    return float(value)
+
+
 def check_decay(value, name: str) -> float:
     """Validate a decay rate, which must lie in [0, 1) (0: no averaging)."""
     if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value < 1.0:

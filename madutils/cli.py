@@ -30,10 +30,11 @@ One command for both configs, not ``loop`` plus ``image-loop``: the model is the
 user makes first, and the two configs share their loop settings (family, sizes, ``lam``,
 synthetic source, seed, device), so ``madutils loop --model ddpm --family fresh_data ...``
 reads like ``madutils loop --model gaussian --family fresh_data ...``. ``--model`` picks the
-dataclass (gaussian, mixture, flow: ``LoopConfig``; ddpm, wgan: ``ImageLoopConfig``); an option
-of the other dataclass is a one-line error naming the option and the model. Options that are
-left out are not set at all, so the dataclass's own default applies (``--help`` shows both
-defaults where they differ, e.g. ``--n-ini``: 100 samples, 1000 images).
+dataclass (gaussian, mixture, flow: ``LoopConfig``; ddpm, wgan, stylegan2:
+``ImageLoopConfig``); an option of the other dataclass is a one-line error naming the option
+and the model. Options that are left out are not set at all, so the dataclass's own default
+applies (``--help`` shows both defaults where they differ, e.g. ``--n-ini``: 100 samples,
+1000 images).
 
 Besides the settings, ``madutils loop`` has options of the run itself (:data:`RUN_OPTIONS`):
 ``--out`` (the parent of the run directory), ``--quiet`` (no progress bar), ``--repair``
@@ -493,8 +494,9 @@ def _loop_parser(prog: str = LOOP_PROG) -> argparse.ArgumentParser:
         usage=f"{prog} [--model MODEL] [OPTION ...]",
         description="Run (or resume) one self-consuming loop and write its run directory. "
         "--model picks the settings: gaussian, mixture and flow run the seed-batched loop "
-        "(LoopConfig), ddpm and wgan an image loop (ImageLoopConfig). An option left out takes "
-        "the default of the model's settings; 'none' sets an optional value to its default.",
+        "(LoopConfig), ddpm, wgan and stylegan2 an image loop (ImageLoopConfig). An option left "
+        "out takes the default of the model's settings; 'none' sets an optional value to its "
+        "default.",
         allow_abbrev=False,
     )
     groups = {
@@ -580,7 +582,7 @@ def config_from_args(argv: list[str]):
     -------
     LoopConfig or ImageLoopConfig
         ``LoopConfig`` for ``--model`` gaussian, mixture or flow (the default, gaussian),
-        ``ImageLoopConfig`` for ddpm or wgan.
+        ``ImageLoopConfig`` for ddpm, wgan or stylegan2.
 
     Raises
     ------
@@ -698,9 +700,9 @@ def _book_command(args, parser) -> int:
 
 
 SWEEP_DESCRIPTION = (
-    "Run every run of the sweep file SPEC (YAML) and write the sweep's table. Its keys: "
-    "model (gaussian, mixture, flow, ddpm, wgan: picks the settings), base (settings shared by "
-    "every run: any setting of 'madutils loop --model MODEL --help'), grid (settings crossed "
+    "Run every run of the sweep file SPEC (YAML) and write the sweep's table. Its keys: model "
+    "(gaussian, mixture, flow, ddpm, wgan, stylegan2: picks the settings), base (settings shared "
+    "by every run: any setting of 'madutils loop --model MODEL --help'), grid (settings crossed "
     "with each other, each a list of values), cases (optional: a list of combinations that are "
     "not a grid, each crossed with the grid), out (the results store; default: runs) and table "
     "(optional; default: OUT/sweep-<SPEC's stem>.csv). Every run is checked before anything "

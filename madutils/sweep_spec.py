@@ -6,7 +6,7 @@ grid); :func:`run_sweep_spec` runs it through :func:`madutils.analysis.sweep.run
 writes the sweep's table. ``examples/sweep-fresh-data.yaml``::
 
     model: gaussian             # picks the settings: gaussian, mixture, flow (LoopConfig),
-                                # ddpm, wgan (ImageLoopConfig)
+                                # ddpm, wgan, stylegan2 (ImageLoopConfig)
     base:                       # settings shared by every run (any field of the settings)
       family: fresh_data
       dim: 10
@@ -62,7 +62,7 @@ class SweepSpec:
     Attributes
     ----------
     model : str
-        The model (``gaussian``, ``mixture``, ``flow``, ``ddpm``, ``wgan``).
+        The model (``gaussian``, ``mixture``, ``flow``, ``ddpm``, ``wgan``, ``stylegan2``).
     base : LoopConfig or ImageLoopConfig
         The settings shared by every run. When the file's ``base`` is not a valid run on its own
         (a fresh-data base whose sizes come from the cases), this is the first run's settings;

@@ -88,7 +88,7 @@ def test_help_lists_every_choice(capsys):
         for choice in option.choices or ():
             assert choice in text
     assert "default: 100 for gaussian, mixture, flow" not in text  # n_ini's helps differ
-    assert "(default: 10 for gaussian, mixture, flow; 5 for ddpm, wgan)" in text
+    assert "(default: 10 for gaussian, mixture, flow; 5 for ddpm, wgan, stylegan2)" in text
 
 
 def test_mixed_precision_choices_are_the_ones_the_config_accepts():
@@ -222,7 +222,7 @@ def _one_line_error(argv, capsys) -> str:
         (
             ["--held-out", "10", "--sampler", "ddim"],
             "--held-out, --sampler are not options of --model gaussian (only of --model ddpm, "
-            "wgan)",
+            "wgan, stylegan2)",
         ),
         (["--fam", "fresh_data"], "unrecognized arguments: --fam fresh_data"),
         (["--n-layers"], "argument --n-layers: expected one argument"),

@@ -109,11 +109,17 @@ def _flow_inputs():
 
 
 def _feature_inputs():
-    """The image loops: real and synthetic points are features, there is no model."""
+    """The image loops: real and synthetic points are features, there is no model; the images
+    themselves and the feature network's classes of them (as float codes, so that a NaN can
+    poison them)."""
     return dict(
         real=torch.randn(40, 6, generator=_gen(10)),
         synthetic=torch.randn(40, 6, generator=_gen(11)) * 1.2,
         training=torch.randn(40, 6, generator=_gen(14)),
+        images=torch.rand(40, 3, 8, 8, generator=_gen(15)),
+        real_images=torch.rand(40, 3, 8, 8, generator=_gen(16)),
+        predicted=torch.randint(0, 4, (40,), generator=_gen(17)).to(torch.float32),
+        n_classes=4,
         seeds=1,
     )
 
@@ -124,6 +130,7 @@ _FACTORIES = {
     "flow": _flow_inputs,
     "ddpm": _feature_inputs,
     "wgan": _feature_inputs,
+    "stylegan2": _feature_inputs,
 }
 
 
@@ -153,9 +160,8 @@ def _context(ingredients: dict) -> MetricContext:
 
 def _slots(ingredients: dict) -> list[str]:
     """The inputs a metric may read: context values and the model's floating tensors."""
-    slots = [
-        name for name in ("real", "synthetic", "first_mean", "training") if name in ingredients
-    ]
+    names = ("real", "synthetic", "first_mean", "training", "images", "real_images", "predicted")
+    slots = [name for name in names if name in ingredients]
     model = ingredients.get("model")
     for attribute in getattr(model, "_state_attributes", ()):
         value = getattr(model, attribute)
@@ -174,6 +180,8 @@ def _poisoned(value: torch.Tensor, bad: float) -> torch.Tensor:
     value = value.detach().clone()
     if _batched(value):
         value[1].view(-1)[0] = bad
+    elif value.ndim == 1:  # one code per image
+        value[3] = bad
     else:
         value[3, 0] = bad
     return value
@@ -216,6 +224,8 @@ def test_every_metric_refuses_non_finite_input_naming_it(name, bad, inputs):
             assert f"got {kind}" in message, message
             if _batched(_value(ingredients, slot)):  # the replicate, or the entry's index
                 assert re.search(r"in replicate 1\b|at index \(1, ", message), message
+            elif _value(ingredients, slot).ndim == 1:
+                assert message.endswith(f"got {kind} at index (3,)"), message
             else:
                 assert message.endswith(f"got {kind} at index (3, 0)"), message
             refused.append(slot)

@@ -94,7 +94,7 @@ def test_bad_entries_are_refused():
     good = REGISTRY["cov_trace"]
     for change, match in [
         (dict(better="closer"), "better"),
-        (dict(needs="images"), "needs"),
+        (dict(needs="pictures"), "needs"),
         (dict(models=()), "models"),
         (dict(label=""), "label"),
         (dict(compute=None), "compute"),
@@ -294,25 +294,41 @@ def test_flow_loop_values_equal_the_direct_functions():
 # --------------------------------------------------------------------------- image metrics
 
 
-class _IdentityFeatures:
-    """A feature network stand-in: the 'images' already are feature vectors."""
+class _PooledFeatures:
+    """A feature network stand-in: the features of an 8x8 image are its eight 4x2 block
+    means, and its class is the brightest block."""
 
     def features(self, images):
-        return images
+        return torch.nn.functional.avg_pool2d(images, (4, 2)).flatten(1)
+
+    def predict(self, images):
+        return self.features(images).argmax(1)
 
 
 def test_image_measure_on_feature_tensors():
+    from madutils.data.images import ImageSet
     from madutils.loops.images import RealImages
     from madutils.loops.images import measure as image_measure
+    from madutils.metrics.coverage import factor_coverage
+    from madutils.metrics.spectrum import spectral_excess
 
     gen = torch.Generator().manual_seed(11)
-    reference_features = torch.randn(60, 8, generator=gen)
-    synthetic = 0.8 * torch.randn(50, 8, generator=gen) + 0.2
+    network = _PooledFeatures()
+    held_out_images = torch.rand(60, 1, 8, 8, generator=gen)
+    images = (0.8 * torch.rand(50, 1, 8, 8, generator=gen) + 0.1).clamp(0, 1)
+    reference_features, synthetic = network.features(held_out_images), network.features(images)
     reference = ManifoldReference(reference_features, k=5)
-    real = RealImages(None, None, _IdentityFeatures(), reference, reference_features)
+    held_out = ImageSet(held_out_images, network.predict(held_out_images), n_classes=8)
+    real = RealImages(held_out, held_out, network, reference, reference_features)
     subsets = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    training = synthetic[:20] + 0.01  # as if the model had trained on near-copies
-    values = image_measure(real, synthetic, subsets, training)
+    training_images = images[:20] + 0.001  # as if the model had trained on near-copies
+    values = image_measure(real, images, subsets, training_images)
+    training = network.features(training_images)
+    assert values["spectral_excess"] == pytest.approx(
+        float(spectral_excess(images, held_out_images)), rel=1e-12
+    )
+    # 50 images of 8 classes: a class counts from floor(0.2 * 50 / 8) = 1 image on
+    assert values["class_coverage"] == factor_coverage(network.predict(images), 8).share
     assert tuple(values) == IMAGE_METRICS
     assert values["fid"] == float(frechet_distance(reference_features, synthetic))
     kid = kernel_distance(reference_features, synthetic, rng=subsets())
@@ -324,5 +340,5 @@ def test_image_measure_on_feature_tensors():
     assert values["memorisation"] == pytest.approx(
         float(nearest_distance_ratio(synthetic, reference_features, training)), rel=1e-12
     )
-    again = image_measure(real, reference_features, subsets, training)
+    again = image_measure(real, held_out_images, subsets, training_images)
     assert again["fid"] == pytest.approx(0.0, abs=1e-9)

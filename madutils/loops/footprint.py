@@ -55,10 +55,10 @@ SKIP_VARIABLE = "MADUTILS_SKIP_MEMORY_CHECK"
 _FLOAT64, _FLOAT32, _INT64, _UINT8 = 8, 4, 8, 1
 #: Images of each data set as :mod:`madutils.data.images` loads them (``idx``: MNIST's training
 #: and test files together) and their native side; ``folder`` sets are not known in advance.
-_DATASET_IMAGES = {"mnist": 5000, "digits": 1797, "idx": 70000}
-_NATIVE_SIZE = {"mnist": 28, "digits": 8, "idx": 28}
+_DATASET_IMAGES = {"mnist": 5000, "digits": 1797, "idx": 70000, "shapes": 10000}
+_NATIVE_SIZE = {"mnist": 28, "digits": 8, "idx": 28, "shapes": 16}
 #: Images the image models generate at once (ImageModel._sample_batch_size, WGANGP's own).
-_SAMPLE_BATCH = {"ddpm": 256, "wgan": 1024}
+_SAMPLE_BATCH = {"ddpm": 256, "wgan": 1024, "stylegan2": 256}
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,16 @@ def image_loop_footprint(cfg) -> list[Tensors]:
     list of Tensors
     """
     native = _NATIVE_SIZE.get(cfg.dataset, cfg.image_size)
-    pixels = Factor("image_size", cfg.image_size, "image_size", cfg.image_size, native, 2)
+    if cfg.dataset == "shapes":
+        native = cfg.image_size  # rendered at the size asked for
+    # values per image: image_size^2 pixels of image_channels channels
+    pixels = Factor(
+        "image_channels x image_size^2",
+        cfg.image_channels * cfg.image_size**2,
+        "image_size",
+        cfg.image_size,
+        native * native,
+    )
     n_images = _DATASET_IMAGES.get(cfg.dataset)
     if n_images is None:  # an image folder: at least the images the run draws
         n_images = cfg.held_out + cfg.real_images_needed

@@ -28,6 +28,7 @@ from madutils._validation import (
     check_nonnegative_int,
     check_positive_int,
     check_positive_number,
+    check_probability,
     check_setting_value,
 )
 from madutils.data.images import DATASETS
@@ -57,13 +58,22 @@ __all__ = [
     "check_setting",
 ]
 
-IMAGE_MODELS = ("ddpm", "wgan")
+IMAGE_MODELS = ("ddpm", "wgan", "stylegan2")
 MIXED_PRECISION = ("auto", "bf16", "no")
-_NATIVE_SIZE = {"mnist": 28, "digits": 8}
+_NATIVE_SIZE = {"mnist": 28, "digits": 8, "shapes": 16}
+#: Channels of each data set's images when ``image_channels`` is None; a folder is read grey
+#: unless asked for colour.
+_NATIVE_CHANNELS = {"mnist": 1, "digits": 1, "idx": 1, "folder": 1, "shapes": 3}
+#: Data sets whose images are grey only (``image_channels=3`` is refused).
+_GREY_DATASETS = ("mnist", "digits", "idx")
+#: Models that take colour images.
+_COLOUR_MODELS = ("stylegan2",)
 #: Data sets read from files at ``data_path`` (the others ship with their packages).
 FILE_DATASETS = ("idx", "folder")
 _DDPM = ("ddpm",)
 _WGAN = ("wgan",)
+_STYLEGAN = ("stylegan2",)
+_GANS = ("wgan", "stylegan2")
 #: When a setting matters (see :func:`madutils.loops.families.unused_settings`): the setting
 #: it depends on and the values for which the run reads it. Every other setting is read by
 #: every run. The model settings are the constructor arguments of that model only
@@ -78,9 +88,14 @@ USED_WHEN = {
     "sampler": ("model", _DDPM),
     "steps": ("model", _DDPM),
     "mixed_precision": ("model", _DDPM),
-    "latent_dim": ("model", _WGAN),
-    "width": ("model", _WGAN),
+    "latent_dim": ("model", _GANS),
+    "width": ("model", _GANS),
     "n_critic": ("model", _WGAN),
+    "mapping_layers": ("model", _STYLEGAN),
+    "max_width": ("model", _STYLEGAN),
+    "r1_gamma": ("model", _STYLEGAN),
+    "style_mixing": ("model", _STYLEGAN),
+    "path_length": ("model", _STYLEGAN),
 }
 
 
@@ -96,6 +111,20 @@ def _check_channels(value, name: str):
     return value
 
 
+def _check_features(value: str, name: str) -> str:
+    module, _, function = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if value != "lenet" and not (module and function and ":" not in function):
+        raise ValueError(
+            f"{name} must be 'lenet' or 'module:function' (an importable function from images "
+            f"to features, e.g. 'mypackage.features:inception'); got {value!r}"
+        )
+    return value
+
+
+def _nonnegative_number(value, name: str) -> float:
+    return check_positive_number(value, name, allow_zero=True)
+
+
 def _check_device(value, name: str):
     return resolve_device(value)  # "cpu", "cuda" (when there is one) or "auto"
 
@@ -108,6 +137,7 @@ SETTING_CHECKS: dict[str, Callable] = {
     "model": _choice(IMAGE_MODELS),
     "dataset": _choice(DATASETS),
     "image_size": check_positive_int,
+    "image_channels": lambda value, name: check_choice(value, name, (1, 3)),
     "held_out": check_positive_int,
     "n_ini": check_positive_int,
     "n_real": check_nonnegative_int,
@@ -128,9 +158,15 @@ SETTING_CHECKS: dict[str, Callable] = {
     "latent_dim": check_positive_int,
     "width": check_positive_int,
     "n_critic": check_positive_int,
+    "mapping_layers": check_positive_int,
+    "max_width": check_positive_int,
+    "r1_gamma": _nonnegative_number,
+    "style_mixing": check_probability,
+    "path_length": _nonnegative_number,
     "n_eval": check_nonnegative_int,
     "k": check_positive_int,
     "feature_epochs": check_positive_int,
+    "features": _check_features,
     "seed": check_nonnegative_int,
     "device": _check_device,
     "threads": check_positive_int,
@@ -168,14 +204,23 @@ class ImageLoopConfig:
 
     family: str = shared_setting("family")
     model: str = setting(
-        "ddpm", "image model: 'ddpm' (class-conditional) or 'wgan' (unconditional WGAN-GP)"
+        "ddpm",
+        "image model: 'ddpm' (class-conditional), 'wgan' (unconditional WGAN-GP) or "
+        "'stylegan2' (unconditional StyleGAN2, grey or colour)",
     )
-    dataset: str = setting("mnist", "real images (see madutils.data.images)")
+    dataset: str = setting(
+        "mnist", "real images (see madutils.data.images; 'shapes': coloured shapes)"
+    )
     data_path: str | None = setting(None, "directory of the images for dataset 'idx' or 'folder'")
     image_size: int | None = setting(
         None,
         "side of the square images in pixels; None: the data set's own (28 "
         "for mnist, 8 for digits)",
+    )
+    image_channels: int | None = setting(
+        None,
+        "channels of the real images, 1 (grey) or 3 (colour); None: the data set's own (3 for "
+        "shapes, 1 for the others; a folder is read grey unless 3 is asked for)",
     )
     held_out: int = setting(1000, "real images kept out of training, the metrics' reference")
     n_ini: int = setting(1000, "real images of generation 1")
@@ -198,7 +243,11 @@ class ImageLoopConfig:
         "a larger training set (augmentation, a pool) gets proportionally fewer passes",
     )
     batch_size: int = setting(128, "training batch size")
-    lr: float = setting(1e-3, "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9))")
+    lr: float = setting(
+        1e-3,
+        "learning rate (ddpm: AdamW; wgan: Adam, betas (0.5, 0.9); stylegan2: Adam, betas "
+        "(0, 0.99))",
+    )
     channels: tuple[int, ...] = setting(
         (32, 64, 64), "ddpm: UNet block_out_channels, one per level"
     )
@@ -215,12 +264,29 @@ class ImageLoopConfig:
     steps: int | None = setting(
         None, "ddpm: denoising steps; None: timesteps for ddpm, 50 for ddim, 20 for the dpm_solvers"
     )
-    latent_dim: int = setting(64, "wgan: dimension of the latent z")
-    width: int = setting(32, "wgan: base channel count of generator and critic")
+    latent_dim: int = setting(64, "wgan, stylegan2: dimension of the latent z (and of w)")
+    width: int = setting(
+        32, "wgan, stylegan2: base channel count of generator and critic (discriminator)"
+    )
     n_critic: int = setting(5, "wgan: critic steps per generator step")
+    mapping_layers: int = setting(8, "stylegan2: dense layers of the mapping network z -> w")
+    max_width: int = setting(128, "stylegan2: most channels at any resolution")
+    r1_gamma: float = setting(1.0, "stylegan2: weight gamma of the R1 penalty (0: off)")
+    style_mixing: float = setting(
+        0.0, "stylegan2: probability of mixing two latents in a batch, in [0, 1]"
+    )
+    path_length: float = setting(
+        0.0, "stylegan2: weight of the path-length regularisation (0: off)"
+    )
     n_eval: int | None = setting(None, "synthetic images measured per generation; None: held_out")
     k: int = shared_setting("k")
     feature_epochs: int = setting(10, "training epochs of the LeNet feature network")
+    features: str = setting(
+        "lenet",
+        "feature space of the metrics: 'lenet' (a LeNet trained here on the data set's "
+        "classes) or 'module:function', your function from images (n, c, s, s) in [0, 1] to "
+        "features (n, d), imported by that path (needed for a folder without classes)",
+    )
     seed: int = shared_setting("seed")
     device: str = shared_setting("device", "auto")
     threads: int = shared_setting("threads")
@@ -236,8 +302,16 @@ class ImageLoopConfig:
             raise ValueError(f"data_path must name a directory for dataset={self.dataset!r}")
         if self.image_size is None and self.dataset not in _NATIVE_SIZE:
             raise ValueError(f"image_size must be given for dataset={self.dataset!r}")
+        self._check_channels()
         if self.model == "ddpm":
             check_unet_image_size(self.resolved_image_size, self.channels)
+        elif self.model == "stylegan2":
+            size = self.resolved_image_size
+            if size < 8 or size > 256 or size & (size - 1):
+                raise ValueError(
+                    "image_size must be a power of two from 8 to 256 for model='stylegan2'; "
+                    f"got {size}"
+                )
         elif self.resolved_image_size % 4:
             raise ValueError(
                 "image_size must be divisible by 4 for model='wgan' (e.g. 8, 12, 16 or 28); "
@@ -248,6 +322,18 @@ class ImageLoopConfig:
                 f"steps must be at most timesteps = {self.timesteps}; got {self.steps}"
             )
         self._check_sizes()
+
+    def _check_channels(self) -> None:
+        channels = self.resolved_image_channels
+        if channels == 3 and self.dataset in _GREY_DATASETS:
+            raise ValueError(
+                f"image_channels must be 1 for dataset={self.dataset!r} (grey images); got 3"
+            )
+        if channels == 3 and self.model not in _COLOUR_MODELS:
+            raise ValueError(
+                f"model={self.model!r} takes grey images only; dataset={self.dataset!r} with "
+                f"image_channels=3 needs model 'stylegan2' (or image_channels=1)"
+            )
 
     def _sizes(self) -> tuple[int, int]:
         return family_sizes(self.family, self.n_ini, self.n_real, self.n_synthetic)
@@ -268,6 +354,12 @@ class ImageLoopConfig:
     def resolved_image_size(self) -> int:
         return self.image_size if self.image_size is not None else _NATIVE_SIZE[self.dataset]
 
+    @property
+    def resolved_image_channels(self) -> int:
+        if self.image_channels is not None:
+            return self.image_channels
+        return _NATIVE_CHANNELS[self.dataset]
+
     def resolved(self) -> ImageLoopConfig:
         """The settings a run uses, checked against the memory there is.
 
@@ -287,6 +379,7 @@ class ImageLoopConfig:
         resolved = dataclasses.replace(
             self,
             image_size=self.resolved_image_size,
+            image_channels=self.resolved_image_channels,
             n_real=n_real,
             n_synthetic=n_synthetic,
             steps=steps,

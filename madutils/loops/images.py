@@ -22,8 +22,10 @@ timings and the results table of :func:`madutils.loops.driver.drive`):
 Metrics (:data:`~madutils.loops.image_config.IMAGE_METRICS`): Fréchet distance ("FID") of
 feature-network features, the same extrapolated to infinitely many samples (FD∞), the kernel
 distance (KID, unbiased at any sample size), memorisation (the distance of the synthetic images
-to the generation's training images, relative to that of held-out real images), and k-NN
-precision, recall, density and coverage, always against the held-out real images. Generation 0
+to the generation's training images, relative to that of held-out real images), k-NN
+precision, recall, density and coverage, always against the held-out real images, and two
+measures of the images themselves: the excess of high-frequency spectral energy over the real
+images' (grid artifacts) and the share of classes the feature network still finds. Generation 0
 holds the same metrics for disjoint sets of ``n_eval`` real training images each (up to
 :data:`FLOOR_SETS`, its replicates): the real-versus-real floor a perfect model would reach with
 this many samples, and its spread.
@@ -42,6 +44,7 @@ their own (the purposes of :class:`madutils.rng.ImageStream`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import time
 from collections.abc import Callable
@@ -65,17 +68,18 @@ from madutils.loops.families import TrainingSetRecipe
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics import IMAGE_METRICS, MetricContext
 from madutils.metrics import measure as measure_metrics
-from madutils.metrics.features import FeatureNetwork
+from madutils.metrics.features import FeatureNetwork, FunctionFeatures
 from madutils.metrics.manifold import ManifoldReference
 from madutils.models.base import settings_for
 from madutils.models.ddpm import ConditionalDDPM
+from madutils.models.stylegan2 import StyleGAN2
 from madutils.models.wgan import WGANGP
 from madutils.provenance import source_hash
 from madutils.results import RunStore
 from madutils.rng import ImageStream, stream
 
 #: The model class of each ``ImageLoopConfig.model``; built from the settings of the same names.
-MODEL_CLASSES = {"ddpm": ConditionalDDPM, "wgan": WGANGP}
+MODEL_CLASSES = {"ddpm": ConditionalDDPM, "wgan": WGANGP, "stylegan2": StyleGAN2}
 
 __all__ = [
     "FLOOR_SETS",
@@ -95,15 +99,52 @@ def fixed_step_epochs(epochs: int, n_ini: int, n_training: int) -> int:
     return max(1, round(epochs * n_ini / n_training))
 
 
+def load_feature_function(path: str) -> Callable:
+    """The function ``"module:function"`` names (``ImageLoopConfig.features``).
+
+    Raises
+    ------
+    ValueError
+        When the module cannot be imported or has no callable of that name.
+    """
+    module_name, _, name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"features: cannot import the module {module_name!r} ({err})") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ValueError(f"features: the module {module_name!r} has no function {name!r}")
+    return function
+
+
 @dataclass
 class RealImages:
-    """The real images of a run, split once, with the feature network trained on them."""
+    """The real images of a run, split once, with the feature network trained on them (or the
+    user's feature function, which cannot classify)."""
 
     train: ImageSet
     held_out: ImageSet
-    features: FeatureNetwork
+    features: FeatureNetwork | FunctionFeatures
     reference: ManifoldReference  # k-NN manifold of the held-out features
     reference_features: torch.Tensor
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the features come with a classifier of the data set's classes (not the
+        user's feature function)."""
+        return not isinstance(self.features, FunctionFeatures)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The image metrics these features allow (``class_coverage`` needs a classifier)."""
+        if self.classifies:
+            return IMAGE_METRICS
+        return tuple(name for name in IMAGE_METRICS if name != "class_coverage")
+
+    def labels_of(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The feature network's classes of ``images`` (None without a classifier)."""
+        return self.features.predict(images) if self.classifies else None
 
 
 #: Real images prepared most recently, by their settings: a sweep, its sample panels and its
@@ -113,7 +154,16 @@ _KEEP_PREPARED = 2
 
 
 def _real_images_key(cfg: ImageLoopConfig, cache_dir) -> str:
-    names = ("dataset", "data_path", "image_size", "held_out", "seed", "feature_epochs", "k")
+    names = (
+        "dataset",
+        "data_path",
+        "image_size",
+        "image_channels",
+        "held_out",
+        "seed",
+        "feature_epochs",
+        "k",
+    )
     key = {name: getattr(cfg, name) for name in names}
     key.update(device=cfg.device, cache_dir=None if cache_dir is None else str(cache_dir))
     return json.dumps(key, sort_keys=True)
@@ -154,13 +204,19 @@ def load_real_images(
             n_classes=parts[0].n_classes,
             name=parts[0].name,
         )
+    elif cfg.dataset == "shapes":  # rendered at the size asked for
+        data = load_dataset("shapes", image_size=cfg.image_size, channels=cfg.image_channels)
+    elif cfg.dataset == "folder":
+        data = load_dataset(  # centre-cropped and resized by PIL (Lanczos) as they are read
+            "folder", path=cfg.data_path, channels=cfg.image_channels, image_size=cfg.image_size
+        )
     else:
-        kwargs = {"path": cfg.data_path} if cfg.data_path else {}
-        data = load_dataset(cfg.dataset, **kwargs)
-    if data.images.shape[1] != 1:
+        data = load_dataset(cfg.dataset)
+    if not data.labelled and cfg.features == "lenet":
         raise ValueError(
-            f"the image models take one-channel images; dataset={cfg.dataset!r} has "
-            f"{data.images.shape[1]} channels (load the folder with grayscale=True)"
+            f"data_path {cfg.data_path!r} is a flat folder (no class sub-folders), and the LeNet "
+            "feature network trains on class labels: pass features='module:function' (your "
+            "feature function) or put the images in one sub-folder per class"
         )
     if cfg.image_size != data.images.shape[-1]:
         data = data.resized(cfg.image_size)
@@ -170,16 +226,20 @@ def load_real_images(
             f"got {cfg.held_out}"
         )
     held_out, train = data.split(cfg.held_out / len(data), rng=stream(cfg.seed, ImageStream.SPLIT))
-    network = FeatureNetwork(
-        image_size=cfg.image_size,
-        n_classes=data.n_classes,
-        epochs=cfg.feature_epochs,
-        seed=cfg.seed,
-        cache_dir=cache_dir,
-        device=cfg.device,
-        progress=progress,
-    )
-    network.fit(train.images, train.labels, held_out.images, held_out.labels)
+    if cfg.features != "lenet":
+        network = FunctionFeatures(load_feature_function(cfg.features), cfg.features)
+    else:
+        network = FeatureNetwork(
+            image_size=cfg.image_size,
+            n_classes=data.n_classes,
+            in_channels=cfg.image_channels,
+            epochs=cfg.feature_epochs,
+            seed=cfg.seed,
+            cache_dir=cache_dir,
+            device=cfg.device,
+            progress=progress,
+        )
+        network.fit(train.images, train.labels, held_out.images, held_out.labels)
     reference_features = network.features(held_out.images)
     reference = ManifoldReference(reference_features, k=cfg.k)
     return RealImages(train, held_out, network, reference, reference_features)
@@ -204,7 +264,9 @@ def measure(
     :class:`~madutils.metrics.MetricContext` whose real and synthetic points are features.
     ``make_subset_rng`` returns the stream of the subsets KID and FD∞ draw (a new one for each);
     ``training`` holds the images the model trained on (for ``memorisation``; their features
-    are computed only if it is measured).
+    are computed only if it is measured). The images themselves go to ``spectral_excess``
+    (against the held-out real images) and, classified by the feature network, to
+    ``class_coverage``.
     """
     context = MetricContext(
         real=real.reference_features,
@@ -213,8 +275,12 @@ def measure(
         k=real.reference.k,
         make_subset_rng=make_subset_rng,
         training=lambda: real.features.features(training),
+        images=images,
+        real_images=lambda: real.held_out.images,
+        predicted=lambda: real.labels_of(images),
+        n_classes=real.train.n_classes,
     )
-    return {name: float(v) for name, v in measure_metrics(IMAGE_METRICS, context).items()}
+    return {name: float(v) for name, v in measure_metrics(real.metrics, context).items()}
 
 
 def _quantise(images: torch.Tensor) -> torch.Tensor:
@@ -272,8 +338,11 @@ class ImageRun:
     def samples(self, generation: int) -> ImageSet:
         """The images generation ``generation`` sampled (float32 in [0, 1]) and their labels."""
         state = self.stored_samples(generation)
+        n_classes = state["n_classes"]
         return ImageSet(
-            _dequantise(state["images"]), state["labels"], n_classes=int(state["n_classes"])
+            _dequantise(state["images"]),
+            state["labels"],
+            n_classes=None if n_classes is None else int(n_classes),
         )
 
     def model(self, generation: int):
@@ -291,6 +360,12 @@ class ImageLoop(Loop):
 
     def __init__(self, cfg: ImageLoopConfig, store: RunStore | None, real: RealImages, progress):
         super().__init__(cfg, store)
+        if MODEL_CLASSES[cfg.model].conditional and not real.train.labelled:
+            raise ValueError(
+                f"model={cfg.model!r} is class-conditional, and the images of "
+                f"data_path {cfg.data_path!r} have no classes: use an unconditional model "
+                "('wgan', 'stylegan2') or one sub-folder of images per class"
+            )
         self.real = real
         self.progress = progress
         self.pool = RealImagePool(real.train, rng=stream(cfg.seed, ImageStream.POOL))
@@ -343,7 +418,8 @@ class ImageLoop(Loop):
         identity["code"] = source_hash()  # weights of other code are never reused
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(real.images.numpy().tobytes())
-        digest.update(real.labels.numpy().tobytes())
+        if real.labels is not None:
+            digest.update(real.labels.numpy().tobytes())
         name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
         return CacheEntry(self.store.path.parent / "first_generation" / name)
 
@@ -364,13 +440,15 @@ class ImageLoop(Loop):
 
     # -- training sets ---------------------------------------------------------------------------
     def _join(self, parts: list[ImageSet]) -> ImageSet:
-        return ImageSet(
-            torch.cat([p.images for p in parts]),
-            torch.cat([p.labels for p in parts]),
-            n_classes=self.real.train.n_classes,
-        )
+        images = torch.cat([p.images for p in parts])
+        if any(p.labels is None for p in parts):  # unlabelled data, or samples no one labels
+            return ImageSet(images, None)
+        labels = torch.cat([p.labels for p in parts])
+        return ImageSet(images, labels, n_classes=self.real.train.n_classes)
 
-    def _as_set(self, quantised: torch.Tensor, labels: torch.Tensor) -> ImageSet:
+    def _as_set(self, quantised: torch.Tensor, labels: torch.Tensor | None) -> ImageSet:
+        if labels is None:
+            return ImageSet(_dequantise(quantised), None)
         return ImageSet(_dequantise(quantised), labels, n_classes=self.real.train.n_classes)
 
     def _synthetic_part(self, rng) -> ImageSet:
@@ -386,13 +464,16 @@ class ImageLoop(Loop):
         for j in range(len(self.synthetic)):
             members = choice == j
             rank[members] = torch.arange(int(members.sum()))
-        images = torch.stack([self.synthetic[j][0][r] for j, r in zip(choice, rank, strict=True)])
-        labels = torch.stack([self.synthetic[j][1][r] for j, r in zip(choice, rank, strict=True)])
+        picks = list(zip(choice, rank, strict=True))
+        images = torch.stack([self.synthetic[j][0][r] for j, r in picks])
+        if any(kept[1] is None for kept in self.synthetic):
+            return self._as_set(images, None)
+        labels = torch.stack([self.synthetic[j][1][r] for j, r in picks])
         return self._as_set(images, labels)
 
-    def _keep_synthetic(self, quantised: torch.Tensor, labels: torch.Tensor) -> None:
+    def _keep_synthetic(self, quantised: torch.Tensor, labels: torch.Tensor | None) -> None:
         n = self.cfg.n_synthetic
-        self.synthetic.append((quantised[:n], labels[:n]))
+        self.synthetic.append((quantised[:n], None if labels is None else labels[:n]))
         if self.n_keep is not None:
             self.synthetic = self.synthetic[-self.n_keep :]
 
@@ -411,9 +492,9 @@ class ImageLoop(Loop):
                 n_samples, stream(cfg.seed, generation, ImageStream.LABELS)
             )
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng, labels=labels))
-        else:  # the feature network labels what an unconditional model draws
+        else:  # the feature network labels what an unconditional model draws (if it can)
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
-            labels = self.real.features.predict(_dequantise(quantised))
+            labels = self.real.labels_of(_dequantise(quantised))
         sampled = time.perf_counter()
         self._keep_synthetic(quantised, labels)
         values = measure(
@@ -430,7 +511,8 @@ class ImageLoop(Loop):
         )
         if self.store is not None:
             self.written.append(model.save(self.store.file_path("models", generation)))
-            content = {"images": quantised, "labels": labels, "n_classes": n_classes}
+            classes = None if labels is None else n_classes
+            content = {"images": quantised, "labels": labels, "n_classes": classes}
             self.written.append(self.store.save_file("samples", generation, content))
         return {name: np.array([value]) for name, value in values.items()}
 

@@ -24,7 +24,8 @@ What ``needs`` means
 with the loop's lambda, compared with ``n_eval`` held-out real samples; in the image loops
 these points are the feature network's features of the images, so the k-NN metrics there
 compare features. ``"features"``: only defined on feature-network features of images (the
-image loops).
+image loops). ``"images"``: the synthetic and held-out real images themselves, and what the
+feature network says they show (its class predictions), in the image loops.
 
 Garbage in, an error out
 ------------------------
@@ -45,6 +46,7 @@ model's loop records by default, checked against the registry.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Real
@@ -52,6 +54,7 @@ from numbers import Real
 import torch
 
 from madutils.linalg import check_finite_replicates
+from madutils.metrics.coverage import factor_coverage
 from madutils.metrics.frechet import (
     frechet_distance,
     frechet_distance_infinity,
@@ -62,6 +65,7 @@ from madutils.metrics.kernel import kernel_distance
 from madutils.metrics.manifold import METRIC_NAMES, ManifoldReference
 from madutils.metrics.memorisation import nearest_distance_ratio
 from madutils.metrics.mixture import modal_variance, modes_covered, total_variance
+from madutils.metrics.spectrum import spectral_excess
 from madutils.metrics.tails import marginal_wasserstein, real_quantile, tail_share
 
 __all__ = [
@@ -81,10 +85,10 @@ __all__ = [
 ]
 
 #: What a metric can need (see the module docstring).
-NEEDS = ("model", "samples", "features")
+NEEDS = ("model", "samples", "features", "images")
 _DIRECTIONS = ("lower", "higher", "real")
 _LOW_DIM = ("gaussian", "mixture", "flow")  # the batched loops' models
-_IMAGE = ("ddpm", "wgan")  # the image loops' models
+_IMAGE = ("ddpm", "wgan", "stylegan2")  # the image loops' models
 
 
 class MetricContext:
@@ -130,6 +134,13 @@ class MetricContext:
     training : Tensor or callable, optional
         The points the model trained on (in the image loops, the features of the
         generation's training images), for ``memorisation``.
+    images, real_images : Tensor or callable, optional
+        The synthetic images and the held-out real images themselves, shape ``(n, c, s, s)``
+        (image loops; ``spectral_excess``).
+    predicted : Tensor or callable, optional
+        The feature network's class of each synthetic image (image loops; ``class_coverage``).
+    n_classes : int, optional
+        The number of classes the feature network tells apart.
     """
 
     def __init__(
@@ -148,6 +159,10 @@ class MetricContext:
         manifold=None,
         make_subset_rng: Callable[[], torch.Generator] | None = None,
         training=None,
+        images=None,
+        real_images=None,
+        predicted=None,
+        n_classes: int | None = None,
     ):
         self.model = model
         self.lam = lam
@@ -158,11 +173,15 @@ class MetricContext:
         self.first_mean = first_mean
         self.k = k
         self.make_subset_rng = make_subset_rng
+        self.n_classes = n_classes
         self._sources = {
             "real": real,
             "synthetic": synthetic,
             "manifold": manifold,
             "training": training,
+            "images": images,
+            "real_images": real_images,
+            "predicted": predicted,
         }
         self._values: dict[str, object] = {}
         self._checked: set[str] = set()  # inputs already checked for NaN / inf
@@ -239,6 +258,16 @@ class MetricContext:
         if training is None:
             raise ValueError("this metric needs the model's training points; the context has none")
         return self._check_once("training", training, core_ndim=2)
+
+    def image_input(self, name: str) -> torch.Tensor:
+        """The images ``name`` (``"images"`` or ``"real_images"``), or the class predictions
+        (``"predicted"``), of an image loop's generation."""
+        value = self._get(name)
+        if value is None:
+            raise ValueError(
+                f"this metric needs the {name.replace('_', ' ')}; the context has none"
+            )
+        return self._check_once(name, value, core_ndim=None)
 
     def subset_rng(self, metric: str) -> torch.Generator:
         """A new random stream for the subsets ``metric`` draws (from ``make_subset_rng``)."""
@@ -393,6 +422,29 @@ def _memorisation(ctx: MetricContext) -> torch.Tensor:
     return nearest_distance_ratio(ctx.synthetic, ctx.real, ctx.training)
 
 
+def _spectral_excess(ctx: MetricContext) -> torch.Tensor:
+    excess = spectral_excess(ctx.image_input("images"), ctx.image_input("real_images"))
+    return torch.as_tensor(excess, dtype=torch.float64)
+
+
+#: A class counts as covered when the feature network assigns it to at least this share of
+#: the images a uniform use of the classes would give it.
+CLASS_COVERAGE_SHARE = 0.2
+
+
+def _class_coverage(ctx: MetricContext) -> torch.Tensor:
+    predicted = ctx.image_input("predicted")
+    if predicted.is_floating_point():
+        if not bool((predicted == predicted.round()).all()):
+            raise ValueError("predicted must hold class indices (whole numbers)")
+        predicted = predicted.long()
+    if ctx.n_classes is None:
+        raise ValueError("class_coverage needs n_classes; the context has none")
+    min_count = max(1, math.floor(CLASS_COVERAGE_SHARE * len(predicted) / ctx.n_classes))
+    found = factor_coverage(predicted, ctx.n_classes, min_count=min_count)
+    return torch.tensor(found.share, dtype=torch.float64)
+
+
 def _manifold_score(name: str) -> Callable[[MetricContext], torch.Tensor]:
     def compute(ctx: MetricContext) -> torch.Tensor:
         return ctx.manifold_scores[name]
@@ -540,6 +592,32 @@ _ENTRIES = (
         _memorisation,
     ),
     Metric(
+        "spectral_excess",
+        "image loops: share of the spectral energy of the n_eval synthetic images above half "
+        "the Nyquist frequency, over that of the held-out real images (2-D power spectrum "
+        "averaged over images; madutils.metrics.spectrum); 1: like real images, above 1: grid "
+        "artifacts or noise, below 1: blur",
+        "high-frequency energy (synthetic / real)",
+        "ratio",
+        1.0,
+        "images",
+        _IMAGE,
+        _spectral_excess,
+    ),
+    Metric(
+        "class_coverage",
+        "image loops: share of the data set's classes (digits; for the coloured shapes, "
+        "factor combinations) that the feature network assigns to at least "
+        f"{CLASS_COVERAGE_SHARE:g} of the n_eval / n_classes images a uniform use would give "
+        "each (at least one); below 1: modes lost",
+        "classes covered (share)",
+        "share",
+        "higher",
+        "images",
+        _IMAGE,
+        _class_coverage,
+    ),
+    Metric(
         "precision",
         "share of n_eval synthetic samples (drawn with lambda) inside the real k-NN "
         "manifold (Kynkäänniemi et al. 2019, membership <=)",
@@ -663,6 +741,8 @@ IMAGE_METRICS = (
     "recall",
     "density",
     "coverage",
+    "spectral_excess",
+    "class_coverage",
 )
 
 #: What each model's loop records when no metrics are configured, in table order.
@@ -672,6 +752,7 @@ DEFAULT_METRICS = {
     "flow": ("heldout_nll", "tail_share", "marginal_w1", "precision", "recall"),
     "ddpm": IMAGE_METRICS,
     "wgan": IMAGE_METRICS,
+    "stylegan2": IMAGE_METRICS,
 }
 
 #: The k-NN manifold metrics (:mod:`madutils.metrics.manifold`), computed together in one pass.

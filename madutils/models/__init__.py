@@ -2,7 +2,8 @@
 
 Models fitted to many replicates at once: :class:`GaussianModel`, :class:`GaussianMixtureModel`
 and :class:`CouplingFlow`; image models, one network per replicate: :class:`ConditionalDDPM`
-and :class:`WGANGP` (imported lazily: they load diffusers and the networks' code).
+:class:`WGANGP` and :class:`StyleGAN2` (imported lazily: they load diffusers and the networks'
+code).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ __all__ = [
     "GaussianModel",
     "GenerativeModel",
     "ImageModel",
+    "StyleGAN2",
     "WGANGP",
 ]
 
-_IMAGE_MODELS = {"ConditionalDDPM": "ddpm", "WGANGP": "wgan"}  # name: its submodule
+_IMAGE_MODELS = {
+    "ConditionalDDPM": "ddpm",
+    "WGANGP": "wgan",
+    "StyleGAN2": "stylegan2",
+}  # name: its submodule
 
 
 __getattr__ = lazy_exports(__name__, _IMAGE_MODELS)

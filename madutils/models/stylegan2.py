@@ -57,7 +57,7 @@ latents and noise inputs only from the ``rng`` the caller passes.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,7 @@ from madutils._validation import (
     check_decay,
     check_positive_int,
     check_positive_number,
+    check_probability,
 )
 from madutils.models.base import ImageModel, draw_training_seed
 
@@ -206,12 +207,6 @@ def path_lengths(generator: nn.Module, ws: torch.Tensor, noise, y: torch.Tensor)
     """
     (grad,) = torch.autograd.grad((generator(ws, noise) * y).sum(), ws, create_graph=True)
     return grad.square().sum(2).mean(1).sqrt()
-
-
-def _check_probability(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability, a number in [0, 1]; got {value!r}")
-    return float(value)
 
 
 def _check_image_size(value) -> int:
@@ -553,7 +548,7 @@ class StyleGAN2(ImageModel):
         check_positive_number(self.r1_gamma, "r1_gamma", allow_zero=True)
         check_positive_int(self.r1_every, "r1_every")
         check_decay(self.w_avg_beta, "w_avg_beta")
-        _check_probability(self.style_mixing, "style_mixing")
+        check_probability(self.style_mixing, "style_mixing")
         check_positive_number(self.path_length, "path_length", allow_zero=True)
         check_positive_int(self.pl_every, "pl_every")
         check_positive_number(self.mapping_lr_mult, "mapping_lr_mult")

@@ -2,7 +2,7 @@
 
 A recipe is ``madutils/recipes/<model>.yaml`` with one section per scale (``ci``, ``cpu``,
 ``gpu``, the scales of :mod:`madutils.runner`); each section maps settings of the model's loop
-configuration to values. The image models (``ddpm``, ``wgan``) take fields of
+configuration to values. The image models (``ddpm``, ``wgan``, ``stylegan2``) take fields of
 :class:`madutils.loops.image_config.ImageLoopConfig`; a recipe for a batched model (a name in
 :data:`madutils.loops.config.MODELS`) would take fields of
 :class:`madutils.loops.config.LoopConfig`.

@@ -380,23 +380,29 @@ def density_grid(
 
 
 def _tile(images: np.ndarray, per_row: int) -> np.ndarray:
-    """Tile ``(N, 1, H, W)`` images into one array, ``per_row`` per row, 1-pixel gaps."""
-    n, _, h, w = images.shape
+    """Tile ``(N, C, H, W)`` images into one array, ``per_row`` per row, 1-pixel gaps: shape
+    ``(rows, cols)`` for grey images (gaps 0, white in the inverted grey map), ``(rows, cols,
+    3)`` for colour ones (gaps 1, white)."""
+    n, channels, h, w = images.shape
     rows = -(-n // per_row)
-    canvas = np.zeros((rows * (h + 1) - 1, per_row * (w + 1) - 1))  # white gaps
+    shape = (rows * (h + 1) - 1, per_row * (w + 1) - 1)
+    canvas = np.zeros(shape) if channels == 1 else np.ones((*shape, channels))
     for i, image in enumerate(images):
         r, c = divmod(i, per_row)
-        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image[0]
+        cell = image[0] if channels == 1 else np.moveaxis(image, 0, -1)
+        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = cell
     return canvas
 
 
 def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncols: int = 4):
-    """Grey-scale image grids side by side, one panel per entry of ``panels``.
+    """Image grids side by side, one panel per entry of ``panels``: grey images dark on white,
+    colour images as they are.
 
     Parameters
     ----------
     panels : dict
-        Panel key to images of shape ``(N, 1, H, W)`` with values in [0, 1] (array or tensor).
+        Panel key to images of shape ``(N, C, H, W)``, ``C`` 1 or 3, with values in [0, 1]
+        (array or tensor).
     per_row : int
         Images per row inside a panel (the sample panels put one class per row).
     titles : dict, optional
@@ -412,7 +418,10 @@ def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncol
         ax.axis("off")
     for ax, key in zip(axes.flat, keys, strict=False):
         images = np.asarray(panels[key], dtype=float)
-        ax.imshow(_tile(images, per_row), cmap="gray_r", vmin=0.0, vmax=1.0)
+        if images.shape[1] == 1:
+            ax.imshow(_tile(images, per_row), cmap="gray_r", vmin=0.0, vmax=1.0)
+        else:
+            ax.imshow(np.clip(_tile(images, per_row), 0.0, 1.0), interpolation="nearest")
         ax.set_title((titles or {}).get(key, str(key)), fontsize=9)
     return fig
 

@@ -139,6 +139,19 @@ def test_an_unlabelled_colour_folder_runs_with_a_feature_function(tmp_path, cach
     assert set(result.table.metric) == set(IMAGE_METRICS) - {"class_coverage"}
     samples = ImageRun(result.run_dir).samples(2)
     assert samples.labels is None and samples.images.shape[1:] == (3, 8, 8)
+    from madutils import plotting
+    from madutils.analysis.images import UNLABELLED_ROWS, sample_panels
+
+    panels = sample_panels(result, [0, 2], per_class=2)
+    assert {g: tuple(p.shape) for g, p in panels.items()} == {
+        g: (2 * UNLABELLED_ROWS, 3, 8, 8) for g in (0, 2)
+    }
+    figure = plotting.image_panels(panels, per_row=2)
+    shown = figure.axes[0].images[0].get_array()
+    assert shown.shape == (8 * 9 - 1, 2 * 9 - 1, 3)  # colour, white one-pixel gaps
+    assert np.allclose(shown[8, :], 1.0) and np.allclose(
+        shown[:8, :8], panels[0][0].permute(1, 2, 0)
+    )
     ddpm = ImageLoopConfig(
         **{**settings, "model": "ddpm", "image_channels": 1, "channels": (8, 16)},
         features="user_features:mean_colours",

@@ -41,6 +41,10 @@ def measurement_note(result: ImageLoopResult) -> str:
     )
 
 
+#: Rows of a sample panel of images without classes.
+UNLABELLED_ROWS = 8
+
+
 def sample_panels(
     result: ImageLoopResult, generations, *, per_class: int = 8, real: RealImages | None = None
 ) -> dict[int, torch.Tensor]:
@@ -53,14 +57,18 @@ def sample_panels(
     Returns
     -------
     dict
-        Generation to a tensor of shape ``(n_classes * per_class, 1, H, W)``: class 0's
-        images first; generation 0 holds real training images for comparison.
+        Generation to a tensor of shape ``(n_classes * per_class, C, H, W)``: class 0's
+        images first (without classes: the first ``UNLABELLED_ROWS * per_class`` images);
+        generation 0 holds real training images for comparison.
     """
     run = ImageRun(result.run_dir) if not isinstance(result, ImageRun) else result
     real = real if real is not None else prepare_real_images(run.config)
     panels = {}
     for generation in generations:
         data = real.train if generation == 0 else run.samples(generation)
+        if not data.labelled:  # no classes to order by: the first images
+            panels[generation] = data.images[: UNLABELLED_ROWS * per_class]
+            continue
         chosen = []
         for c in range(data.n_classes):
             members = torch.nonzero(data.labels == c).squeeze(1)[:per_class]

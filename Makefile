@@ -22,7 +22,7 @@ SCALE ?= cpu
 # 1.35x and two mixture runs 1.53x faster than one process with 2 torch threads (1.49x and
 # 1.55x would be ideal), and 3.4-3.8x faster while another process kept a core busy; the cpu
 # book took 37 minutes this way against 51 one chapter and one run at a time (single replicates).
-# With three replicates of every judged deep-model experiment it took 51.5 minutes, and 32
+# With three replicates of every judged deep-model experiment it took 51.5 minutes, and 29-32
 # minutes once a chapter started its long runs first, two chapters shared the runs they both
 # ask for and the cpu scale dropped the unjudged extra lambda (2026-12-01).
 # `make book BOOK_WORKERS=` runs sequentially.

@@ -7,12 +7,39 @@ are integers in ``[0, n_classes)``. Every error names the parameter and what is 
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import torch
 
 from madutils._validation import check_choice
 
-__all__ = ["check_image_values", "check_images", "check_labels", "resolve_device"]
+__all__ = [
+    "POWER_OF_TWO_SIZES",
+    "check_image_values",
+    "check_images",
+    "check_labels",
+    "check_power_of_two_size",
+    "resolve_device",
+]
+
+#: The image sides the colour models and data take: powers of two from 8 to 256.
+POWER_OF_TWO_SIZES = tuple(2**k for k in range(3, 9))
+
+
+def check_power_of_two_size(value, name: str = "image_size", context: str = "") -> int:
+    """Return ``value`` as ``int`` if it is one of :data:`POWER_OF_TWO_SIZES`; raise
+    ``ValueError`` naming ``name`` (followed by ``context``, e.g. " for model='stylegan2'")."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Integral)
+        or value not in POWER_OF_TWO_SIZES
+    ):
+        sizes = ", ".join(map(str, POWER_OF_TWO_SIZES))
+        raise ValueError(
+            f"{name} must be a power of two from 8 to 256{context} ({sizes}); got {value!r}"
+        )
+    return int(value)
 
 
 def check_images(images, name: str, image_size: int, channels: int = 1) -> torch.Tensor:

@@ -358,7 +358,7 @@ def _submit_to_cluster(engine, configs, combos, runs_dir, progress, options: dic
     the stored ones back, waits for the others and gives the :class:`Sweep` (grid order)."""
     start = time.perf_counter()
     stored = [i for i, c in enumerate(configs) if is_stored(c, runs_dir)]
-    pending = [i for i in range(len(configs)) if i not in set(stored)]
+    pending = sorted(set(range(len(configs))) - set(stored))
     connection = contextlib.ExitStack()
     futures = {}
     if pending:

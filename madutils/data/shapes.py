@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from madutils._image_checks import check_power_of_two_size
 from madutils._validation import (
     check_choice,
     check_generator,
@@ -112,7 +113,6 @@ DEFAULT_JITTER = 0.25
 MAX_JITTER = 0.5
 #: Least luminance difference between the colours (and the background) of grey images.
 MIN_GREY_GAP = 0.05
-_IMAGE_SIZES = tuple(2**k for k in range(3, 9))  # 8, 16, ..., 256
 _MIN_CELL_PIXELS = 4
 _MAX_SUPERSAMPLE = 16
 _CHUNK_ELEMENTS = 2**22  # sub-pixels rendered at once
@@ -532,16 +532,7 @@ def _check_background(background) -> tuple[float, float, float]:
 
 
 def _check_image_size(image_size, factors: ShapeFactors) -> int:
-    if (
-        isinstance(image_size, bool)
-        or not isinstance(image_size, Integral)
-        or image_size not in _IMAGE_SIZES
-    ):
-        raise ValueError(
-            f"image_size must be a power of two from 8 to 256 "
-            f"({', '.join(map(str, _IMAGE_SIZES))}); got {image_size!r}"
-        )
-    image_size = int(image_size)
+    image_size = check_power_of_two_size(image_size)
     if image_size < _MIN_CELL_PIXELS * factors.grid:
         raise ValueError(
             f"image_size must give each grid cell at least {_MIN_CELL_PIXELS} pixels: "

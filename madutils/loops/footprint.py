@@ -37,6 +37,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from madutils.data.images import SHAPES_SIZE
 from madutils.metrics.manifold import METRIC_NAMES as MANIFOLD_METRICS
 
 __all__ = [
@@ -55,8 +56,9 @@ SKIP_VARIABLE = "MADUTILS_SKIP_MEMORY_CHECK"
 _FLOAT64, _FLOAT32, _INT64, _UINT8 = 8, 4, 8, 1
 #: Images of each data set as :mod:`madutils.data.images` loads them (``idx``: MNIST's training
 #: and test files together) and their native side; ``folder`` sets are not known in advance.
-_DATASET_IMAGES = {"mnist": 5000, "digits": 1797, "idx": 70000, "shapes": 10000}
-_NATIVE_SIZE = {"mnist": 28, "digits": 8, "idx": 28, "shapes": 16}
+_DATASET_IMAGES = {"mnist": 5000, "digits": 1797, "idx": 70000, "shapes": SHAPES_SIZE}
+#: (The shapes are rendered at the run's size, so they have none.)
+_NATIVE_SIZE = {"mnist": 28, "digits": 8, "idx": 28}
 #: Images the image models generate at once (ImageModel._sample_batch_size, WGANGP's own).
 _SAMPLE_BATCH = {"ddpm": 256, "wgan": 1024, "stylegan2": 256}
 
@@ -312,8 +314,6 @@ def image_loop_footprint(cfg) -> list[Tensors]:
     list of Tensors
     """
     native = _NATIVE_SIZE.get(cfg.dataset, cfg.image_size)
-    if cfg.dataset == "shapes":
-        native = cfg.image_size  # rendered at the size asked for
     # values per image: image_size^2 pixels of image_channels channels
     pixels = Factor(
         "image_channels x image_size^2",

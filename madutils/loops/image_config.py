@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from madutils._image_checks import resolve_device
+from madutils._image_checks import check_power_of_two_size, resolve_device
 from madutils._validation import (
     check_choice,
     check_decay,
@@ -306,12 +306,7 @@ class ImageLoopConfig:
         if self.model == "ddpm":
             check_unet_image_size(self.resolved_image_size, self.channels)
         elif self.model == "stylegan2":
-            size = self.resolved_image_size
-            if size < 8 or size > 256 or size & (size - 1):
-                raise ValueError(
-                    "image_size must be a power of two from 8 to 256 for model='stylegan2'; "
-                    f"got {size}"
-                )
+            check_power_of_two_size(self.resolved_image_size, context=" for model='stylegan2'")
         elif self.resolved_image_size % 4:
             raise ValueError(
                 "image_size must be divisible by 4 for model='wgan' (e.g. 8, 12, 16 or 28); "

@@ -255,6 +255,7 @@ def measure(
     images: torch.Tensor,
     make_subset_rng: Callable[[], torch.Generator],
     training: torch.Tensor,
+    predicted: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """The image metrics (:data:`madutils.metrics.IMAGE_METRICS`) of ``images``.
 
@@ -266,7 +267,8 @@ def measure(
     ``training`` holds the images the model trained on (for ``memorisation``; their features
     are computed only if it is measured). The images themselves go to ``spectral_excess``
     (against the held-out real images) and, classified by the feature network, to
-    ``class_coverage``.
+    ``class_coverage``; ``predicted`` holds those classes when they are already known (the
+    labels of an unconditional model's samples), so they are not predicted twice.
     """
     context = MetricContext(
         real=real.reference_features,
@@ -277,7 +279,7 @@ def measure(
         training=lambda: real.features.features(training),
         images=images,
         real_images=lambda: real.held_out.images,
-        predicted=lambda: real.labels_of(images),
+        predicted=predicted if predicted is not None else lambda: real.labels_of(images),
         n_classes=real.train.n_classes,
     )
     return {name: float(v) for name, v in measure_metrics(real.metrics, context).items()}
@@ -502,6 +504,8 @@ class ImageLoop(Loop):
             _dequantise(quantised[: cfg.n_eval]),
             lambda: stream(cfg.seed, generation, ImageStream.SUBSETS),
             training.images,
+            # the classes an unconditional model's samples were labelled with above
+            predicted=None if model.conditional or labels is None else labels[: cfg.n_eval],
         )
         self.record_time(
             generation,

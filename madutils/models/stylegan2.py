@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from madutils._image_checks import check_images, resolve_device
+from madutils._image_checks import check_images, check_power_of_two_size, resolve_device
 from madutils._validation import (
     check_decay,
     check_positive_int,
@@ -86,7 +86,6 @@ _ADAM_BETAS = (0.0, 0.99)  # StyleGAN2
 _SLOPE = 0.2  # leaky ReLU slope
 _ACT_GAIN = math.sqrt(2.0)  # keeps the leaky ReLU's output at about unit variance
 _PL_DECAY = 0.01  # StyleGAN2: decay of the running mean of the path lengths
-_SIZES = tuple(2**k for k in range(3, 9))  # allowed image sizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,15 +206,6 @@ def path_lengths(generator: nn.Module, ws: torch.Tensor, noise, y: torch.Tensor)
     """
     (grad,) = torch.autograd.grad((generator(ws, noise) * y).sum(), ws, create_graph=True)
     return grad.square().sum(2).mean(1).sqrt()
-
-
-def _check_image_size(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value not in _SIZES:
-        raise ValueError(
-            f"image_size must be a power of two from 8 to 256 ({', '.join(map(str, _SIZES))}); "
-            f"got {value!r}"
-        )
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,7 +521,7 @@ class StyleGAN2(ImageModel):
     # -- settings ------------------------------------------------------------------------------
 
     def _check_settings(self) -> None:
-        _check_image_size(self.image_size)
+        check_power_of_two_size(self.image_size)
         channels = self.image_channels
         if (
             isinstance(channels, bool)

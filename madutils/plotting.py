@@ -426,6 +426,74 @@ def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncol
     return fig
 
 
+def radial_spectra(frame: pd.DataFrame, *, col: str | None = None):
+    """Radial power spectra of the samples against the real images', one line per generation.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        As :func:`madutils.analysis.images.generation_spectra` returns it (columns
+        ``generation, radius, log_ratio``), for one or several loops.
+    col : str, optional
+        A column of ``frame`` with one panel per value (the loop, say).
+    """
+    panels = list(dict.fromkeys(frame[col])) if col else [None]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.4 * len(panels), 2.9), sharey=True, squeeze=False
+    )
+    generations = sorted(frame["generation"].unique())
+    colours = sns.color_palette("viridis", n_colors=len(generations))
+    for ax, panel in zip(axes[0], panels, strict=True):
+        part = frame if panel is None else frame[frame[col] == panel]
+        for colour, generation in zip(colours, generations, strict=True):
+            rows = part[part["generation"] == generation].sort_values("radius")
+            ax.plot(
+                rows["radius"], rows["log_ratio"], color=colour, label=f"generation {generation}"
+            )
+        ax.axhline(0.0, color="0.5", lw=0.8, ls="--")
+        ax.set_xlabel("radial frequency (cycles per image)")
+        ax.set_title("" if panel is None else str(panel), fontsize=9)
+    axes[0, 0].set_ylabel("log power, samples / real")
+    axes[0, -1].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def zoom_and_spectra(zooms: dict, spectra: dict, *, titles: dict | None = None):
+    """One column per generation: a sample enlarged pixel for pixel above the mean 2-D power
+    spectrum of that generation's samples (log scale, zero frequency at the centre).
+
+    Parameters
+    ----------
+    zooms : dict
+        Key (a generation) to one image ``(C, H, W)`` in [0, 1].
+    spectra : dict
+        The same keys to arrays ``(S, S)`` (:func:`madutils.analysis.images.mean_power_spectra`).
+    titles : dict, optional
+        Key to column title (default: the key).
+    """
+    keys = list(zooms)
+    fig, axes = plt.subplots(2, len(keys), figsize=(2.2 * len(keys), 4.6), squeeze=False)
+    logs = {k: np.log10(np.maximum(np.asarray(spectra[k], dtype=float), 1e-12)) for k in keys}
+    low = min(float(np.percentile(v, 5)) for v in logs.values())
+    high = max(float(v.max()) for v in logs.values())
+    for j, key in enumerate(keys):
+        image = np.asarray(zooms[key], dtype=float)
+        shown = image[0] if image.shape[0] == 1 else np.clip(np.moveaxis(image, 0, -1), 0, 1)
+        axes[0, j].imshow(
+            shown, cmap="gray_r" if image.shape[0] == 1 else None, interpolation="nearest"
+        )
+        axes[0, j].set_title((titles or {}).get(key, str(key)), fontsize=9)
+        mesh = axes[1, j].imshow(logs[key], cmap="magma", vmin=low, vmax=high)
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("one sample, zoomed", fontsize=8)
+    axes[1, 0].set_ylabel("mean power spectrum", fontsize=8)
+    fig.colorbar(mesh, ax=axes[1, :].tolist(), shrink=0.8, label="log10 power")
+    return fig
+
+
 def embedding_scatter(frame: pd.DataFrame, *, col: str = "generation", row: str | None = "run"):
     """t-SNE map of real (grey) and synthetic (coloured by class) features, one panel per set.
 

@@ -111,6 +111,7 @@ DEEP_MODEL_FIGURES = (
     "fully_synthetic_flow_metrics",
     "fully_synthetic_wgan_metrics",
     "synthetic_augmentation_ddpm",
+    "stylegan2_metrics",
     "fresh_data_ddpm",
 )
 
@@ -131,6 +132,7 @@ def test_toc_lists_the_executed_notebooks_in_order():
         "gaussian_theory",
         "fully_synthetic",
         "synthetic_augmentation",
+        "stylegan2",
         "fresh_data",
         "effective_sample_size",
         "paper_vs_reproduction",
@@ -147,6 +149,7 @@ def test_stages_are_the_parts_of_the_table_of_contents():
             "gaussian_theory",
             "fully_synthetic",
             "synthetic_augmentation",
+            "stylegan2",
             "fresh_data",
             "effective_sample_size",
         ],

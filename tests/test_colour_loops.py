@@ -189,3 +189,39 @@ def test_grey_shapes_train_a_grey_stylegan2(cache):
     config = ImageLoopConfig(**{**SHAPES, "generations": 1, "image_channels": 1})
     result = run_image_loop(config, None, progress=False, cache_dir=cache)
     assert set(result.table.generation) == {0, 1}
+
+
+def test_spectra_and_first_samples_of_a_stored_run(tmp_path, cache):
+    from madutils import plotting
+    from madutils.analysis.images import first_samples, generation_spectra, mean_power_spectra
+    from madutils.metrics.spectrum import power_spectrum, radial_profile
+
+    config = ImageLoopConfig(**{**SHAPES, "generations": 2})
+    result = run_image_loop(config, tmp_path / "runs", progress=False, cache_dir=cache)
+    run = ImageRun(result.run_dir)
+    real = prepare_real_images(run.config, cache_dir=cache)
+
+    firsts = first_samples(result, [0, 2], 5, real=real)
+    assert torch.equal(firsts[0], real.train.images[:5])
+    assert torch.equal(firsts[2], run.samples(2).images[:5])
+
+    spectra = mean_power_spectra(run, [0, 1], real=real)
+    torch.testing.assert_close(
+        torch.from_numpy(spectra[0]), power_spectrum(real.held_out.images), check_dtype=False
+    )
+    assert spectra[1].shape == (8, 8)
+
+    table = generation_spectra([run, run], [1, 2], real=real, loop="fully")
+    assert set(table.generation) == {1, 2} and set(table.loop) == {"fully"}
+    one = table[table.generation == 2].sort_values("radius")
+    # the same run twice averages to that run's own spectrum
+    profile = radial_profile(power_spectrum(run.samples(2).images), corners=True)[1:]
+    np.testing.assert_allclose(one.power.to_numpy(), profile.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(one.log_ratio, np.log(one.power / one.real_power), rtol=1e-9)
+
+    fig = plotting.radial_spectra(table, col="loop")
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 3  # two generations and the zero line
+    fig = plotting.zoom_and_spectra(
+        {g: firsts[g][0] for g in (0, 2)}, mean_power_spectra(run, [0, 2])
+    )
+    assert len(fig.axes) == 5  # two images, two spectra, the colour bar

@@ -25,6 +25,7 @@ LOOP_CHAPTERS = {
     "gaussian_theory",
     "fully_synthetic",
     "synthetic_augmentation",
+    "stylegan2",
     "fresh_data",
     "effective_sample_size",
 }

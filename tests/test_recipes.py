@@ -164,6 +164,7 @@ def test_some_notebooks_read_recipes():
     assert {p.stem for p in _recipe_notebooks()} == {
         "fully_synthetic",
         "synthetic_augmentation",
+        "stylegan2",
         "fresh_data",
     }
 

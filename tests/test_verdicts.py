@@ -40,6 +40,16 @@ _FLOW = dict(
     replicates=4,
 )
 _AUG = dict(augmented_growth=[2.0, 5.0], fully_growth=[10.0, 20.0], spread=[3.0, 3.0], replicates=3)
+_EXCESS = dict(
+    spectral_excess_first=0.9,
+    spectral_excess_last=1.6,
+    spectral_excess_spread=0.2,
+    replicates=3,
+)
+_COVERAGE = dict(
+    class_coverage_first=0.9, class_coverage_last=0.5, class_coverage_spread=0.1, replicates=3
+)
+_POOL = dict(augmented_growth=[3.0], fully_growth=[12.0], spread=[2.0], replicates=3)
 _LIMIT = dict(limit_small=10.0, limit_big=11.0, limit_spread=2.0, replicates=3)
 
 # For every rule: numbers that support its claim, numbers in between (None where the rule has
@@ -159,6 +169,47 @@ CASES = {
         not_shown=dict(_MAD, replicates=2),
         stated=["generation 1 to the last"],
         change=("margin", 5.0, dict(_MAD), "reproduced", "not shown at this scale"),
+    ),
+    "stylegan2_mad": dict(
+        support=dict(_MAD),
+        partly=dict(_MAD, precision_last=0.79),
+        contradict=dict(_MAD, fid_last=10.0),
+        not_shown=dict(_MAD, fid_spread=25.0),
+        stated=["generation 1 to the last"],
+        change=("margin", 6.0, dict(_MAD), "reproduced", "not shown at this scale"),
+    ),
+    "stylegan2_bias": dict(
+        support=dict(_BIAS),
+        partly=dict(_BIAS, precision_last=0.5),
+        contradict=dict(_BIAS, recall_last=0.75),
+        not_shown=dict(_BIAS, recall_spread=0.6),
+        stated=["0.05"],
+        change=("margin", 6.0, dict(_BIAS), "reproduced", "not shown at this scale"),
+    ),
+    "stylegan2_artifacts": dict(
+        support=dict(_EXCESS),
+        # grows beyond its spread but ends below the real images' share: less blur, no excess
+        partly=dict(_EXCESS, spectral_excess_first=0.3, spectral_excess_last=0.8),
+        contradict=dict(_EXCESS, spectral_excess_last=0.85),
+        not_shown=dict(_EXCESS, spectral_excess_spread=0.9),
+        stated=["ends above 1"],
+        change=("margin", 4.0, dict(_EXCESS), "reproduced", "not shown at this scale"),
+    ),
+    "stylegan2_modes": dict(
+        support=dict(_COVERAGE),
+        partly=None,
+        contradict=dict(_COVERAGE, class_coverage_last=0.95),
+        not_shown=dict(_COVERAGE, class_coverage_spread=0.5),
+        stated=["share of the data's classes"],
+        change=("margin", 5.0, dict(_COVERAGE), "reproduced", "not shown at this scale"),
+    ),
+    "stylegan2_pool": dict(
+        support=dict(_POOL),
+        partly=None,
+        contradict=dict(_POOL, augmented_growth=[13.0]),
+        not_shown=dict(_POOL, spread=[10.0]),
+        stated=["for every λ"],
+        change=("margin", 5.0, dict(_POOL), "reproduced", "not shown at this scale"),
     ),
     "augmentation_slows": dict(
         support=dict(
@@ -390,6 +441,11 @@ def test_replicated_rules_are_the_deep_model_ones():
         "fully_ddpm_bias",
         "fully_flow_tails",
         "fully_wgan",
+        "stylegan2_artifacts",
+        "stylegan2_bias",
+        "stylegan2_mad",
+        "stylegan2_modes",
+        "stylegan2_pool",
     ]
     assert all(isinstance(RULES[n], NoiseAware) for n in NOISY)
     assert not any(isinstance(RULES[n], NoiseAware) for n in set(CASES) - set(NOISY))

@@ -1,4 +1,4 @@
-"""Looking at image loops: sample panels and t-SNE maps of feature-network features.
+"""Looking at image loops: sample panels, power spectra and t-SNE maps of their features.
 
 The notebooks call these to turn stored runs (:func:`madutils.loops.images.run_image_loop`)
 into tables and arrays that :mod:`madutils.plotting` draws.
@@ -11,9 +11,17 @@ import pandas as pd
 import torch
 
 from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
+from madutils.metrics.spectrum import power_spectrum, spectral_profiles
 from madutils.rng import AnalysisStream, stream
 
-__all__ = ["feature_embedding", "measurement_note", "sample_panels"]
+__all__ = [
+    "feature_embedding",
+    "first_samples",
+    "generation_spectra",
+    "mean_power_spectra",
+    "measurement_note",
+    "sample_panels",
+]
 
 
 def measurement_note(result: ImageLoopResult) -> str:
@@ -75,6 +83,125 @@ def sample_panels(
             chosen.append(data.images[members])
         panels[generation] = torch.cat(chosen)
     return panels
+
+
+def _run(result) -> ImageRun:
+    return result if isinstance(result, ImageRun) else ImageRun(result.run_dir)
+
+
+def first_samples(
+    result: ImageLoopResult, generations, n: int, *, real: RealImages | None = None
+) -> dict[int, torch.Tensor]:
+    """The first ``n`` stored images of some generations, in the order they were sampled.
+
+    For data sets with many classes (the 96 factor combinations of the coloured shapes), where
+    one row per class (:func:`sample_panels`) would not fit a page.
+
+    Parameters
+    ----------
+    result : ImageLoopResult or ImageRun
+        A stored run.
+    generations : iterable of int
+        Generation 0 gives the first ``n`` real training images.
+    n : int
+        Images per generation.
+    real : RealImages, optional
+        The run's real images, reused when given.
+
+    Returns
+    -------
+    dict
+        Generation to a tensor of shape ``(n, C, H, W)`` in [0, 1].
+    """
+    run = _run(result)
+    real = real if real is not None else prepare_real_images(run.config)
+    return {g: (real.train if g == 0 else run.samples(g)).images[:n] for g in generations}
+
+
+def generation_spectra(
+    results, generations, *, real: RealImages | None = None, **columns
+) -> pd.DataFrame:
+    """Radial power spectra of each generation's stored samples, against the real images'.
+
+    The spectrum of a set is :func:`madutils.metrics.spectrum.power_spectrum` averaged over
+    its images and channels, then over the frequencies of each integer radius
+    (:func:`~madutils.metrics.spectrum.spectral_profiles`, the corners beyond the Nyquist
+    frequency included); the reference is the run's held-out real images, the ones every metric
+    compares with.
+
+    Parameters
+    ----------
+    results : ImageLoopResult, ImageRun, or a list of them
+        Stored runs of one data set (replicates, say); each generation's spectrum is the mean
+        over the runs' samples.
+    generations : iterable of int
+        Generations at least 1.
+    real : RealImages, optional
+        The runs' real images, reused when given.
+    **columns
+        Constant columns added to the table (``loop="fully synthetic"``, say).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per generation and radius: ``generation``, ``radius`` (cycles per image),
+        ``power`` (synthetic), ``real_power`` and ``log_ratio`` (``log(power / real_power)``:
+        0 where the samples have the real images' energy, above 0 where they have more), plus
+        ``columns``.
+    """
+    runs = [_run(r) for r in (results if isinstance(results, list | tuple) else [results])]
+    if not runs:
+        raise ValueError("results must hold at least one run")
+    real = real if real is not None else prepare_real_images(runs[0].config)
+    rows = []
+    for generation in generations:
+        images = torch.cat([run.samples(generation).images for run in runs])
+        profiles = spectral_profiles(images, real.held_out.images)
+        for radius, power, real_power, log_ratio in zip(
+            profiles.radius.tolist(),
+            profiles.synthetic.tolist(),
+            profiles.real.tolist(),
+            profiles.log_ratio.tolist(),
+            strict=True,
+        ):
+            rows.append(
+                dict(
+                    generation=generation,
+                    radius=radius,
+                    power=power,
+                    real_power=real_power,
+                    log_ratio=log_ratio,
+                )
+            )
+    return pd.DataFrame(rows).assign(**columns)
+
+
+def mean_power_spectra(
+    result: ImageLoopResult, generations, *, real: RealImages | None = None
+) -> dict[int, np.ndarray]:
+    """The 2-D power spectrum of each generation's stored samples, averaged over the images.
+
+    Parameters
+    ----------
+    result : ImageLoopResult or ImageRun
+        A stored run.
+    generations : iterable of int
+        Generation 0 gives the spectrum of the held-out real images.
+    real : RealImages, optional
+        The run's real images, reused when given.
+
+    Returns
+    -------
+    dict
+        Generation to an array ``(S, S)``: :func:`madutils.metrics.spectrum.power_spectrum`,
+        the zero frequency at the centre.
+    """
+    run = _run(result)
+    real = real if real is not None else prepare_real_images(run.config)
+    return {
+        g: power_spectrum(real.held_out.images if g == 0 else run.samples(g).images).numpy()
+        for g in generations
+    }
 
 
 def feature_embedding(

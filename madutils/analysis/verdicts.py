@@ -33,8 +33,10 @@ __all__ = [
     "OUTCOMES",
     "RULES",
     "AdmissibleGrowth",
+    "ArtifactsGrow",
     "AugmentationFidGrowth",
     "AugmentationSlows",
+    "CoverageFalls",
     "DriftFollowsClosedForm",
     "FidConverges",
     "FitDrifts",
@@ -44,6 +46,7 @@ __all__ = [
     "MemoryGain",
     "MixtureModes",
     "NoiseAware",
+    "OneMetricTrend",
     "PoolPlateau",
     "PrecisionHoldsRecallFalls",
     "Rule",
@@ -813,6 +816,118 @@ class AugmentationFidGrowth(NoiseAware):
         return f"FID growth, augmented vs fully synthetic: {joined}; {replicates:.0f} replicates"
 
 
+# --- StyleGAN2 (E3, E4) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OneMetricTrend(NoiseAware):
+    """Base of the rules on one metric's change from generation 1 to the last, across
+    replicates: ``{metric}_first``, ``{metric}_last``, ``{metric}_spread`` and ``replicates``
+    (:func:`madutils.analysis.replicates.judged_changes` with that one metric).
+
+    A subclass names the ``metric``, how the sentences call it (``label``), whether the claim
+    is that it ``rises`` or falls, and may overrule "reproduced" with "partly" (:meth:`strong`).
+    """
+
+    metric: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    rises: ClassVar[bool] = True
+
+    @classmethod
+    def _inputs(cls, metric: str) -> tuple[str, ...]:
+        return (f"{metric}_first", f"{metric}_last", f"{metric}_spread", "replicates")
+
+    def _ends(self, x) -> tuple[float, float, float]:
+        m = self.metric
+        return x[f"{m}_first"], x[f"{m}_last"], x[f"{m}_spread"]
+
+    def strong(self, **x) -> bool:
+        """Whether an effect beyond the noise is the whole claim ("reproduced"), not part."""
+        return True
+
+    def decide(self, **x) -> str:
+        first, last, spread = self._ends(x)
+        effect = last - first if self.rises else first - last
+        if effect <= 0:
+            return "not reproduced"
+        if x["replicates"] < self.min_replicates or not self.beyond(effect, spread):
+            return "not shown at this scale"
+        return "reproduced" if self.strong(**x) else "partly"
+
+    def evidence(self, **x) -> str:
+        first, last, spread = self._ends(x)
+        return (
+            f"{self.label} {first:.2f} → {last:.2f} (spread {spread:.2f}); "
+            f"{x['replicates']:.0f} replicates"
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactsGrow(OneMetricTrend):
+    """Grid artifacts grow over the generations of an image loop (the paper's Figure 1).
+
+    The measure is the spectral excess (:func:`madutils.metrics.spectrum.spectral_excess`): the
+    share of spectral energy at high spatial frequencies of the synthetic images over that of
+    the real images, 1 for images like the real ones. The numbers: ``spectral_excess_first``,
+    ``spectral_excess_last``, ``spectral_excess_spread`` (medians and spread across replicates)
+    and ``replicates``.
+
+    Parameters
+    ----------
+    margin, min_replicates
+        As :class:`NoiseAware`.
+    """
+
+    metric: ClassVar[str] = "spectral_excess"
+    label: ClassVar[str] = "spectral excess"
+    inputs: ClassVar[tuple[str, ...]] = OneMetricTrend._inputs("spectral_excess")
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the median spectral excess across replicates (high-frequency "
+            "energy share over the real images') rises from generation 1 to the last "
+            f"{self.noise} and ends above 1 (more high-frequency energy than the real "
+            "images); partly when it rises so but ends at or below 1 (less blur, no excess); "
+            f"not shown at this scale when it rises by less, or {self.too_few}; not reproduced "
+            "when it does not rise"
+        )
+
+    def strong(self, **x) -> bool:
+        return x["spectral_excess_last"] > 1.0
+
+
+@dataclass(frozen=True)
+class CoverageFalls(OneMetricTrend):
+    """A loop loses modes: the share of the data's classes its samples still cover falls.
+
+    The measure is the class coverage (the registry's ``class_coverage``, through
+    :mod:`madutils.metrics.coverage`): the share of classes (for the coloured shapes, factor
+    combinations) to which the feature network assigns enough of the model's samples. The
+    numbers: ``class_coverage_first``, ``class_coverage_last``, ``class_coverage_spread`` and
+    ``replicates``.
+
+    Parameters
+    ----------
+    margin, min_replicates
+        As :class:`NoiseAware`.
+    """
+
+    metric: ClassVar[str] = "class_coverage"
+    label: ClassVar[str] = "class coverage"
+    rises: ClassVar[bool] = False
+    inputs: ClassVar[tuple[str, ...]] = OneMetricTrend._inputs("class_coverage")
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the median class coverage across replicates (the share of the "
+            "data's classes the samples still cover) falls from generation 1 to the last "
+            f"{self.noise}; not shown at this scale when it falls by less, or {self.too_few}; "
+            "not reproduced when it does not fall"
+        )
+
+
 # --- Fresh data -----------------------------------------------------------------------------
 
 
@@ -1133,6 +1248,11 @@ RULES: dict[str, Rule] = {
     "augmentation_slows": AugmentationSlows(),
     "augmentation_ddpm": AugmentationFidGrowth(),
     "augmentation_ddpm_pool": AugmentationFidGrowth(),
+    "stylegan2_mad": MadTrend(control=False),
+    "stylegan2_artifacts": ArtifactsGrow(),
+    "stylegan2_modes": CoverageFalls(),
+    "stylegan2_bias": PrecisionHoldsRecallFalls(),
+    "stylegan2_pool": AugmentationFidGrowth(),
     "fresh_limit": LimitForgetsStart(),
     "fresh_memory": MemoryGain(),
     "fresh_pool": PoolPlateau(),

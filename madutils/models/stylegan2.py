@@ -29,7 +29,13 @@ on plain PyTorch (no custom CUDA ops):
   every ``pl_every`` generator steps, on half a batch, ``(|J_w^T y| - a)^2`` with
   ``y ~ N(0, I) / sqrt(H W)`` image-shaped and ``a`` the running mean of the lengths (decay
   0.01), times ``pl_every`` (:func:`path_lengths`). Adam with betas (0, 0.99), as StyleGAN2;
-  one discriminator step, then one generator step, per batch of real images.
+  one discriminator step, then one generator step, per batch of real images;
+- the generator that samples is StyleGAN2's ``G_ema``: after every generator step a moving
+  average of the trained generator's weights takes a step towards them, with a half-life of
+  ``ema_images`` images shown (StyleGAN2: 10,000), capped by StyleGAN2-ADA's ramp-up at
+  ``ema_rampup`` times the images shown so far (ADA: 0.05), so that short trainings average
+  only their recent weights; its buffers (``w_avg``, ``pl_mean``) are the trained
+  generator's. ``ema_images = 0`` samples from the trained generator itself.
 
 Images: the data in [0, 1] are trained on as ``2 x - 1``; the generator's output, unbounded as
 in StyleGAN2 (no tanh), is mapped back by ``(y + 1) / 2`` and clamped to [0, 1].
@@ -56,6 +62,7 @@ latents and noise inputs only from the ``rng`` the caller passes.
 
 from __future__ import annotations
 
+import copy
 import math
 from numbers import Integral
 
@@ -67,6 +74,7 @@ from tqdm import tqdm
 from madutils._image_checks import check_images, check_power_of_two_size, resolve_device
 from madutils._validation import (
     check_decay,
+    check_nonnegative_int,
     check_positive_int,
     check_positive_number,
     check_probability,
@@ -419,6 +427,12 @@ class StyleGAN2(ImageModel):
         ``pl_every``.
     mapping_lr_mult : float, default 0.01
         Learning-rate multiplier of the mapping network (StyleGAN2: 0.01).
+    ema_images : int, default 10000
+        Half-life, in images shown, of the moving average of the generator's weights that
+        samples (StyleGAN2's ``G_ema``: 10,000); 0 turns the average off.
+    ema_rampup : float, default 0.05
+        The half-life is at most this share of the images shown so far (StyleGAN2-ADA's
+        ramp-up, 0.05); 0 turns the cap off.
     mbstd_group_size : int, default 4
         Group size of the minibatch standard-deviation layer (:func:`minibatch_stddev`).
     device : {"auto", "cpu", "cuda"}, default "auto"
@@ -429,8 +443,10 @@ class StyleGAN2(ImageModel):
     Attributes
     ----------
     generator_ : torch.nn.Module
-        The trained generator (mapping and synthesis; buffers ``w_avg`` and ``pl_mean``, the
-        running mean of the path lengths), in eval mode.
+        The generator that samples: the moving average of the trained generator's weights
+        (``ema_images``; the trained weights themselves with ``ema_images = 0``), with its
+        mapping and synthesis and the buffers ``w_avg`` and ``pl_mean`` (the running mean of
+        the path lengths), in eval mode.
     discriminator_ : torch.nn.Module
         The trained discriminator, in eval mode.
     w_avg_ : torch.Tensor, shape (latent_dim,)
@@ -471,6 +487,8 @@ class StyleGAN2(ImageModel):
         path_length: float = 0.0,
         pl_every: int = 4,
         mapping_lr_mult: float = 0.01,
+        ema_images: int = 10_000,
+        ema_rampup: float = 0.05,
         mbstd_group_size: int = 4,
         device: str = "auto",
         progress: bool = True,
@@ -487,6 +505,8 @@ class StyleGAN2(ImageModel):
         self.path_length = path_length
         self.pl_every = pl_every
         self.mapping_lr_mult = mapping_lr_mult
+        self.ema_images = ema_images
+        self.ema_rampup = ema_rampup
         self.mbstd_group_size = mbstd_group_size
         super().__init__(image_size, epochs, batch_size, lr, device, progress)
 
@@ -542,6 +562,8 @@ class StyleGAN2(ImageModel):
         check_positive_number(self.path_length, "path_length", allow_zero=True)
         check_positive_int(self.pl_every, "pl_every")
         check_positive_number(self.mapping_lr_mult, "mapping_lr_mult")
+        check_nonnegative_int(self.ema_images, "ema_images")
+        check_positive_number(self.ema_rampup, "ema_rampup", allow_zero=True)
         check_positive_int(self.mbstd_group_size, "mbstd_group_size")
 
     # -- training ------------------------------------------------------------------------------
@@ -593,7 +615,8 @@ class StyleGAN2(ImageModel):
         reals = images.to(device) * 2.0 - 1.0
         n, size = reals.shape[0], self.image_size
         histories = d_history, g_history, r1_history, pl_history = [], [], [], []
-        step = 0
+        step = shown = 0
+        average = copy.deepcopy(generator).requires_grad_(False) if self.ema_images else None
 
         epochs = tqdm(range(self.epochs), desc="StyleGAN2", disable=not self.progress)
         for _ in epochs:
@@ -638,6 +661,9 @@ class StyleGAN2(ImageModel):
                 total.backward()
                 opt_g.step()
                 discriminator.requires_grad_(True)
+                shown += b
+                if average is not None:
+                    self._update_average(average, generator, b, shown)
 
                 totals["d"].append(float(loss_d.detach()))
                 totals["g"].append(float(loss_g.detach()))
@@ -645,7 +671,22 @@ class StyleGAN2(ImageModel):
             for history, values in zip(histories, totals.values(), strict=True):
                 history.append(sum(values) / len(values) if values else float("nan"))
             epochs.set_postfix(d=f"{d_history[-1]:.3f}", g=f"{g_history[-1]:.3f}")
+        if average is not None:
+            for kept, trained in zip(average.buffers(), generator.buffers(), strict=True):
+                kept.copy_(trained)  # w_avg and pl_mean follow the trained generator
+            generator = average
         return (generator, discriminator), histories
+
+    def _update_average(self, average, generator, batch: int, shown: int) -> None:
+        """One step of the weights' moving average after a generator step of ``batch`` images,
+        ``shown`` images into training (StyleGAN2's ``G_ema`` with ADA's ramp-up)."""
+        half_life = float(self.ema_images)
+        if self.ema_rampup > 0:
+            half_life = min(half_life, shown * self.ema_rampup)
+        beta = 0.5 ** (batch / max(half_life, 1e-8))
+        with torch.no_grad():
+            for kept, trained in zip(average.parameters(), generator.parameters(), strict=True):
+                kept.lerp_(trained, 1.0 - beta)
 
     # -- sampling ------------------------------------------------------------------------------
     # ``sample(n, lam, *, rng, labels=None, batch_size=256)`` (ImageModel.sample) refuses labels.

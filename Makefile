@@ -24,7 +24,8 @@ SCALE ?= cpu
 # book took 37 minutes this way against 51 one chapter and one run at a time (single replicates).
 # With three replicates of every judged deep-model experiment it took 51.5 minutes, and 29-32
 # minutes once a chapter started its long runs first, two chapters shared the runs they both
-# ask for and the cpu scale dropped the unjudged extra lambda (2026-12-01).
+# ask for and the cpu scale dropped the unjudged extra lambda (2026-12-01); 44:51 with the
+# StyleGAN2 chapter (755 of 4,744 run-seconds) on a day the same runs took 1.35-1.74x longer.
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

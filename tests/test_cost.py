@@ -76,3 +76,21 @@ def test_seconds_per_batch_is_measured_and_checks_its_arguments():
         seconds_per_batch(config, warmup=1.5)
     with pytest.raises(ValueError, match="config must be an ImageLoopConfig"):
         training_batches({"model": "stylegan2"})
+
+
+def test_the_chapter_runs_every_loop_of_every_replicate():
+    from madutils.analysis.stylegan2 import POOL_LOOP, chapter_cases, loop_name
+
+    cases = chapter_cases([1.0, 0.7], 9, 5, 7, seed=3, replicates=2, pool_fixed_steps=True)
+    assert [(c["family"], c["lam"], c["generations"], c["seed"]) for c in cases] == [
+        ("fully_synthetic", 1.0, 9, 3),
+        ("fully_synthetic", 1.0, 9, 4),
+        ("fully_synthetic", 0.7, 5, 3),
+        ("fully_synthetic", 0.7, 5, 4),
+        ("synthetic_augmentation", 1.0, 7, 3),
+        ("synthetic_augmentation", 1.0, 7, 4),
+    ]
+    assert all(c["synthetic_source"] == "accumulate" and c["fixed_steps"] for c in cases[4:])
+    assert len(chapter_cases([1.0], 2, 2, 0, seed=0, replicates=3)) == 3  # no pool
+    assert loop_name("synthetic_augmentation", "accumulate", 1.0) == POOL_LOOP
+    assert loop_name("fully_synthetic", "last", 0.7) == "fully synthetic, λ = 0.7"

@@ -340,6 +340,34 @@ def test_training_moves_samples_towards_the_data():
     assert float(truncated.std(0).mean()) < float(samples.std(0).mean())  # less diverse
 
 
+def test_the_sampling_generator_is_the_average_of_the_trained_weights():
+    settings = {**SETTINGS, "path_length": 0.0}
+    plain = StyleGAN2(**settings, ema_images=0).fit(_data(), rng=_rng())
+    frozen = StyleGAN2(**settings, ema_images=10**12, ema_rampup=0.0).fit(_data(), rng=_rng())
+    default = StyleGAN2(**settings).fit(_data(), rng=_rng())
+    # the average only watches: training (the discriminator, the buffers) is the same
+    for model in (frozen, default):
+        for name, value in plain.discriminator_.state_dict().items():
+            assert torch.equal(model.discriminator_.state_dict()[name], value)
+        torch.testing.assert_close(model.w_avg_, plain.w_avg_, rtol=0, atol=0)
+    # an average that hardly moves keeps the initial weights; without one, the trained weights
+    initial, _ = StyleGAN2(**settings)._initial_networks(plain.training_seed_)
+    start = dict(initial.named_parameters())
+    for name, value in frozen.generator_.named_parameters():
+        torch.testing.assert_close(value, start[name], rtol=0, atol=1e-6)
+    moved = [
+        not torch.allclose(value, start[name])
+        for name, value in plain.generator_.named_parameters()
+    ]
+    assert any(moved)
+    # the default lies in between: not the trained weights, not the initial ones
+    trained = dict(plain.generator_.named_parameters())
+    assert any(
+        not torch.equal(value, trained[name])
+        for name, value in default.generator_.named_parameters()
+    )
+
+
 def test_default_size():
     model = StyleGAN2(device="cpu")
     n_params = sum(p.numel() for net in model._build_networks() for p in net.parameters())
@@ -372,6 +400,9 @@ def test_default_size():
         ({"path_length": -1.0}, "path_length"),
         ({"pl_every": 0}, "pl_every"),
         ({"mapping_lr_mult": 0.0}, "mapping_lr_mult"),
+        ({"ema_images": -1}, "ema_images"),
+        ({"ema_images": 2.5}, "ema_images"),
+        ({"ema_rampup": -0.1}, "ema_rampup"),
         ({"mbstd_group_size": 0}, "mbstd_group_size"),
         ({"device": "tpu"}, "device"),
     ],

@@ -487,8 +487,8 @@ glue_value(
     f"three loops trains for about {training_hours(gpu_runs, gpu_step_seconds):,.0f} GPU-hours."
     if gpu_step_seconds is not None
     else "No GPU measured these networks here, so there is no GPU-hour figure: on a GPU, "
-    "`python benchmarks/bench_stylegan2.py` measures the seconds per batch of the gpu "
-    "networks and this page (rerun, or `-p gpu_step_seconds S`) turns them into hours.",
+    "python benchmarks/bench_stylegan2.py measures the seconds per batch of the gpu "
+    "networks and this page (rerun, or with -p gpu_step_seconds S) turns them into hours.",
 )
 
 # %% [markdown]
@@ -504,7 +504,7 @@ glue_value(
 #
 # :::{admonition} Solution
 # :class: dropdown
-# A better generation 1 has lower FID and higher coverage to lose; in this package's tuning runs 60 epochs gave a first-generation FID of 97 where 40 gave 321.
+# A better generation 1 has lower FID and higher coverage to lose; in this package's tuning runs longer training gave clearly better first generations, and first generations varied widely between seeds (the recipe file's comments).
 # The loop's decline from there is what the verdicts judge, so compare the effect column, not the levels.
 # :::
 #

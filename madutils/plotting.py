@@ -394,6 +394,16 @@ def _tile(images: np.ndarray, per_row: int) -> np.ndarray:
     return canvas
 
 
+def _show_images(ax, images, per_row: int) -> None:
+    """Draw images ``(N, C, H, W)`` in [0, 1] tiled on ``ax``: grey dark on white, colour as
+    it is."""
+    images = np.asarray(images, dtype=float)
+    if images.shape[1] == 1:
+        ax.imshow(_tile(images, per_row), cmap="gray_r", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(np.clip(_tile(images, per_row), 0.0, 1.0), interpolation="nearest")
+
+
 def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncols: int = 4):
     """Image grids side by side, one panel per entry of ``panels``: grey images dark on white,
     colour images as they are.
@@ -417,11 +427,7 @@ def image_panels(panels: dict, *, per_row: int, titles: dict | None = None, ncol
     for ax in axes.flat:
         ax.axis("off")
     for ax, key in zip(axes.flat, keys, strict=False):
-        images = np.asarray(panels[key], dtype=float)
-        if images.shape[1] == 1:
-            ax.imshow(_tile(images, per_row), cmap="gray_r", vmin=0.0, vmax=1.0)
-        else:
-            ax.imshow(np.clip(_tile(images, per_row), 0.0, 1.0), interpolation="nearest")
+        _show_images(ax, panels[key], per_row)
         ax.set_title((titles or {}).get(key, str(key)), fontsize=9)
     return fig
 
@@ -478,11 +484,7 @@ def zoom_and_spectra(zooms: dict, spectra: dict, *, titles: dict | None = None):
     low = min(float(np.percentile(v, 5)) for v in logs.values())
     high = max(float(v.max()) for v in logs.values())
     for j, key in enumerate(keys):
-        image = np.asarray(zooms[key], dtype=float)
-        shown = image[0] if image.shape[0] == 1 else np.clip(np.moveaxis(image, 0, -1), 0, 1)
-        axes[0, j].imshow(
-            shown, cmap="gray_r" if image.shape[0] == 1 else None, interpolation="nearest"
-        )
+        _show_images(axes[0, j], np.asarray(zooms[key])[None], 1)
         axes[0, j].set_title((titles or {}).get(key, str(key)), fontsize=9)
         mesh = axes[1, j].imshow(logs[key], cmap="magma", vmin=low, vmax=high)
         for ax in axes[:, j]:

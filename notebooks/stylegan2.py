@@ -38,7 +38,12 @@ import madutils
 from madutils import plotting
 from madutils.analysis import generation_seconds, start_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
-from madutils.analysis.cost import seconds_per_batch, training_batches, training_hours
+from madutils.analysis.cost import (
+    seconds_per_batch,
+    total_batches,
+    training_batches,
+    training_hours,
+)
 from madutils.analysis.images import (
     first_samples,
     generation_spectra,
@@ -458,9 +463,9 @@ record_claims(
 # %% tags=["remove-input"]
 gpu = chapter_parameters("gpu")
 gpu_runs = chapter_runs(gpu, replicates=1)
-gpu_batches = round(training_hours(gpu_runs, 3600.0))  # at an hour a batch: the batches
+gpu_batches = total_batches(gpu_runs)
 measured_here = seconds_per_batch(base)
-estimated_fit = measured_here * training_batches(base.resolved())[0]
+estimated_fit = measured_here * training_batches(base)[0]
 if gpu_step_seconds is None and torch.cuda.is_available():
     gpu_step_seconds = seconds_per_batch(gpu_runs[0])
 recorded = Path(madutils.__file__).resolve().parents[1] / "benchmarks/results/stylegan2.json"

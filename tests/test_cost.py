@@ -9,6 +9,7 @@ import pytest
 
 from madutils.analysis.cost import (
     seconds_per_batch,
+    total_batches,
     training_batches,
     training_hours,
     training_set_sizes,
@@ -60,9 +61,10 @@ def test_training_hours_count_a_shared_first_generation_once():
     other_seed = ImageLoopConfig(**TINY, family="fully_synthetic", seed=1)
     per_batch = 3600.0  # one hour per batch: the hours are the batches
     assert training_hours(fully, per_batch) == sum(training_batches(fully)) == 48
+    assert total_batches([fully, biased]) == 60
     assert training_hours([fully, biased], per_batch) == 48 + 12  # biased: generation 2 only
     assert training_hours([fully, other_seed], per_batch) == 96  # its own first generation
-    with pytest.raises(ValueError, match="seconds must be a number >= 0"):
+    with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
         training_hours(fully, -1.0)
 
 
@@ -70,9 +72,9 @@ def test_seconds_per_batch_is_measured_and_checks_its_arguments():
     config = ImageLoopConfig(**TINY, family="fully_synthetic")
     seconds = seconds_per_batch(config, batches=2, warmup=1)
     assert 0.0 <= seconds < 60.0
-    with pytest.raises(ValueError, match="batches must be a positive int"):
+    with pytest.raises(ValueError, match="batches must be a positive integer"):
         seconds_per_batch(config, batches=0)
-    with pytest.raises(ValueError, match="warmup must be a positive int"):
+    with pytest.raises(ValueError, match="warmup must be a positive integer"):
         seconds_per_batch(config, warmup=1.5)
     with pytest.raises(ValueError, match="config must be an ImageLoopConfig"):
         training_batches({"model": "stylegan2"})

@@ -18,12 +18,19 @@ import time
 
 import torch
 
+from madutils._validation import check_positive_int, check_positive_number
 from madutils.loops.families import family_sizes
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.loops.images import MODEL_CLASSES, fixed_step_epochs
 from madutils.models.base import settings_for
 
-__all__ = ["seconds_per_batch", "training_batches", "training_hours", "training_set_sizes"]
+__all__ = [
+    "seconds_per_batch",
+    "total_batches",
+    "training_batches",
+    "training_hours",
+    "training_set_sizes",
+]
 
 
 def _config(config: ImageLoopConfig) -> ImageLoopConfig:
@@ -65,8 +72,8 @@ def training_batches(config: ImageLoopConfig) -> list[int]:
     return batches
 
 
-def _fit_seconds(config: ImageLoopConfig, batches: int, seed: int) -> float:
-    cfg = config  # not resolved: the memory check is about the data, which are not read
+def _fit_seconds(cfg: ImageLoopConfig, batches: int, seed: int) -> float:
+    # cfg is not resolved: its memory check is about the data, which are not read here
     model_class = MODEL_CLASSES[cfg.model]
     size, channels = cfg.resolved_image_size, cfg.resolved_image_channels
     settings = settings_for(model_class, cfg) | {"epochs": 1, "image_size": size}
@@ -112,9 +119,7 @@ def seconds_per_batch(
         Seconds per batch (at least 0).
     """
     cfg = _config(config)
-    for value, name in ((batches, "batches"), (warmup, "warmup")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    batches, warmup = check_positive_int(batches, "batches"), check_positive_int(warmup, "warmup")
     _fit_seconds(cfg, warmup, seed)
     short = _fit_seconds(cfg, warmup, seed)
     long = _fit_seconds(cfg, warmup + batches, seed)
@@ -140,8 +145,8 @@ def _first_generation_key(config: ImageLoopConfig) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in settings.items() if k not in _LATER_GENERATIONS))
 
 
-def training_hours(configs, seconds: float) -> float:
-    """Hours of training of some runs at ``seconds`` per batch: one device, one run at a time.
+def total_batches(configs) -> int:
+    """Training batches of some runs together, a shared first generation counted once.
 
     Every generation of every run is counted (nothing is taken to be stored already), except
     that runs which share their first generation (the same settings and seed but for the loop
@@ -151,16 +156,27 @@ def training_hours(configs, seconds: float) -> float:
     ----------
     configs : ImageLoopConfig or iterable of them
         The runs.
-    seconds : float
-        Seconds per training batch (:func:`seconds_per_batch`).
     """
     runs = [configs] if isinstance(configs, ImageLoopConfig) else list(configs)
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-        raise ValueError(f"seconds must be a number >= 0; got {seconds!r}")
     firsts, batches = set(), 0
     for run in runs:
         per_generation = training_batches(run)
         key = _first_generation_key(run)
         batches += sum(per_generation[1:]) + (0 if key in firsts else per_generation[0])
         firsts.add(key)
-    return batches * seconds / 3600
+    return batches
+
+
+def training_hours(configs, seconds: float) -> float:
+    """Hours of training of some runs at ``seconds`` per batch: one device, one run at a time
+    (:func:`total_batches` batches).
+
+    Parameters
+    ----------
+    configs : ImageLoopConfig or iterable of them
+        The runs.
+    seconds : float
+        Seconds per training batch (:func:`seconds_per_batch`).
+    """
+    seconds = check_positive_number(seconds, "seconds", allow_zero=True)
+    return total_batches(configs) * seconds / 3600

@@ -16,7 +16,6 @@ from madutils.recipes import recipe
 __all__ = [
     "POOL_LOOP",
     "chapter_cases",
-    "chapter_configs",
     "chapter_parameters",
     "chapter_runs",
     "loop_name",
@@ -92,11 +91,6 @@ def chapter_cases(
     return fully + pool
 
 
-def chapter_configs(settings: dict, cases: list[dict], **common) -> list[ImageLoopConfig]:
-    """The runs of ``cases`` (:func:`chapter_cases`) with the recipe ``settings``."""
-    return [ImageLoopConfig(**{**settings, **common, **case}) for case in cases]
-
-
 def chapter_parameters(scale: str, notebooks_dir="notebooks") -> dict:
     """The chapter's parameters at ``scale`` (``notebooks/stylegan2.py`` and its parameter
     file), as ``madutils run stylegan2 --scale <scale>`` gives them.
@@ -135,4 +129,5 @@ def chapter_runs(parameters: dict, *, replicates: int | None = None) -> list[Ima
         p["replicates"] if replicates is None else replicates,
         pool_fixed_steps=p["pool_fixed_steps"],
     )
-    return chapter_configs(recipe("stylegan2", p["scale"], overrides=p["stylegan2"]), cases)
+    settings = recipe("stylegan2", p["scale"], overrides=p["stylegan2"])
+    return [ImageLoopConfig(**{**settings, **case}) for case in cases]

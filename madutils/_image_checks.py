@@ -1,8 +1,12 @@
 """Input checks shared by the image models (:mod:`.lenet`, :mod:`.ddpm`).
 
-Images are float tensors of shape ``(N, C, H, W)`` (one channel unless a model or network takes
-colour, ``C = 3``) with values in [0, 1]; labels
-are integers in ``[0, n_classes)``. Every error names the parameter and what is allowed.
+Images are tensors of shape ``(N, C, H, W)`` (one channel unless a model or network takes
+colour, ``C = 3``): float with values in [0, 1], or uint8 pixel values, where ``k`` stands for
+``k / 255`` (how image files and the loops' synthetic images hold them, at a quarter of the
+memory). uint8 images stay uint8 through the checks; whoever computes on them converts a batch
+at a time with :func:`unit_float`, which gives bit for bit the values a float32 copy of the
+whole set would hold. Labels are integers in ``[0, n_classes)``. Every error names the parameter
+and what is allowed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "check_labels",
     "check_power_of_two_size",
     "resolve_device",
+    "unit_float",
 ]
 
 #: The image sides the colour models and data take: powers of two from 8 to 256.
@@ -43,8 +48,9 @@ def check_power_of_two_size(value, name: str = "image_size", context: str = "") 
 
 
 def check_images(images, name: str, image_size: int, channels: int = 1) -> torch.Tensor:
-    """Return ``images`` as a float32 tensor (same device) after checking that they have shape
-    ``(N, channels, image_size, image_size)`` with ``N >= 1`` and values in [0, 1]."""
+    """Return ``images`` (same device; float32, or uint8 pixel values as given) after checking
+    that they have shape ``(N, channels, image_size, image_size)`` with ``N >= 1`` and values
+    in [0, 1]."""
     if not isinstance(images, torch.Tensor):
         images = torch.as_tensor(np.asarray(images))
     expected = f"(n_images, {channels}, {image_size}, {image_size})"
@@ -67,10 +73,15 @@ def check_images(images, name: str, image_size: int, channels: int = 1) -> torch
 
 
 def check_image_values(images: torch.Tensor, name: str) -> torch.Tensor:
-    """Return ``images`` (a float or uint8 tensor of any shape) as float32 after checking that
-    every value is finite and in [0, 1]."""
-    if not (images.is_floating_point() or images.dtype == torch.uint8):
-        raise ValueError(f"{name} must hold floating-point values in [0, 1]; got {images.dtype}")
+    """Return ``images`` (a float or uint8 tensor of any shape) after checking that every value
+    is finite and in [0, 1]: floats as float32, uint8 pixel values unchanged (always valid)."""
+    if images.dtype == torch.uint8:
+        return images
+    if not images.is_floating_point():
+        raise ValueError(
+            f"{name} must hold floating-point values in [0, 1] or uint8 pixel values; got "
+            f"{images.dtype}"
+        )
     images = images.to(torch.float32)
     if not bool(torch.isfinite(images).all()):
         raise ValueError(f"{name} contains NaN or infinite values; all entries must be finite")
@@ -80,6 +91,17 @@ def check_image_values(images: torch.Tensor, name: str) -> torch.Tensor:
             f"{name} must have values in [0, 1]; got values in [{low:.4g}, {high:.4g}]"
         )
     return images
+
+
+def unit_float(images: torch.Tensor) -> torch.Tensor:
+    """``images`` as float32 in [0, 1]: uint8 pixel values ``k`` become ``float32(k) / 255``,
+    float32 images are returned as they are (no copy), other floats are cast.
+
+    Call it on one batch at a time: the values are those of converting the whole set at once.
+    """
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32) / 255.0
+    return images.to(torch.float32)
 
 
 def check_labels(labels, name: str, n_images: int, n_classes: int) -> torch.Tensor:

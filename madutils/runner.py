@@ -29,7 +29,10 @@ after a recipe (``ddpm = {}``) holds overrides of that recipe at that scale. Dic
 are merged key by key: the notebook's default, then the parameter file's dict, then the
 ``parameters`` given here, so ``{"ddpm": {"epochs": 5}}`` changes only the epochs. A key that
 is not a setting of the model, or a value the model's configuration rejects, is an error
-before anything runs.
+before anything runs. A setting the package refuses only once the notebook runs (a run whose
+memory estimate does not fit, a data folder that is missing) ends the run with that one
+message as a ``ValueError`` (``madutils run``: exit status 2), not papermill's traceback,
+which stays in the executed notebook.
 """
 
 from __future__ import annotations
@@ -374,6 +377,11 @@ class NotebookRun:
     parameters: dict
 
 
+#: Exceptions that, raised inside a notebook, mean bad input (the package's convention): the
+#: run ends with their message as a ``ValueError`` instead of papermill's traceback.
+_INPUT_ERRORS = ("ValueError", "FileNotFoundError", "FileExistsError", "NotADirectoryError")
+
+
 def run_notebook(
     notebook: str | Path,
     *,
@@ -407,6 +415,12 @@ def run_notebook(
     Returns
     -------
     NotebookRun
+
+    Raises
+    ------
+    ValueError
+        A bad parameter, or bad input the notebook's code refused (``ValueError``,
+        ``FileNotFoundError``, ... raised in a cell: :data:`_INPUT_ERRORS`), with its message.
     """
     import papermill
 
@@ -419,15 +433,25 @@ def run_notebook(
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     start = time.perf_counter()
     with engine_environment(engine):
-        papermill.execute_notebook(
-            _read(path),
-            str(executed),
-            parameters=values,
-            kernel_name="python3",
-            language="python",
-            progress_bar=progress,
-            cwd=str(Path.cwd()),
-        )
+        try:
+            papermill.execute_notebook(
+                _read(path),
+                str(executed),
+                parameters=values,
+                kernel_name="python3",
+                language="python",
+                progress_bar=progress,
+                cwd=str(Path.cwd()),
+            )
+        except papermill.PapermillExecutionError as error:
+            if error.ename not in _INPUT_ERRORS:
+                raise
+            # a setting the package refused inside the notebook (a run that cannot fit, a
+            # missing data folder): one line naming it, the traceback stays in the notebook
+            raise ValueError(
+                f"{path.name} at scale {scale}: {error.evalue} (the executed notebook, with "
+                f"the traceback: {_display_path(executed)})"
+            ) from None
     seconds = time.perf_counter() - start
     _record_timing(out, path.stem, scale, seconds, values, started)
     return NotebookRun(path.stem, scale, executed, seconds, values)

@@ -39,6 +39,7 @@ from madutils import plotting
 from madutils.analysis import generation_seconds, start_sweep
 from madutils.analysis.claims import Claim, glue_value, record_claims
 from madutils.analysis.cost import (
+    memory_needed,
     seconds_per_batch,
     total_batches,
     training_batches,
@@ -481,6 +482,9 @@ glue_value(
     + f" on {gpu_runs[0].n_ini:,} images per generation, {gpu['replicates']} replicates",
 )
 glue_value("sg_gpu_batches_per_generation", training_batches(gpu_runs[0])[0])
+gpu_memory = memory_needed(gpu_runs)
+glue_value("sg_gpu_host_gb", gpu_memory["host"] / 1e9)
+glue_value("sg_gpu_device_gb", gpu_memory["device"] / 1e9)
 glue_value("sg_seconds_per_batch", measured_here)
 glue_value("sg_estimated_fit", estimated_fit)
 # the replicate that trained a shared first generation (the others read it back)
@@ -500,6 +504,7 @@ glue_value(
 # The `gpu` set runs {glue:text}`sg_gpu_loops`.
 # One replicate of them makes {glue:text}`sg_gpu_batches:,` training batches ({glue:text}`sg_gpu_batches_per_generation:,` per fully synthetic generation; the pool's generations train on ever larger sets; the first generation is shared).
 # {glue:text}`sg_gpu_hours`
+# The largest of these runs needs about {glue:text}`sg_gpu_host_gb:.0f` GB of host memory and {glue:text}`sg_gpu_device_gb:.0f` GB on the GPU by the package's estimate (`madutils.loops.footprint`), because the faces and the synthetic images stay 8-bit in memory and every batch is converted as it is used; as 32-bit floats they would take four times as much.
 # The estimate is checked here on this scale's recipe: {glue:text}`sg_seconds_per_batch:.3f` seconds per batch measured just now predict {glue:text}`sg_estimated_fit:.0f` seconds for a first generation, which took {glue:text}`sg_measured_fit:.0f` seconds in the stored run (another process may have shared the machine then).
 
 # %% [markdown]

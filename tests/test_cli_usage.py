@@ -267,6 +267,38 @@ def test_bad_book_input_exits_2_with_one_line(capsys, stand_ins):
     assert line == "madutils book: error: not notebooks of the book: nope; the book has: a, b"
 
 
+_REFUSING_NOTEBOOK = """# %% tags=["parameters"]
+width = 512
+output_dir = "executed"
+
+# %%
+if width > 256:
+    raise ValueError(f"width={width} needs about 300 GB of memory; 21 GB are available")
+"""
+
+
+def test_a_setting_a_notebook_refuses_while_it_runs_exits_2_with_its_message(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    (notebooks / "params" / "refusing").mkdir(parents=True)
+    (notebooks / "refusing.py").write_text(_REFUSING_NOTEBOOK)
+    (notebooks / "params" / "refusing" / "ci.yaml").write_text("{}\n")
+    argv = ["run", "refusing", "--scale", "ci", "--notebooks-dir", str(notebooks)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.rstrip("\n").split("\n")[-1].split("\r")[-1]  # after papermill's progress bar
+    assert line.startswith(
+        "madutils run: error: refusing.py at scale ci: width=512 needs about 300 GB of memory"
+    )
+    assert line.endswith(
+        f"(the executed notebook, with the traceback: {tmp_path}/out/refusing.ipynb)"
+    )
+    assert main([*argv, "--out", str(tmp_path / "ok"), "-p", "width", "128"]) == 0
+    capsys.readouterr()
+
+
 # -- argparse's own errors --------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from madutils.analysis.cost import (
+    memory_needed,
     seconds_per_batch,
     total_batches,
     training_batches,
@@ -96,3 +97,25 @@ def test_the_chapter_runs_every_loop_of_every_replicate():
     assert len(chapter_cases([1.0], 2, 2, 0, seed=0, replicates=3)) == 3  # no pool
     assert loop_name("synthetic_augmentation", "accumulate", 1.0) == POOL_LOOP
     assert loop_name("fully_synthetic", "last", 0.7) == "fully synthetic, λ = 0.7"
+
+
+def test_memory_needed_is_the_largest_runs_estimate_host_and_device_apart(monkeypatch):
+    from madutils.loops import footprint
+
+    small = ImageLoopConfig(**TINY)
+    pooled = ImageLoopConfig(
+        **{**TINY, "family": "synthetic_augmentation"}, synthetic_source="accumulate"
+    )
+    needed = memory_needed([small, pooled])
+    parts = footprint.image_loop_footprint(pooled.resolved())
+    assert needed == {
+        "host": sum(p.nbytes for p in parts if not p.on_device),
+        "device": sum(p.nbytes for p in parts if p.on_device),
+    }
+    assert needed["host"] > memory_needed([small])["host"]
+    # a run for another machine is estimated, not refused by this one's memory
+    monkeypatch.delenv(footprint.SKIP_VARIABLE, raising=False)
+    monkeypatch.setattr(footprint, "available_memory", lambda device: (1000, "test"))
+    with pytest.raises(ValueError, match="needs about"):
+        pooled.resolved()
+    assert memory_needed([pooled]) == needed

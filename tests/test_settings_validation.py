@@ -301,6 +301,52 @@ def test_the_books_largest_runs_fit_the_machines_their_scale_is_for(scale, limit
     assert max(estimates) < limit
 
 
+def test_the_stylegan2_chapters_gpu_runs_fit_the_gpu_machine(monkeypatch):
+    """FFHQ-128 with config-F networks: the host's 128 GiB and the H200's 139 GiB, the images
+    of the folder and the pool held as bytes (the same runs as floats would not fit)."""
+    from pathlib import Path
+
+    from madutils.analysis.stylegan2 import chapter_parameters, chapter_runs
+
+    runs = chapter_runs(chapter_parameters("gpu", Path("notebooks")), replicates=1)
+    configs = [cfg.resolved(check_memory=False) for cfg in runs]
+    memory = {"cpu": (128 * 2**30, "host"), "cuda": (139 * 2**30, "H200")}
+    monkeypatch.setattr(footprint, "available_memory", lambda device: memory[device])
+    assert {c.synthetic_source for c in configs} == {"last", "accumulate"}
+    for cfg in configs:
+        parts = footprint.image_loop_footprint(cfg)
+        footprint.check_footprint(parts, "cuda")  # does not raise
+        as_floats = [
+            dataclasses.replace(p, bytes_per_value=4) if p.what.endswith("images") else p
+            for p in parts
+        ]
+        if cfg.synthetic_source == "accumulate":
+            with pytest.raises(ValueError, match="needs about"):
+                footprint.check_footprint(as_floats, "cuda")
+
+
+def test_the_stylegan2_estimate_counts_its_weights_exactly():
+    cfg = ImageLoopConfig(
+        model="stylegan2",
+        dataset="shapes",
+        image_size=16,
+        image_channels=3,
+        width=8,
+        max_width=32,
+        latent_dim=16,
+        mapping_layers=2,
+        held_out=150,
+        n_ini=60,
+        device="cpu",
+    ).resolved()
+    from madutils.models.stylegan2 import StyleGAN2
+
+    networks = StyleGAN2(**settings_for(StyleGAN2, cfg))._initial_networks(0)
+    count = sum(p.numel() for network in networks for p in network.parameters())
+    weights = next(p for p in footprint.image_loop_footprint(cfg) if p.what == "network weights")
+    assert weights.nbytes == 5 * 4 * count  # five float32 copies
+
+
 # ---------------------------------------------------------- 4. unused settings resolve to defaults
 
 

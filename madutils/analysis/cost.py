@@ -5,7 +5,9 @@ training batches (optimizer steps) every generation of a loop makes follows from
 (:func:`training_batches`), and the seconds one batch takes can be measured on the device at
 hand for the same networks (:func:`seconds_per_batch`). Their product, summed over the runs of
 an experiment, is the training time :func:`training_hours` estimates. Sampling and measuring
-are left out: for the image models they are minutes against the hours of training.
+are left out: for the image models they are minutes against the hours of training. The memory
+a run needs, host and device apart, is :mod:`madutils.loops.footprint`'s estimate
+(:func:`memory_needed`), worked out without the machine at hand's memory check.
 
 The estimate assumes the seconds per batch do not depend on the training set (true: every batch
 has ``batch_size`` images, the last of an epoch fewer) and that nothing else runs on the device.
@@ -25,6 +27,7 @@ from madutils.loops.images import MODEL_CLASSES, fixed_step_epochs
 from madutils.models.base import settings_for
 
 __all__ = [
+    "memory_needed",
     "seconds_per_batch",
     "total_batches",
     "training_batches",
@@ -180,3 +183,24 @@ def training_hours(configs, seconds: float) -> float:
     """
     seconds = check_positive_number(seconds, "seconds", allow_zero=True)
     return total_batches(configs) * seconds / 3600
+
+
+def memory_needed(configs) -> dict[str, float]:
+    """The most memory any of the runs needs, in bytes: ``{"host": ..., "device": ...}``.
+
+    Each run's tensors at its peak (:func:`madutils.loops.footprint.image_loop_footprint`,
+    the settings resolved without this machine's memory check); ``"device"`` holds what a
+    GPU run keeps on the GPU, ``"host"`` the rest.
+
+    Parameters
+    ----------
+    configs : sequence of ImageLoopConfig
+    """
+    from madutils.loops.footprint import image_loop_footprint
+
+    needed = {"host": 0.0, "device": 0.0}
+    for config in configs:
+        parts = image_loop_footprint(_config(config).resolved(check_memory=False))
+        needed["host"] = max(needed["host"], sum(p.nbytes for p in parts if not p.on_device))
+        needed["device"] = max(needed["device"], sum(p.nbytes for p in parts if p.on_device))
+    return needed

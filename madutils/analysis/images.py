@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from madutils._image_checks import unit_float
 from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
 from madutils.metrics.spectrum import power_spectrum, spectral_profiles
 from madutils.rng import AnalysisStream, stream
@@ -75,12 +76,12 @@ def sample_panels(
     for generation in generations:
         data = real.train if generation == 0 else run.samples(generation)
         if not data.labelled:  # no classes to order by: the first images
-            panels[generation] = data.images[: UNLABELLED_ROWS * per_class]
+            panels[generation] = unit_float(data.images[: UNLABELLED_ROWS * per_class])
             continue
         chosen = []
         for c in range(data.n_classes):
             members = torch.nonzero(data.labels == c).squeeze(1)[:per_class]
-            chosen.append(data.images[members])
+            chosen.append(unit_float(data.images[members]))
         panels[generation] = torch.cat(chosen)
     return panels
 
@@ -115,7 +116,8 @@ def first_samples(
     """
     run = _run(result)
     real = real if real is not None else prepare_real_images(run.config)
-    return {g: (real.train if g == 0 else run.samples(g)).images[:n] for g in generations}
+    images = {g: (real.train if g == 0 else run.samples(g)).images[:n] for g in generations}
+    return {g: unit_float(batch) for g, batch in images.items()}
 
 
 def generation_spectra(

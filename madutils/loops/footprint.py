@@ -7,7 +7,8 @@ settings' ``resolved()`` methods call it, so a run is refused before its run dir
 
 The estimate adds up the dominant tensors of a run at its peak, each counted with the dtype the
 code uses (the batched loops compute in float64, the flow trains in float32, images are
-float32 and the kept synthetic images uint8) and with the number of copies that live at once;
+float32, except an image folder's, which stay uint8 like the kept synthetic images) and with the
+number of copies that live at once;
 small tensors (metric values, the real reference, the feature network) are left out. It is
 meant to be right within a small factor, not to the byte: it refuses runs that cannot fit,
 not runs that might be tight.
@@ -19,8 +20,11 @@ not runs that might be tight.
   responsibilities, the flow's per-batch activations and weights.
 - :func:`image_loop_footprint` (:class:`~madutils.loops.image_config.ImageLoopConfig`): the
   real images, each generation's training and sampled images, the kept synthetic images
-  (all generations' for ``synthetic_source="accumulate"``), all in host memory, and the
-  network's training activations and weights, on the device.
+  (all generations' for ``synthetic_source="accumulate"``), all in host memory, the training
+  set again on the device for the GANs (which index it there), and the network's training
+  activations and weights, on the device. The StyleGAN2's weights are counted exactly, from
+  its networks built on PyTorch's ``meta`` device (no memory); its activations from the
+  channels of each resolution.
 
 The memory available is ``MemAvailable`` of ``/proc/meminfo`` (or :mod:`psutil` where there is
 no ``/proc``) for the host, and the free memory of the GPU for ``device="cuda"``; where it
@@ -331,6 +335,8 @@ def image_loop_footprint(cfg) -> list[Tensors]:
     n = _training_size(cfg)
     sampled = _factor(cfg, "n_eval" if cfg.n_eval > cfg.n_synthetic else "n_synthetic")
     synthetic = _factor(cfg, "n_synthetic")
+    # an image folder's pixels stay bytes (madutils.loops.images), the other sets are floats
+    stored = _UINT8 if cfg.dataset == "folder" else _FLOAT32
     if cfg.synthetic_source == "accumulate":
         kept = (_factor(cfg, "generations"), synthetic, pixels)
     elif cfg.synthetic_source == "memory":
@@ -339,17 +345,23 @@ def image_loop_footprint(cfg) -> list[Tensors]:
         kept = (synthetic, pixels)
     parts = [
         # the loaded set and its training / held-out split
-        Tensors("real images", (real, pixels), _FLOAT32, 2, on_device=False),
-        Tensors("training images", (n, pixels), _FLOAT32, 2, on_device=False),
-        Tensors("sampled images", (sampled, pixels), _FLOAT32, 2, on_device=False),
+        Tensors("real images", (real, pixels), stored, 2, on_device=False),
+        Tensors("training images", (n, pixels), stored, 2, on_device=False),
+        # the model's float output, then its 8-bit rounding
+        Tensors("sampled images", (sampled, pixels), _FLOAT32, on_device=False),
+        Tensors("rounded samples", (sampled, pixels), _UINT8, on_device=False),
         Tensors("kept synthetic images", kept, _UINT8, on_device=False),
     ]
+    if cfg.model != "ddpm":  # the GANs move their training set to the device once
+        parts.append(Tensors("training images on the device", (n, pixels), stored))
     if cfg.image_size != native:
         original = _fixed(f"{native}^2 pixels", native * native, pixels)
         parts.append(
             Tensors("real images before resizing", (real, original), _FLOAT32, on_device=False)
         )
     defaults = _defaults(cfg)
+    if cfg.model == "stylegan2":
+        return parts + _stylegan2_footprint(cfg)
     if cfg.model == "ddpm":
         training, sampling, weights = _ddpm_activations(cfg.channels, cfg.layers_per_block)
         typical, _, _ = _ddpm_activations(defaults["channels"], defaults["layers_per_block"])
@@ -373,6 +385,58 @@ def image_loop_footprint(cfg) -> list[Tensors]:
         Tensors("network weights", (Factor("weights", weights, *width, 1),), _FLOAT32, copies),
     ]
     return parts
+
+
+def _stylegan2_channel_pixels(cfg) -> tuple[int, int]:
+    """Sum and maximum over the networks' resolutions of ``channels x resolution^2``: the
+    values of one image's feature maps at every resolution, and at the largest."""
+    from madutils.models.stylegan2 import _widths
+
+    widths = _widths(cfg.image_size, cfg.width, cfg.max_width)
+    sizes = [r for r in widths if r <= cfg.image_size]
+    per_resolution = [widths[r] * r * r for r in sizes]
+    return sum(per_resolution), max(per_resolution)
+
+
+def _stylegan2_weights(cfg) -> int:
+    """Parameters of the generator and the discriminator, counted on the ``meta`` device."""
+    import torch
+
+    from madutils.models.base import settings_for
+    from madutils.models.stylegan2 import StyleGAN2
+
+    model = StyleGAN2(**settings_for(StyleGAN2, cfg))
+    with torch.device("meta"):
+        networks = model._build_networks()
+    return sum(p.numel() for network in networks for p in network.parameters())
+
+
+def _stylegan2_footprint(cfg) -> list[Tensors]:
+    total, largest = _stylegan2_channel_pixels(cfg)
+    defaults = dataclasses.replace(
+        cfg, width=_defaults(cfg)["width"], max_width=_defaults(cfg)["max_width"]
+    )
+    typical_total, typical_largest = _stylegan2_channel_pixels(defaults)
+    # per image, about six saved maps per modulated convolution of the generator (two per
+    # resolution) and four per convolution of the discriminator, which sees the real and the
+    # fake batch and differentiates twice for R1: about 28 maps of every resolution
+    training = Factor(
+        "28 x feature-map values per image", 28 * total, "width", cfg.width, 28 * typical_total
+    )
+    # sampling keeps a few maps of one resolution at a time
+    sampling = Factor(
+        "3 x largest feature map per image", 3 * largest, "width", cfg.width, 3 * typical_largest
+    )
+    weights = Factor("weights", _stylegan2_weights(cfg), "width", cfg.width, 1)
+    sample_batch = Factor(
+        "256 images", _SAMPLE_BATCH["stylegan2"], "width", cfg.width, _SAMPLE_BATCH["stylegan2"]
+    )
+    return [
+        Tensors("training activations", (_factor(cfg, "batch_size"), training), _FLOAT32),
+        Tensors("sampling activations", (sample_batch, sampling), _FLOAT32),
+        # weights, gradients and Adam's two moments of both networks, the generator's average
+        Tensors("network weights", (weights,), _FLOAT32, 5),
+    ]
 
 
 # ----------------------------------------------------------------------------- memory available

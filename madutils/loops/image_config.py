@@ -355,12 +355,18 @@ class ImageLoopConfig:
             return self.image_channels
         return _NATIVE_CHANNELS[self.dataset]
 
-    def resolved(self) -> ImageLoopConfig:
+    def resolved(self, *, check_memory: bool = True) -> ImageLoopConfig:
         """The settings a run uses, checked against the memory there is.
 
         Every ``None`` and ``"auto"`` is replaced by its value, and every setting the run does
         not use (:data:`USED_WHEN`) by its default, so two configurations that differ only in
         unused settings resolve equal (and share a run directory).
+
+        Parameters
+        ----------
+        check_memory : bool, default True
+            False: leave out the memory check (to estimate a run meant for another machine,
+            as :func:`madutils.analysis.cost.memory_needed` does).
 
         Raises
         ------
@@ -382,7 +388,8 @@ class ImageLoopConfig:
             device=resolve_device(self.device).type,
         )
         resolved = reset_unused(resolved, USED_WHEN)
-        check_footprint(image_loop_footprint(resolved), resolved.device)
+        if check_memory:
+            check_footprint(image_loop_footprint(resolved), resolved.device)
         return resolved
 
     @property

@@ -34,6 +34,9 @@ Storage (when ``out`` is given): the :class:`~madutils.results.RunStore` files p
 generation, ``models/NNNNN.pt`` (weights) and ``samples/NNNNN.pt`` (the images as uint8 and
 their labels). Synthetic images are quantised to 8 bits before they are measured or reused, as
 saved images would be, so a resumed run continues exactly where an uninterrupted one would.
+Images read from a folder stay 8-bit in memory, the real ones and the synthetic ones alike
+(70,000 colour images of 128x128 take 3.4 GB instead of 13.8 GB); every model, the feature
+network and the metrics convert them batch by batch to the floats they stand for.
 ``timings.csv`` records seconds spent training, sampling and measuring per generation.
 
 Randomness: generation ``t`` uses the streams ``(seed, t, purpose)`` of
@@ -207,8 +210,12 @@ def load_real_images(
     elif cfg.dataset == "shapes":  # rendered at the size asked for
         data = load_dataset("shapes", image_size=cfg.image_size, channels=cfg.image_channels)
     elif cfg.dataset == "folder":
-        data = load_dataset(  # centre-cropped and resized by PIL (Lanczos) as they are read
-            "folder", path=cfg.data_path, channels=cfg.image_channels, image_size=cfg.image_size
+        data = load_dataset(  # centre-cropped and resized by PIL (Lanczos) as they are read,
+            "folder",  # and kept as their bytes: a quarter of the memory, the same values
+            path=cfg.data_path,
+            channels=cfg.image_channels,
+            image_size=cfg.image_size,
+            dtype="uint8",
         )
     else:
         data = load_dataset(cfg.dataset)
@@ -442,6 +449,8 @@ class ImageLoop(Loop):
 
     # -- training sets ---------------------------------------------------------------------------
     def _join(self, parts: list[ImageSet]) -> ImageSet:
+        if len({p.images.dtype for p in parts}) > 1:  # float real images: join as floats
+            parts = [p.as_float() for p in parts]
         images = torch.cat([p.images for p in parts])
         if any(p.labels is None for p in parts):  # unlabelled data, or samples no one labels
             return ImageSet(images, None)
@@ -449,9 +458,13 @@ class ImageLoop(Loop):
         return ImageSet(images, labels, n_classes=self.real.train.n_classes)
 
     def _as_set(self, quantised: torch.Tensor, labels: torch.Tensor | None) -> ImageSet:
+        # kept as bytes when the real images are (image folders), else as the floats they
+        # stand for, which the float real images are joined with
+        if self.real.train.images.dtype != torch.uint8:
+            quantised = _dequantise(quantised)
         if labels is None:
-            return ImageSet(_dequantise(quantised), None)
-        return ImageSet(_dequantise(quantised), labels, n_classes=self.real.train.n_classes)
+            return ImageSet(quantised, None)
+        return ImageSet(quantised, labels, n_classes=self.real.train.n_classes)
 
     def _synthetic_part(self, rng) -> ImageSet:
         cfg = self.cfg

@@ -60,6 +60,7 @@ from madutils._image_checks import check_image_values as _check_values
 from madutils._image_checks import check_images as _check_images
 from madutils._image_checks import check_labels as _check_labels
 from madutils._image_checks import resolve_device as _resolve_device
+from madutils._image_checks import unit_float
 from madutils._validation import (
     check_fraction,
     check_nonnegative_int,
@@ -510,7 +511,7 @@ class FeatureNetwork:
                 order = torch.randperm(n, generator=shuffle).to(device)
                 total = torch.zeros((), device=device)
                 for batch in order.split(self.batch_size):
-                    loss = F.cross_entropy(model(x_all[batch]), y_all[batch])
+                    loss = F.cross_entropy(model(unit_float(x_all[batch])), y_all[batch])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -544,7 +545,10 @@ class FeatureNetwork:
         images = self._check(images, "images")
         batch_size = check_positive_int(batch_size, "batch_size")
         self.model_.eval()
-        parts = [self.model_.features(chunk.to(self.device_)) for chunk in images.split(batch_size)]
+        parts = [
+            self.model_.features(unit_float(chunk.to(self.device_)))
+            for chunk in images.split(batch_size)
+        ]
         return torch.cat(parts)
 
     @torch.no_grad()
@@ -558,7 +562,7 @@ class FeatureNetwork:
         batch_size = check_positive_int(batch_size, "batch_size")
         self.model_.eval()
         chunks = [
-            self.model_(chunk.to(self.device_)).argmax(dim=1).cpu()
+            self.model_(unit_float(chunk.to(self.device_))).argmax(dim=1).cpu()
             for chunk in images.split(batch_size)
         ]
         return torch.cat(chunks)
@@ -834,7 +838,7 @@ class FunctionFeatures:
         batch_size = check_positive_int(batch_size, "batch_size")
         parts = []
         for chunk in images.split(batch_size):
-            out = self.fn(chunk)
+            out = self.fn(unit_float(chunk))  # the function is given floats in [0, 1]
             out = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
             out = out.detach().to(torch.float32)
             expected = self.feature_dim_

@@ -38,6 +38,7 @@ from numbers import Real
 import numpy as np
 import torch
 
+from madutils._image_checks import unit_float
 from madutils._validation import check_choice
 
 __all__ = [
@@ -60,7 +61,8 @@ _CHUNK_ELEMENTS = 2**22  # pixels transformed at once
 
 
 def _as_images(images, name: str) -> torch.Tensor:
-    """Images of shape (n, c, s, s), c in {1, 3}, as a finite float64 tensor."""
+    """Images of shape (n, c, s, s), c in {1, 3}, as a finite float64 tensor (uint8 pixel values
+    as the float32 values they stand for, so that bytes and their float copy agree exactly)."""
     if not isinstance(images, torch.Tensor):
         images = torch.as_tensor(np.asarray(images))
     expected = "(n_images, channels, size, size) with channels 1 or 3"
@@ -77,6 +79,8 @@ def _as_images(images, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must hold at least one image; got 0")
     if images.is_complex() or images.dtype == torch.bool:
         raise ValueError(f"{name} must hold real numbers; got {images.dtype}")
+    if images.dtype == torch.uint8:  # 8-bit pixel values k: the float32 k / 255 they stand for
+        return unit_float(images).to(torch.float64)
     images = images.to(torch.float64)
     if not bool(torch.isfinite(images).all()):
         raise ValueError(f"{name} contains NaN or infinite values; all entries must be finite")

@@ -355,7 +355,8 @@ class ImageModel(GenerativeModel):
         Parameters
         ----------
         X : tensor or array, shape (N, 1, image_size, image_size)
-            Training images, values in [0, 1].
+            Training images: floats in [0, 1], or uint8 pixel values (``k`` is ``k / 255``),
+            which stay uint8 and are converted one batch at a time (the same training).
         y : int tensor or array, shape (N,), optional
             Class of each image, in [0, n_classes): required by a conditional model, ignored
             by an unconditional one (so that both take a labelled training set alike).

@@ -45,16 +45,31 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from madutils._image_checks import check_labels as _check_labels
+from madutils._image_checks import unit_float
 from madutils._validation import check_choice, check_lam, check_positive_int
 from madutils.models.base import ImageModel
 
-__all__ = ["MIXED_PRECISION", "SAMPLERS", "ConditionalDDPM", "default_steps", "guided_noise"]
+__all__ = [
+    "MIXED_PRECISION",
+    "SAMPLERS",
+    "SAMPLER_NAMES",
+    "ConditionalDDPM",
+    "default_steps",
+    "guided_noise",
+]
 
 #: How :meth:`ConditionalDDPM.sample` denoises: ancestral DDPM sampling, deterministic DDIM
 #: (eta = 0), DPM-Solver++ (multistep, second order; Lu et al. 2022), which solves the
 #: probability-flow ODE, or its stochastic variant SDE-DPM-Solver++, which solves the reverse
 #: SDE as ancestral sampling does.
 SAMPLERS = ("ddpm", "ddim", "dpm_solver", "dpm_solver_sde")
+#: How a page names each sampler.
+SAMPLER_NAMES = {
+    "ddpm": "ancestral DDPM sampling",
+    "ddim": "deterministic DDIM sampling",
+    "dpm_solver": "DPM-Solver++ (second order)",
+    "dpm_solver_sde": "SDE-DPM-Solver++ (stochastic, second order)",
+}
 MIXED_PRECISION = ("auto", "bf16", "no")
 #: diffusers' ``algorithm_type`` of the two DPM-Solver++ samplers.
 _DPM_SOLVER_ALGORITHMS = {"dpm_solver": "dpmsolver++", "dpm_solver_sde": "sde-dpmsolver++"}
@@ -421,7 +436,7 @@ class ConditionalDDPM(ImageModel):
         scheduler = self.scheduler("ddpm")
         gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr)
-        x_all = images * 2.0 - 1.0
+        x_all = images  # float32 or uint8 pixels, converted batch by batch
         n = x_all.shape[0]
         null = self.n_classes
 
@@ -435,7 +450,7 @@ class ConditionalDDPM(ImageModel):
             total, count = 0.0, 0
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                x0, y = x_all[idx], labels[idx]
+                x0, y = unit_float(x_all[idx]) * 2.0 - 1.0, labels[idx]
                 noise = torch.randn(x0.shape, generator=gen)
                 t = torch.randint(0, self.timesteps, (x0.shape[0],), generator=gen)
                 drop = torch.rand(x0.shape[0], generator=gen) < self.cond_dropout

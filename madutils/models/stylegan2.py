@@ -71,7 +71,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from madutils._image_checks import check_images, check_power_of_two_size, resolve_device
+from madutils._image_checks import (
+    check_images,
+    check_power_of_two_size,
+    resolve_device,
+    unit_float,
+)
 from madutils._validation import (
     check_decay,
     check_nonnegative_int,
@@ -576,7 +581,7 @@ class StyleGAN2(ImageModel):
         Parameters
         ----------
         X : tensor or array, shape (N, image_channels, image_size, image_size)
-            Training images, values in [0, 1].
+            Training images: floats in [0, 1], or uint8 pixel values converted batch by batch.
         y : ignored
         rng : torch.Generator
             A CPU generator; the training seed is drawn from it (one draw).
@@ -612,7 +617,7 @@ class StyleGAN2(ImageModel):
         gen = torch.Generator().manual_seed(seed)
         opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=_ADAM_BETAS)
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.lr, betas=_ADAM_BETAS)
-        reals = images.to(device) * 2.0 - 1.0
+        reals = images.to(device)  # float32 or uint8 pixels, converted batch by batch
         n, size = reals.shape[0], self.image_size
         histories = d_history, g_history, r1_history, pl_history = [], [], [], []
         step = shown = 0
@@ -623,7 +628,8 @@ class StyleGAN2(ImageModel):
             order = torch.randperm(n, generator=gen)
             totals = {"d": [], "g": [], "r1": [], "pl": []}
             for start in range(0, n, self.batch_size):
-                real = reals[order[start : start + self.batch_size].to(device)]
+                real = unit_float(reals[order[start : start + self.batch_size].to(device)])
+                real = real * 2.0 - 1.0
                 b = real.shape[0]
 
                 # discriminator: logistic loss; lazy R1 every r1_every steps, times r1_every

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from madutils._image_checks import unit_float
 from madutils._validation import check_positive_int, check_positive_number
 from madutils.models.base import ImageModel
 
@@ -239,7 +240,7 @@ class WGANGP(ImageModel):
         gen = torch.Generator().manual_seed(seed)
         opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr, betas=_ADAM_BETAS)
         opt_c = torch.optim.Adam(critic.parameters(), lr=self.lr, betas=_ADAM_BETAS)
-        x_all = images.to(device)
+        x_all = images.to(device)  # float32 or uint8 pixels, converted batch by batch
         n = x_all.shape[0]
         critic_params = list(critic.parameters())
         history, w_history, g_history = [], [], []
@@ -253,7 +254,7 @@ class WGANGP(ImageModel):
             c_total, w_total, c_count = 0.0, 0.0, 0
             g_total, g_count = 0.0, 0
             for start in range(0, n, self.batch_size):
-                real = x_all[order[start : start + self.batch_size].to(device)]
+                real = unit_float(x_all[order[start : start + self.batch_size].to(device)])
                 b = real.shape[0]
                 z = torch.randn((b, self.latent_dim), generator=gen).to(device)
                 eps = torch.rand((b, 1, 1, 1), generator=gen).to(device)

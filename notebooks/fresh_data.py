@@ -40,6 +40,7 @@ from madutils.analysis.verdicts import FidConverges, judge
 from madutils.data.distributions import GaussianDistribution
 from madutils.loops.config import LoopConfig
 from madutils.loops.image_config import ImageLoopConfig
+from madutils.loops.images import fixed_step_epochs
 from madutils.metrics.effective import effective_sample_size, limiting_distance
 from madutils.recipes import recipe
 from madutils.rng import AnalysisStream, stream
@@ -70,8 +71,9 @@ pool_seeds = 40  # replicates per cell of the real-fraction experiment
 scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
 ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
 ddpm_n_inis = [500, 1000]  # real images of generation 1 (the paper: 2,000 and 3,000)
-ddpm_fresh = 250  # fresh real images per generation, and as many synthetic (paper: 2,000)
+ddpm_fresh = 500  # fresh real images per generation, and as many synthetic (paper: 2,000)
 ddpm_replicates = 3  # independent replicates of each n_ini
+ddpm_equal_training = True  # every model trains for the optimizer steps of the recipe's generation 1
 seed = 0  # random seed of the runs
 device = "auto"  # "auto" uses a CUDA GPU when there is one, else the CPU
 runs_dir = "runs"  # results store: finished runs are read back, not recomputed
@@ -283,6 +285,7 @@ glue_value("fresh_verdict_pool", pool_verdict.verdict)
 # The loop starts from two sizes of the first real set.
 # Real digits are drawn without replacement across generations.
 # A run that would need more than the data set holds stops before training, with an error that says how many it needs.
+# At the `cpu` scale every model, whatever its training set, trains for the optimizer steps of the recipe's generation 1 (`ddpm_equal_training`: {glue:text}`fresh_ddpm_epochs_text`), so that the two loops differ in where they start, not in how long their models train; with a fixed number of passes instead, the smaller sets' models are undertrained and the loop measures that.
 
 # %%
 ddpm_settings = recipe("ddpm", scale, overrides=ddpm)
@@ -291,15 +294,34 @@ ddpm_base = ImageLoopConfig(
     family="fresh_data",
     n_real=ddpm_fresh,
     n_synthetic=ddpm_fresh,
+    fixed_steps=ddpm_equal_training,
     seed=seed,
     device=device,
 )
+
+
+def training_epochs(n_ini):
+    """Passes over the first real set that make the optimizer steps of the recipe's
+    generation 1 (the recipe's passes, without equal training)."""
+    if not ddpm_equal_training:
+        return ddpm_base.epochs
+    return fixed_step_epochs(ddpm_base.epochs, ddpm_settings["n_ini"], n_ini)
+
+
 ddpm_sweep = run_sweep(
     ddpm_base,
     runs_dir,
-    n_ini=ddpm_n_inis,
-    seed=replicate_seeds(seed, ddpm_replicates),
+    cases=[
+        dict(n_ini=n, epochs=training_epochs(n), seed=s)
+        for n in ddpm_n_inis
+        for s in replicate_seeds(seed, ddpm_replicates)
+    ],
     progress=False,
+)
+glue_value(
+    "fresh_ddpm_epochs_text",
+    ", ".join(f"{training_epochs(n)} passes over {n:,} first real images" for n in ddpm_n_inis)
+    + f" and {ddpm_base.epochs * ddpm_settings['n_ini']:,} images shown per later generation",
 )
 ddpm_runs, ddpm_table = ddpm_sweep.results, ddpm_sweep.table
 ddpm_last = ddpm_base.generations

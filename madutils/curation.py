@@ -47,6 +47,7 @@ from madutils._validation import (
     check_probability,
 )
 from madutils.data.distributions import GaussianDistribution, GridMixture
+from madutils.linalg import psd_sqrt
 
 __all__ = [
     "BEST_OF_RULES",
@@ -257,17 +258,6 @@ def best_of(
 # --------------------------------------------------------------------------- self-correction
 
 
-def _symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
-    """``matrix ** power`` of symmetric positive semi-definite matrices (eigenvalues below a
-    relative 1e-12 treated as 0, and left at 0 by negative powers)."""
-    values, vectors = torch.linalg.eigh(matrix)
-    floor = values.amax(dim=-1, keepdim=True).clamp(min=0) * 1e-12
-    positive = values > floor
-    safe = torch.where(positive, values, torch.ones_like(values))
-    scaled = torch.where(positive, safe**power, torch.zeros_like(values))
-    return (vectors * scaled.unsqueeze(-2)) @ vectors.transpose(-1, -2)
-
-
 def gaussian_correction(
     samples: torch.Tensor,
     model_mean: torch.Tensor,
@@ -304,9 +294,9 @@ def gaussian_correction(
         return samples.clone()
     dtype, device = samples.dtype, samples.device
     cov = model_covariance.to(device, torch.float64)
-    root = _symmetric_power(cov, 0.5)
-    inverse_root = _symmetric_power(cov, -0.5)
-    middle = _symmetric_power(root @ real.covariance.to(device) @ root, 0.5)
+    root = psd_sqrt(cov, name="model_covariance")
+    inverse_root = torch.linalg.pinv(root, hermitian=True)  # a collapsed direction stays put
+    middle = psd_sqrt(root @ real.covariance.to(device) @ root, name="model_covariance")
     transport = inverse_root @ middle @ inverse_root
     centred = samples.to(torch.float64) - model_mean.to(device, torch.float64).unsqueeze(1)
     mapped = real.mean.to(device) + centred @ transport.transpose(-1, -2)

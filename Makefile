@@ -25,7 +25,10 @@ SCALE ?= cpu
 # With three replicates of every judged deep-model experiment it took 51.5 minutes, and 29-32
 # minutes once a chapter started its long runs first, two chapters shared the runs they both
 # ask for and the cpu scale dropped the unjudged extra lambda (2026-12-01); 44:51 with the
-# StyleGAN2 chapter (755 of 4,744 run-seconds) on a day the same runs took 1.35-1.74x longer.
+# StyleGAN2 chapter (755 of 4,744 run-seconds) on a day the same runs took 1.35-1.74x longer;
+# 40:27 (4,163 run-seconds) with SDE-DPM-Solver++ sampling, no DDPM lambda 0.8 at the cpu scale,
+# three flow replicates, 30 StyleGAN2 epochs and equal training steps for the fresh-data DDPM
+# (2026-12-02 afternoon, when the unchanged book took 43:10).
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

@@ -52,7 +52,6 @@ from madutils.linalg import psd_sqrt
 __all__ = [
     "BEST_OF_RULES",
     "best_of",
-    "check_rate",
     "detect_and_filter",
     "gaussian_correction",
     "in_support",
@@ -63,13 +62,6 @@ __all__ = [
 
 #: How :func:`best_of` picks one of ``K`` candidates.
 BEST_OF_RULES = ("argmax", "bradley_terry")
-
-
-def check_rate(value, name: str) -> float:
-    """Return ``value`` as ``float`` if it is a number in [0, 1] (an accuracy, a threshold
-    ``tau``, a strength ``gamma``, a detector's error rate); raise ``ValueError`` naming
-    ``name`` otherwise."""
-    return check_probability(value, name)
 
 
 def _check_samples(samples, name: str = "samples") -> torch.Tensor:
@@ -137,7 +129,7 @@ def verify(truth: torch.Tensor, accuracy: float, *, rng: torch.Generator) -> tor
     -------
     Tensor of bool, the shape of ``truth``: accepted.
     """
-    accuracy = check_rate(accuracy, "accuracy")
+    accuracy = check_probability(accuracy, "accuracy")
     check_generator(rng)
     if accuracy == 1.0:
         return truth.clone()
@@ -289,7 +281,7 @@ def gaussian_correction(
     Tensor, shape (seeds, n, dim)
     """
     samples = _check_samples(samples)
-    gamma = check_rate(gamma, "gamma")
+    gamma = check_probability(gamma, "gamma")
     if gamma == 0.0:
         return samples.clone()
     dtype, device = samples.dtype, samples.device
@@ -298,9 +290,10 @@ def gaussian_correction(
     inverse_root = torch.linalg.pinv(root, hermitian=True)  # a collapsed direction stays put
     middle = psd_sqrt(root @ real.covariance.to(device) @ root, name="model_covariance")
     transport = inverse_root @ middle @ inverse_root
-    centred = samples.to(torch.float64) - model_mean.to(device, torch.float64).unsqueeze(1)
+    points = samples.to(torch.float64)
+    centred = points - model_mean.to(device, torch.float64).unsqueeze(1)
     mapped = real.mean.to(device) + centred @ transport.transpose(-1, -2)
-    moved = samples.to(torch.float64) + gamma * (mapped - samples.to(torch.float64))
+    moved = points + gamma * (mapped - points)
     return moved.to(dtype)
 
 
@@ -340,7 +333,7 @@ def detect_and_filter(
         ``n_r'`` or ``n_s'`` may be 0.
     """
     real, synthetic = _check_samples(real, "real"), _check_samples(synthetic, "synthetic")
-    fpr, fnr = check_rate(fpr, "fpr"), check_rate(fnr, "fnr")
+    fpr, fnr = check_probability(fpr, "fpr"), check_probability(fnr, "fnr")
     check_generator(rng)
 
     def keep(part: torch.Tensor, share: float) -> torch.Tensor:

@@ -116,8 +116,9 @@ def first_samples(
     """
     run = _run(result)
     real = real if real is not None else prepare_real_images(run.config)
-    images = {g: (real.train if g == 0 else run.samples(g)).images[:n] for g in generations}
-    return {g: unit_float(batch) for g, batch in images.items()}
+    return {
+        g: unit_float((real.train if g == 0 else run.samples(g)).images[:n]) for g in generations
+    }
 
 
 def generation_spectra(

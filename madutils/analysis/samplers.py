@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from madutils.loops.images import RealImages, _dequantise, _quantise, measure
+from madutils._image_checks import unit_float
+from madutils.loops.images import RealImages, _quantise, measure
 from madutils.rng import ImageStream, stream
 
 __all__ = ["SAMPLER_METRICS", "choose_sampler", "compare_samplers", "floor_spread", "within_floor"]
@@ -83,7 +84,7 @@ def compare_samplers(
             seconds = time.perf_counter() - start
             values = measure(
                 real,
-                _dequantise(_quantise(images)),
+                unit_float(_quantise(images)),
                 lambda: stream(seed, generation, ImageStream.SUBSETS),
                 training,
             )

@@ -138,7 +138,7 @@ class ImageSet:
         images, labels = self.images, self.labels
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             raise ValueError(
-                "images must be a float32 tensor of shape (N, C, H, W); got "
+                "images must be a float32 or uint8 tensor of shape (N, C, H, W); got "
                 + (f"shape {tuple(images.shape)}" if hasattr(images, "shape") else repr(images))
             )
         if images.dtype not in (torch.float32, torch.uint8):

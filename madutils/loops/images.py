@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from madutils._image_checks import unit_float
 from madutils.data.images import (
     ImageSet,
     RealImagePool,
@@ -296,10 +297,6 @@ def _quantise(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
-def _dequantise(images: torch.Tensor) -> torch.Tensor:
-    return images.to(torch.float32) / 255.0
-
-
 @dataclass
 class ImageLoopResult(LoopResult):
     """What :func:`run_image_loop` returns: a :class:`~madutils.loops.driver.LoopResult`
@@ -349,7 +346,7 @@ class ImageRun:
         state = self.stored_samples(generation)
         n_classes = state["n_classes"]
         return ImageSet(
-            _dequantise(state["images"]),
+            unit_float(state["images"]),
             state["labels"],
             n_classes=None if n_classes is None else int(n_classes),
         )
@@ -461,7 +458,7 @@ class ImageLoop(Loop):
         # kept as bytes when the real images are (image folders), else as the floats they
         # stand for, which the float real images are joined with
         if self.real.train.images.dtype != torch.uint8:
-            quantised = _dequantise(quantised)
+            quantised = unit_float(quantised)
         if labels is None:
             return ImageSet(quantised, None)
         return ImageSet(quantised, labels, n_classes=self.real.train.n_classes)
@@ -509,12 +506,12 @@ class ImageLoop(Loop):
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng, labels=labels))
         else:  # the feature network labels what an unconditional model draws (if it can)
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
-            labels = self.real.labels_of(_dequantise(quantised))
+            labels = self.real.labels_of(unit_float(quantised))
         sampled = time.perf_counter()
         self._keep_synthetic(quantised, labels)
         values = measure(
             self.real,
-            _dequantise(quantised[: cfg.n_eval]),
+            unit_float(quantised[: cfg.n_eval]),
             lambda: stream(cfg.seed, generation, ImageStream.SUBSETS),
             training.images,
             # the classes an unconditional model's samples were labelled with above

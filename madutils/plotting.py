@@ -258,11 +258,13 @@ def phase_diagram(
     col: str | None = None,
     log_x: bool = True,
     log_y: bool = True,
+    moves=(),
 ):
     """Heatmap of ``value`` (n_e / n_r) over two settings, admissible region outlined.
 
     The colour scale is logarithmic and centred on 1; cells with ``value >= 1`` (synthetic data
-    helped) are marked with a dot.
+    helped) are marked with a dot. ``moves`` holds ``((x0, y0), (x1, y1))`` pairs drawn as
+    arrows on every panel: where a loop is and where a change (a detector) moves it.
     """
     from matplotlib.colors import LogNorm
 
@@ -286,6 +288,14 @@ def phase_diagram(
         good = pivot.to_numpy() >= 1
         gx, gy = np.meshgrid(xs, ys)
         ax.scatter(gx[good], gy[good], s=8, color="black", label=r"$n_e/n_r \geq 1$")
+        for start, end in moves:
+            ax.annotate(
+                "",
+                xy=end,
+                xytext=start,
+                arrowprops={"arrowstyle": "->", "color": "black", "lw": 1.5},
+            )
+            ax.plot(*start, marker="o", color="black", ms=5)
         if log_x:
             ax.set_xscale("log")
         if log_y:

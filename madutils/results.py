@@ -79,6 +79,9 @@ __all__ = [
 
 #: Columns of every results table, in order.
 COLUMNS = ["family", "model", "lam", "seed", "replicate", "generation", "metric", "value", "code"]
+#: The per-generation files a run may store besides its rows and states: model weights,
+#: sample snapshots, the accumulated pool's draws and the verified synthetic images.
+FILE_KINDS = ("models", "samples", "pool", "verified")
 
 #: Version of the run-directory layout, part of every run's name: a directory written by an
 #: older layout is never resumed by newer code (2: the ``replicate`` column; 3: manifests,
@@ -245,7 +248,7 @@ class RunStore:
         return self.path / "states" / f"{generation:05d}.pt"
 
     def file_path(self, kind: str, generation: int) -> Path:
-        """``<run>/<kind>/NNNNN.pt`` (kinds: ``models``, ``samples``, ``pool``)."""
+        """``<run>/<kind>/NNNNN.pt`` (kinds: :data:`FILE_KINDS`)."""
         return self.path / kind / f"{generation:05d}.pt"
 
     def _relative(self, path: Path) -> str:
@@ -509,7 +512,7 @@ class RunStore:
 
     def _generation_numbers(self) -> set[int]:
         numbers = set()
-        for kind in ("generations", "states", "models", "samples", "pool"):
+        for kind in ("generations", "states", *FILE_KINDS):
             folder = self.path / kind
             names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
             numbers |= {int(m.group(1)) for n in names if (m := _GENERATION_FILE.match(n))}
@@ -520,7 +523,7 @@ class RunStore:
         self.manifest_path(generation).unlink(missing_ok=True)
         self.rows_path(generation).unlink(missing_ok=True)
         self.state_path(generation).unlink(missing_ok=True)
-        for kind in ("models", "samples", "pool"):
+        for kind in FILE_KINDS:
             self.file_path(kind, generation).unlink(missing_ok=True)
 
 

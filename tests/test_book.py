@@ -135,6 +135,7 @@ def test_toc_lists_the_executed_notebooks_in_order():
         "stylegan2",
         "fresh_data",
         "effective_sample_size",
+        "mitigations",
         "paper_vs_reproduction",
         "reproducibility",
     ]
@@ -152,6 +153,7 @@ def test_stages_are_the_parts_of_the_table_of_contents():
             "stylegan2",
             "fresh_data",
             "effective_sample_size",
+            "mitigations",
         ],
         ["paper_vs_reproduction", "reproducibility"],
     ]

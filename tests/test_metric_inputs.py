@@ -231,6 +231,9 @@ def test_every_metric_refuses_non_finite_input_naming_it(name, bad, inputs):
             refused.append(slot)
         else:
             assert torch.equal(value, clean), f"{name} read the poisoned {slot} silently"
+    if metric.needs == "curation":  # the loop's own count: it reads no model or sample input
+        assert not refused
+        return
     assert refused, f"{name} refused none of its poisoned inputs {_slots(ingredients)}"
 
 

@@ -166,6 +166,7 @@ def test_some_notebooks_read_recipes():
         "synthetic_augmentation",
         "stylegan2",
         "fresh_data",
+        "mitigations",
     }
 
 

@@ -73,6 +73,15 @@ CHANGED = {
     "r1_gamma": 0.5,
     "style_mixing": 0.5,
     "path_length": 2.0,
+    "n_fixed": 5,
+    "accumulate_real": True,
+    "verifier_accuracy": 0.8,
+    "support_mass": 0.9,
+    "candidates": 2,
+    "preference": "argmax",
+    "reward_scale": 2.0,
+    "correction": 0.3,
+    "verifier_confidence": 0.5,
 }
 
 

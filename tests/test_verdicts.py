@@ -360,6 +360,70 @@ CASES = {
             "reproduced",
         ),
     ),
+    "mitigation_gaussian": dict(
+        support=dict(winner=[0.1, 0.2, 0.3], loser=[1.0, 2.0, 3.0]),
+        partly=dict(winner=[0.1, 0.5, 2.5], loser=[1.0, 2.0, 3.0]),  # 7 of 9 pairs
+        contradict=dict(winner=[1.0, 2.0, 3.0], loser=[0.1, 0.2, 0.3]),
+        stated=["lower value", "90%", "60%"],
+        change=(
+            "strong",
+            0.7,
+            dict(winner=[0.1, 0.5, 2.5], loser=[1.0, 2.0, 3.0]),
+            "partly",
+            "reproduced",
+        ),
+    ),
+    "mitigation_mixture": dict(
+        support=dict(winner=[20.0, 21.0, 22.0], loser=[5.0, 6.0, 7.0]),
+        partly=dict(winner=[6.5, 10.0, 12.0], loser=[5.0, 6.0, 7.0]),  # 8 of 9 pairs
+        contradict=dict(winner=[5.0, 6.0, 6.0], loser=[6.0, 7.0, 8.0]),
+        stated=["higher value", "90%"],
+        change=(
+            "strong",
+            0.85,
+            dict(winner=[6.5, 10.0, 12.0], loser=[5.0, 6.0, 7.0]),
+            "partly",
+            "reproduced",
+        ),
+    ),
+    "mitigation_ddpm": dict(
+        support=dict(
+            plain_last=40.0,
+            mitigated_last=20.0,
+            plain_spread=5.0,
+            mitigated_spread=6.0,
+            replicates=3,
+        ),  # fmt: skip
+        partly=None,
+        contradict=dict(
+            plain_last=20.0,
+            mitigated_last=40.0,
+            plain_spread=5.0,
+            mitigated_spread=6.0,
+            replicates=3,
+        ),  # fmt: skip
+        not_shown=dict(
+            plain_last=40.0,
+            mitigated_last=37.0,
+            plain_spread=5.0,
+            mitigated_spread=6.0,
+            replicates=3,
+        ),  # fmt: skip
+        stated=["median FID", "spreads"],
+        change=(
+            "margin",
+            5.0,
+            dict(
+                plain_last=40.0,
+                mitigated_last=20.0,
+                plain_spread=5.0,
+                mitigated_spread=6.0,
+                replicates=3,
+            ),  # fmt: skip
+            "reproduced",
+            "not shown at this scale",
+        ),
+    ),
 }
 
 NAMES = sorted(CASES)
@@ -441,6 +505,7 @@ def test_replicated_rules_are_the_deep_model_ones():
         "fully_ddpm_bias",
         "fully_flow_tails",
         "fully_wgan",
+        "mitigation_ddpm",
         "stylegan2_artifacts",
         "stylegan2_bias",
         "stylegan2_mad",
@@ -501,6 +566,16 @@ def test_evidence_states_effect_and_spread():
     assert judge("fully_gaussian_drift", w2_first=0.3, w2_last=10.0).evidence == ""
     growth = judge("augmentation_ddpm", **CASES["augmentation_ddpm"]["support"]).evidence
     assert growth.startswith("FID growth, augmented vs fully synthetic: +2 vs +10 (spread 3)")
+
+
+def test_superiority_counts_pairs_and_ties():
+    from madutils.analysis.verdicts import superiority
+
+    assert superiority([1.0, 2.0], [3.0, 4.0], "lower") == 1.0
+    assert superiority([1.0, 2.0], [3.0, 4.0], "higher") == 0.0
+    assert superiority([1.0, 3.0], [3.0, 2.0], "lower") == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    verdict = judge("mitigation_gaussian", winner=[0.1, 0.5, 2.5], loser=[1.0, 2.0, 3.0])
+    assert verdict.evidence == "ends lower in 78% of 3 x 3 pairs of replicates"
 
 
 def test_variance_collapse_needs_the_expectation_too():

@@ -38,12 +38,14 @@ __all__ = [
     "AugmentationSlows",
     "CoverageFalls",
     "DriftFollowsClosedForm",
+    "EndsBetter",
     "FidConverges",
     "FitDrifts",
     "FlowTails",
     "LimitForgetsStart",
     "MadTrend",
     "MemoryGain",
+    "MitigatedFid",
     "MixtureModes",
     "NoiseAware",
     "OneMetricTrend",
@@ -54,6 +56,7 @@ __all__ = [
     "VarianceCollapse",
     "Verdict",
     "judge",
+    "superiority",
 ]
 
 OUTCOMES = ("reproduced", "partly", "not shown at this scale", "not reproduced")
@@ -1234,6 +1237,148 @@ class AdmissibleGrowth(Rule):
         return "partly" if admissible_growth < n_real_growth else "not reproduced"
 
 
+# --- Beyond the paper: mitigations ---------------------------------------------------------
+
+
+def superiority(winner, loser, better: str) -> float:
+    """The probability that a replicate of ``winner`` ends better than one of ``loser``.
+
+    Over every pair of one replicate of each (ties count one half): the common-language effect
+    size of the Mann-Whitney test, 1 when every replicate of ``winner`` beats every one of
+    ``loser``, 0.5 when the two cannot be told apart.
+
+    Parameters
+    ----------
+    winner, loser : sequence of float
+        The replicates' values of one metric at the generation compared.
+    better : {"lower", "higher"}
+        Which direction of the metric is better.
+    """
+    check_choice(better, "better", ("lower", "higher"))
+    sign = 1.0 if better == "higher" else -1.0
+    wins = sum(1.0 if sign * (a - b) > 0 else 0.5 if a == b else 0.0 for a in winner for b in loser)
+    return wins / (len(winner) * len(loser))
+
+
+@dataclass(frozen=True)
+class EndsBetter(Rule):
+    """One loop ends better than another on a metric, replicate against replicate.
+
+    The rule of the mitigations measured exactly on the toy models with many replicates: the
+    claim "mitigation M keeps the loop healthier than the plain loop" is the claim that a
+    replicate of the mitigated loop ends better than one of the plain loop
+    (:func:`superiority`); a claim that a step makes a loop worse swaps the two.
+
+    Parameters
+    ----------
+    better : {"lower", "higher"}
+        Which direction of the metric is better (a setting of the rule, not a threshold).
+    strong : float
+        Superiority for "reproduced".
+    weak : float
+        Superiority for "partly"; at or below 0.5 the claim is "not reproduced".
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    winner, loser : sequence of float
+        The metric at the last generation, one value per replicate, of the loop the claim says
+        ends better and of the one it says ends worse.
+    """
+
+    better: str = "lower"
+    strong: float = 0.9
+    weak: float = 0.6
+    collections: ClassVar[tuple[str, ...]] = ("winner", "loser")
+
+    def __post_init__(self):
+        check_choice(self.better, "better", ("lower", "higher"))
+        if not 0.5 < self.weak <= self.strong <= 1.0:
+            raise ValueError(
+                f"weak and strong must satisfy 0.5 < weak <= strong <= 1; got weak={self.weak!r}, "
+                f"strong={self.strong!r}"
+            )
+
+    @property
+    def sentence(self) -> str:
+        side = "lower" if self.better == "lower" else "higher"
+        return (
+            f"reproduced when a replicate of the loop the claim favours ends with a {side} value "
+            f"than one of the other loop in at least {_pct(self.strong)} of all pairs of "
+            f"replicates; partly when in more than {_pct(self.weak)}; not reproduced otherwise"
+        )
+
+    def decide(self, winner, loser) -> str:
+        share = superiority(_values(winner), _values(loser), self.better)
+        if share >= self.strong:
+            return "reproduced"
+        return "partly" if share > self.weak else "not reproduced"
+
+    def evidence(self, winner, loser) -> str:
+        share = superiority(_values(winner), _values(loser), self.better)
+        return (
+            f"ends {self.better} in {100 * share:.0f}% of {len(winner)} x {len(loser)} pairs of "
+            "replicates"
+        )
+
+
+@dataclass(frozen=True)
+class MitigatedFid(NoiseAware):
+    """A mitigated image loop ends with a lower FID than the plain loop, beyond the noise.
+
+    Parameters
+    ----------
+    margin, min_replicates
+        As :class:`NoiseAware`.
+
+    Notes
+    -----
+    The numbers the rule takes, as keyword arguments of its call or of :func:`judge`:
+
+    plain_last, mitigated_last : float
+        Median FID across replicates at the last generation of the plain and of the mitigated
+        loop (:func:`madutils.analysis.replicates.level`).
+    plain_spread, mitigated_spread : float
+        Their spreads.
+    replicates : float
+        The fewest replicates either loop ran.
+    """
+
+    inputs: ClassVar[tuple[str, ...]] = (
+        "plain_last",
+        "mitigated_last",
+        "plain_spread",
+        "mitigated_spread",
+        "replicates",
+    )
+
+    @property
+    def sentence(self) -> str:
+        return (
+            "reproduced when the mitigated loop's median FID at the last generation is below "
+            f"the plain loop's {self.noise}, the larger of the two loops' spreads; not shown "
+            "at this scale when the difference, either way, is within it or "
+            f"{self.too_few}; not reproduced when the mitigated loop ends higher {self.noise}"
+        )
+
+    def decide(self, plain_last, mitigated_last, plain_spread, mitigated_spread, replicates):
+        spread = max(plain_spread, mitigated_spread)
+        if replicates < self.min_replicates:
+            return "not shown at this scale"
+        if self.beyond(plain_last - mitigated_last, spread):
+            return "reproduced"
+        if self.beyond(mitigated_last - plain_last, spread):
+            return "not reproduced"
+        return "not shown at this scale"
+
+    def evidence(self, plain_last, mitigated_last, plain_spread, mitigated_spread, replicates):
+        return (
+            f"FID {_signed(mitigated_last - plain_last)} against the plain loop (spread "
+            f"{max(plain_spread, mitigated_spread):.3g}); {replicates:.0f} replicates"
+        )
+
+
 # --- Registry -------------------------------------------------------------------------------
 
 RULES: dict[str, Rule] = {
@@ -1259,6 +1404,9 @@ RULES: dict[str, Rule] = {
     "fresh_ddpm_limit": FidConverges(),
     "ess_synthetic_worth": SyntheticWorth(),
     "ess_admissible_growth": AdmissibleGrowth(),
+    "mitigation_gaussian": EndsBetter(better="lower"),
+    "mitigation_mixture": EndsBetter(better="higher"),
+    "mitigation_ddpm": MitigatedFid(),
 }
 """Every claim's rule, by name, with the book's thresholds."""
 

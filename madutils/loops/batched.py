@@ -24,6 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from madutils.curation import (
+    MAX_VERIFY_ROUNDS,
+    best_of,
+    detect_and_filter,
+    gaussian_correction,
+    in_support,
+    keep_accepted,
+    linear_reward,
+    mixture_correction,
+    verify,
+)
 from madutils.data.distributions import make_distribution
 from madutils.loops.config import LoopConfig
 from madutils.loops.driver import Loop, LoopResult, drive, stored_run, torch_threads
@@ -76,6 +87,17 @@ class BatchedLoopResult(LoopResult):
         return {g: store.load_file("samples", g, weights_only=True).numpy() for g in generations}
 
 
+def _subsample(training_set: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
+    """A uniform random subset of ``n`` samples of each replicate's training set (the set
+    itself when it has at most ``n``)."""
+    seeds, size, dim = training_set.shape
+    if size <= n:
+        return training_set
+    keys = torch.rand((seeds, size), generator=rng, device=rng.device).to(training_set.device)
+    index = keys.argsort(dim=1)[:, :n].sort(dim=1).values
+    return training_set.gather(1, index.unsqueeze(-1).expand(-1, -1, dim))
+
+
 def _concat(parts):
     """Join training-set parts: sample tensors along the sample axis, or statistics."""
     if isinstance(parts[0], SufficientStatistics):
@@ -114,7 +136,20 @@ class BatchedLoop(Loop):
             draw_real=self._draw_real,
             synthetic_part=self._synthetic_part,
             join=_concat,
+            n_fixed=config.n_fixed,
+            accumulate_real=config.accumulate_real,
+            screen=self._screen if config.detector_fpr is not None else None,
+            budget=config.pool_budget,
+            head=lambda part, n: part[:, :n],
+            subsample=_subsample,
         )
+        if config.curation == "best_of":
+            direction = torch.zeros(config.dim, dtype=torch.float64)
+            direction[0] = config.reward_scale
+            self.reward = linear_reward(direction)
+        # synthetic samples drawn and kept in this generation (drawn_per_kept)
+        self._drawn = torch.zeros(config.seeds, dtype=torch.float64)
+        self._kept = 0
 
     @property
     def replicates(self) -> int:
@@ -137,11 +172,82 @@ class BatchedLoop(Loop):
             return model.sample_statistics(n, self.cfg.lam, rng=rng)
         return model.sample(n, self.cfg.lam, rng=rng)
 
+    # -- curation (madutils.curation) --------------------------------------------------------
+    def _draw_curated(self, model, n: int, rng) -> torch.Tensor:
+        """``n`` synthetic samples of ``model`` after the configured curation step; counts
+        the samples drawn for them."""
+        cfg = self.cfg
+        if cfg.curation == "verify":
+            samples, drawn = self._verified(model, n, rng)
+        elif cfg.curation == "best_of":
+            candidates = self._draw_synthetic(model, n * cfg.candidates, rng)
+            candidates = candidates.reshape(cfg.seeds, n, cfg.candidates, -1)
+            samples = best_of(candidates, self.reward(candidates), rule=cfg.preference, rng=rng)
+            drawn = n * cfg.candidates
+        elif cfg.curation == "correct":
+            samples, drawn = self._corrected(model, n, rng), n
+        else:
+            samples, drawn = self._draw_synthetic(model, n, rng), n
+        self._drawn = self._drawn + torch.as_tensor(drawn, dtype=torch.float64).cpu()
+        self._kept += n
+        return samples
+
+    def _verified(self, model, n: int, rng) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidates drawn ``n`` at a time until every replicate has ``n`` the verifier
+        accepted (or :data:`MAX_VERIFY_ROUNDS` rounds); the first ``n`` accepted ones."""
+        cfg = self.cfg
+        batches, decisions = [], []
+        for _ in range(MAX_VERIFY_ROUNDS):
+            batch = self._draw_synthetic(model, n, rng)
+            truth = in_support(self.data, batch, cfg.support_mass)
+            batches.append(batch)
+            decisions.append(verify(truth, cfg.verifier_accuracy, rng=rng))
+            if bool((torch.cat(decisions, dim=1).sum(dim=1) >= n).all()):
+                break
+        kept, drawn, _ = keep_accepted(torch.cat(batches, dim=1), torch.cat(decisions, dim=1), n)
+        return kept, drawn
+
+    def _corrected(self, model, n: int, rng) -> torch.Tensor:
+        """``n`` samples moved toward P_r by the idealised correction of strength gamma."""
+        cfg = self.cfg
+        if cfg.model == "gaussian":
+            samples = model.sample(n, cfg.lam, rng=rng)
+            covariance = cfg.lam * model.covariance_
+            return gaussian_correction(samples, model.mean_, covariance, self.data, cfg.correction)
+        samples, components = model.sample_components(n, cfg.lam, rng=rng)
+        covariances = cfg.lam * model.covariances_
+        return mixture_correction(
+            samples, components, model.means_, covariances, self.data, cfg.correction
+        )
+
+    def _screen(self, fresh, synthetic, rng):
+        """The detector: drop the flagged share of the new real and synthetic samples."""
+        cfg = self.cfg
+        empty = torch.zeros(cfg.seeds, 0, cfg.dim, dtype=torch.float64, device=self.device)
+        real, kept = detect_and_filter(
+            empty if fresh is None else fresh,
+            empty if synthetic is None else synthetic,
+            fpr=cfg.detector_fpr,
+            fnr=cfg.detector_fnr,
+            rng=rng,
+        )
+        if synthetic is not None:
+            self._kept = self._kept - synthetic.shape[1] + kept.shape[1]
+        return (None if fresh is None else real), (None if synthetic is None else kept)
+
+    def _drawn_per_kept(self) -> torch.Tensor:
+        if self._kept == 0:
+            value = 1.0 if not bool(self._drawn.any()) else float("nan")
+            return torch.full((self.cfg.seeds,), value, dtype=torch.float64)
+        return self._drawn / self._kept
+
     def _synthetic_part(self, rng):
         cfg = self.cfg
         if cfg.synthetic_source == "accumulate":
             return self.pool if self.statistics else torch.cat(self.pool, dim=1)
         if cfg.synthetic_source == "last" or len(self.models) == 1:
+            if not self.statistics:
+                return self._draw_curated(self.models[-1], cfg.n_synthetic, rng)
             return self._draw_synthetic(self.models[-1], cfg.n_synthetic, rng)
         # memory: each synthetic sample comes from a model picked uniformly among the K last
         n_models = len(self.models)
@@ -168,10 +274,11 @@ class BatchedLoop(Loop):
     def _add_to_pool(self, model, generation: int, rng):
         if self.cfg.synthetic_source != "accumulate" or self.cfg.n_synthetic == 0:
             return
-        samples = self._draw_synthetic(model, self.cfg.n_synthetic, rng)
         if self.statistics:
+            samples = self._draw_synthetic(model, self.cfg.n_synthetic, rng)
             self.pool = samples if self.pool is None else self.pool.combine(samples)
             return
+        samples = self._draw_curated(model, self.cfg.n_synthetic, rng)
         self.pool = (self.pool or []) + [samples]
         if self.store is not None:
             self.written.append(self.store.save_file("pool", generation, samples.cpu()))
@@ -210,6 +317,7 @@ class BatchedLoop(Loop):
             k=cfg.k,
             real=lambda: self._reference_samples()[0],
             manifold=lambda: self._reference_samples()[1],
+            drawn_per_kept=self._drawn_per_kept(),
         )
         return measure_metrics(cfg.metrics, context)
 
@@ -219,6 +327,7 @@ class BatchedLoop(Loop):
             "generation": generation,
             "models": [m.state_dict() for m in self.models],
             "fixed_real": self._fixed_real(),
+            "real_seen": self.training_set.real_seen,
             "pool": self.pool if self.statistics else None,
             "first_mean": self.first_mean,
         }
@@ -226,6 +335,7 @@ class BatchedLoop(Loop):
     def restore(self, state: dict) -> int:
         self.models = [self._new_model().load_state_dict(s) for s in state["models"]]
         self.training_set.first_real = state["fixed_real"]
+        self.training_set.real_seen = state.get("real_seen", [])
         self.first_mean = state["first_mean"]
         done = state["generation"]
         if self.cfg.synthetic_source == "accumulate" and self.cfg.n_synthetic > 0:
@@ -239,8 +349,9 @@ class BatchedLoop(Loop):
         return done
 
     def _fixed_real(self):
-        """Generation 1's real set, kept for the synthetic augmentation loop only."""
-        if self.cfg.family == "synthetic_augmentation":
+        """Generation 1's real set, kept for the loops that train on it again: synthetic
+        augmentation, and fresh data with ``n_fixed`` kept samples."""
+        if self.cfg.family == "synthetic_augmentation" or self.training_set.n_fixed:
             return self.training_set.first_real
         return None
 
@@ -250,6 +361,7 @@ class BatchedLoop(Loop):
     def step(self, generation: int) -> dict[str, np.ndarray]:
         """Run one generation; return its metric values, one array of shape (seeds,) each."""
         start = time.perf_counter()
+        self._drawn, self._kept = torch.zeros_like(self._drawn), 0
         data_rng = self._stream(generation, BatchedStream.TRAINING_DATA)
         fit_rng = None if self.statistics else self._stream(generation, BatchedStream.FIT)
         model = self.fit(self.training_set(generation, data_rng), fit_rng)

@@ -33,8 +33,11 @@ from madutils._validation import (
     check_lam,
     check_nonnegative_int,
     check_positive_int,
+    check_positive_number,
+    check_probability,
     check_setting_value,
 )
+from madutils.curation import BEST_OF_RULES, kept_count
 from madutils.loops.families import (
     FAMILIES,
     SHARED_USED_WHEN,
@@ -49,6 +52,8 @@ from madutils.loops.footprint import check_footprint, loop_footprint
 from madutils.metrics import DEFAULT_METRICS, MANIFOLD_METRICS, get_metric, metric_names
 
 __all__ = [
+    "CORRECTABLE",
+    "CURATIONS",
     "DATA_FOR",
     "FAMILIES",
     "MODELS",
@@ -94,7 +99,19 @@ USED_WHEN = {
     "epochs": ("model", ("flow",)),
     "batch_size": ("model", ("flow",)),
     "k": ("metrics", MANIFOLD_METRICS),
+    "n_fixed": ("family", ("fresh_data",)),
+    "accumulate_real": ("family", ("fresh_data",)),
+    "verifier_accuracy": ("curation", ("verify",)),
+    "support_mass": ("curation", ("verify",)),
+    "candidates": ("curation", ("best_of",)),
+    "preference": ("curation", ("best_of",)),
+    "reward_scale": ("curation", ("best_of",)),
+    "correction": ("curation", ("correct",)),
 }
+#: The curation steps of ``LoopConfig.curation`` (:mod:`madutils.curation`).
+CURATIONS = ("none", "verify", "best_of", "correct")
+#: The models whose idealised correction toward P_r exists (``curation="correct"``).
+CORRECTABLE = (("gaussian", "gaussian"), ("mixture", "grid_mixture"))
 
 
 def eval_samples_needed(metric: str, k: int) -> int:
@@ -154,6 +171,15 @@ def check_eval_samples(metrics: Iterable[str], n_eval: int, k: int, default: str
         )
 
 
+def _check_open_unit(value, name: str) -> float:
+    value = check_probability(value, name)
+    if value in (0.0, 1.0):
+        raise ValueError(
+            f"{name} must be a number in (0, 1), a share of probability; got {value!r}"
+        )
+    return value
+
+
 def _choice(allowed: tuple[str, ...]) -> Callable:
     return lambda value, name: check_choice(value, name, allowed)
 
@@ -191,6 +217,17 @@ SETTING_CHECKS: dict[str, Callable] = {
     "hidden": check_positive_int,
     "epochs": check_positive_int,
     "batch_size": check_positive_int,
+    "n_fixed": check_nonnegative_int,
+    "pool_budget": check_positive_int,
+    "curation": _choice(CURATIONS),
+    "verifier_accuracy": check_probability,
+    "support_mass": _check_open_unit,
+    "candidates": check_positive_int,
+    "preference": _choice(BEST_OF_RULES),
+    "reward_scale": check_positive_number,
+    "correction": check_probability,
+    "detector_fpr": check_probability,
+    "detector_fnr": check_probability,
     "n_eval": check_positive_int,
     "k": check_positive_int,
     "metrics": _check_metric_names,
@@ -216,6 +253,14 @@ class LoopConfig:
 
     Every model runs on every real distribution (``data``) with ``path="samples"``; the
     Gaussian's ``path="statistics"`` needs Gaussian data (:data:`DATA_FOR`).
+
+    The mitigations of :mod:`madutils.curation` act between "the previous model samples" and
+    "the next model trains" (``path="samples"`` only): ``curation`` verifies, curates by
+    preference or corrects the synthetic samples; ``detector_fpr`` and ``detector_fnr`` filter
+    the new real and synthetic samples of every generation; ``n_fixed`` and
+    ``accumulate_real`` change the real part of a fresh data loop and ``pool_budget`` caps
+    every training set. A run with a curation step or a detector also records
+    ``drawn_per_kept``.
     """
 
     family: str = shared_setting("family")
@@ -262,6 +307,55 @@ class LoopConfig:
     hidden: int = setting(64, "flow: hidden width of each coupling network (paper: 64)")
     epochs: int = setting(20, "flow: training epochs per generation (paper: 20)")
     batch_size: int = setting(256, "flow: minibatch size (paper: 256)")
+    n_fixed: int = setting(
+        0,
+        "fresh_data: real samples of generation 1 kept in every later training set besides the "
+        "fresh ones (a fixed plus fresh real set; the MAD paper's section 6)",
+    )
+    accumulate_real: bool = setting(
+        False,
+        "fresh_data: every generation trains on all the real samples seen so far (Gerstgrasser "
+        "et al. 2024); with synthetic_source 'accumulate' it accumulates everything",
+    )
+    pool_budget: int | None = setting(
+        None,
+        "subsample every training set larger than this to this size, uniformly (Kazdan et al. "
+        "2024: accumulation under a fixed budget); None: no limit",
+    )
+    curation: str = setting(
+        "none",
+        "curation of the synthetic samples before the next model trains on them: 'none', "
+        "'verify' (a verifier of known accuracy keeps samples where the real density is high; "
+        "Feng et al. 2024), 'best_of' (one of K candidates chosen by a reward; Ferbach et al. "
+        "2024) or 'correct' (each sample moved toward P_r by strength gamma; Gillman et al. "
+        "2024); see madutils.curation",
+    )
+    verifier_accuracy: float = setting(
+        1.0, "curation 'verify': probability that the verifier decides right, in [0, 1]"
+    )
+    support_mass: float = setting(
+        0.99, "curation 'verify': real probability mass of the region the verifier accepts"
+    )
+    candidates: int = setting(4, "curation 'best_of': candidates K drawn per sample kept")
+    preference: str = setting(
+        "bradley_terry",
+        "curation 'best_of': 'bradley_terry' (candidate i kept with probability "
+        "exp(r_i) / sum exp(r_j)) or 'argmax' (the highest reward)",
+    )
+    reward_scale: float = setting(
+        1.0, "curation 'best_of': the reward is reward_scale times the first coordinate"
+    )
+    correction: float = setting(
+        0.5, "curation 'correct': strength gamma in [0, 1] of the idealised correction"
+    )
+    detector_fpr: float | None = setting(
+        None,
+        "detect and filter: share of new real samples a detector wrongly flags as synthetic and "
+        "drops, in [0, 1]; None (with detector_fnr None): no detector",
+    )
+    detector_fnr: float | None = setting(
+        None, "detect and filter: share of synthetic samples the detector misses, in [0, 1]"
+    )
     n_eval: int | None = setting(None, "samples per seed for sample-based metrics; None: n_ini")
     k: int = shared_setting("k")
     metrics: tuple[str, ...] | None = setting(
@@ -279,6 +373,7 @@ class LoopConfig:
         data = self.data or DEFAULT_DATA[self.model]
         self._check_data(data)
         self._check_sizes()
+        self._check_curation(data)
         self._check_metrics(data)
         default = "" if self.n_eval is not None else f"n_ini={self.n_ini}"
         check_eval_samples(self._recorded_metrics(data), self.n_eval or self.n_ini, self.k, default)
@@ -331,6 +426,83 @@ class LoopConfig:
                 f"got n_ini={self.n_ini}, n_real + n_synthetic={n_real + n_synthetic}"
             )
 
+    @property
+    def curates(self) -> bool:
+        """Whether the run changes what the next model trains on beyond the loop family: a
+        curation step or a detector (then it records ``drawn_per_kept``)."""
+        return self.curation != "none" or self.detector_fpr is not None
+
+    def detected_sizes(self, n_real: int, n_synthetic: int) -> tuple[int, int]:
+        """The new real and synthetic samples left once the detector has filtered them
+        (:func:`madutils.curation.detect_and_filter`); the sizes themselves without one."""
+        if self.detector_fpr is None:
+            return n_real, n_synthetic
+        return kept_count(n_real, 1.0 - self.detector_fpr), kept_count(
+            n_synthetic, self.detector_fnr
+        )
+
+    def _check_curation(self, data: str):
+        if (self.detector_fpr is None) != (self.detector_fnr is None):
+            raise ValueError(
+                "detector_fpr and detector_fnr must be given together (a detector's two error "
+                f"rates) or both be None; got detector_fpr={self.detector_fpr!r}, "
+                f"detector_fnr={self.detector_fnr!r}"
+            )
+        acting = [
+            name
+            for name, on in (
+                (f"curation={self.curation!r}", self.curation != "none"),
+                ("pool_budget", self.pool_budget is not None),
+                ("a detector", self.detector_fpr is not None),
+            )
+            if on
+        ]
+        if acting and self.path == "statistics":
+            raise ValueError(
+                f"{acting[0]} acts on drawn samples and needs path='samples'; got path='statistics'"
+            )
+        if self.curation != "none" and self.synthetic_source == "memory":
+            raise ValueError(
+                f"curation={self.curation!r} takes synthetic_source 'last' or 'accumulate'; got "
+                "synthetic_source='memory'"
+            )
+        if self.detector_fpr is not None and self.synthetic_source == "accumulate":
+            raise ValueError(
+                "a detector (detector_fpr, detector_fnr) screens each generation's new samples "
+                "and takes synthetic_source 'last' or 'memory'; got synthetic_source='accumulate'"
+            )
+        if self.curation == "verify" and data not in ("gaussian", "grid_mixture"):
+            raise ValueError(
+                "curation='verify' needs data 'gaussian' or 'grid_mixture' (its verifier "
+                f"knows where their density is high); got data={data!r}"
+            )
+        if self.curation == "correct" and (self.model, data) not in CORRECTABLE:
+            pairs = ", ".join(f"model={m!r} with data={d!r}" for m, d in CORRECTABLE)
+            raise ValueError(
+                f"curation='correct' has an exact correction for {pairs}; got "
+                f"model={self.model!r} with data={data!r}"
+            )
+        if self.family == "fresh_data" and self.n_fixed > self.n_ini:
+            raise ValueError(
+                f"n_fixed must be at most n_ini={self.n_ini} (the kept real samples are "
+                f"generation 1's); got {self.n_fixed}"
+            )
+        min_size = self.n_components if self.model == "mixture" else 2
+        if self.pool_budget is not None and self.pool_budget < min_size:
+            raise ValueError(
+                f"pool_budget must be at least {min_size} for model={self.model!r} (a training "
+                f"set); got {self.pool_budget}"
+            )
+        n_real, n_synthetic = self.detected_sizes(*self._sizes())
+        if self.family == "synthetic_augmentation":
+            n_real = self.n_ini  # generation 1's real set is not screened again
+        if self.detector_fpr is not None and n_real + n_synthetic < min_size:
+            raise ValueError(
+                f"the detector leaves {n_real} real and {n_synthetic} synthetic samples per "
+                f"generation, fewer than the {min_size} a training set of model={self.model!r} "
+                "needs: lower detector_fpr or raise detector_fnr"
+            )
+
     def _sizes(self) -> tuple[int, int]:
         if self.n_total is not None:
             n_real = round(self.real_fraction * self.n_total)
@@ -347,7 +519,9 @@ class LoopConfig:
     def _recorded_metrics(self, data: str) -> tuple[str, ...]:
         """The metrics the run records: those given, or the model's defaults defined for
         ``data``."""
-        metrics = self.metrics or DEFAULT_METRICS[self.model]
+        metrics = self.metrics or DEFAULT_METRICS[self.model] + (
+            ("drawn_per_kept",) if self.curates else ()
+        )
         return tuple(m for m in metrics if m in metric_names(self.model, data))
 
     def resolved(self) -> LoopConfig:

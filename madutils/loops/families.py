@@ -217,6 +217,22 @@ class TrainingSetRecipe:
         the loop's synthetic source.
     join : callable
         ``join(parts)``: one training set from a list of parts.
+    n_fixed : int, default 0
+        Fresh data: generation 1's first ``n_fixed`` real samples stay in every training set
+        besides the fresh ones (``head(first_real, n_fixed)``).
+    accumulate_real : bool, default False
+        Fresh data: every training set holds all the real samples drawn so far (generation
+        1's and every later generation's fresh ones that passed the detector).
+    screen : callable, optional
+        ``screen(fresh_real, synthetic, rng) -> (fresh_real, synthetic)``: a detector that
+        drops what it flags from the new parts of a generation ``t >= 2`` (either may be
+        ``None``: the family has no fresh real part, or no synthetic samples).
+    budget : int, optional
+        A training set larger than ``budget`` is cut to ``subsample(training_set, budget,
+        rng)``, every generation.
+    head, subsample : callable, optional
+        How to take a part's first ``n`` samples and a uniform random subset of ``n`` samples
+        of a training set (needed with ``n_fixed`` and ``budget``).
     """
 
     def __init__(
@@ -229,6 +245,12 @@ class TrainingSetRecipe:
         draw_real: Callable[[int, Any], Any],
         synthetic_part: Callable[[Any], Any],
         join: Callable[[list], Any],
+        n_fixed: int = 0,
+        accumulate_real: bool = False,
+        screen: Callable | None = None,
+        budget: int | None = None,
+        head: Callable | None = None,
+        subsample: Callable | None = None,
     ):
         self.family = family
         self.n_ini = n_ini
@@ -237,18 +259,42 @@ class TrainingSetRecipe:
         self.draw_real = draw_real
         self.synthetic_part = synthetic_part
         self.join = join
+        self.n_fixed = n_fixed if family == "fresh_data" else 0
+        self.accumulate_real = accumulate_real and family == "fresh_data"
+        self.screen = screen
+        self.budget = budget
+        self.head = head
+        self.subsample = subsample
         self.first_real = None
+        #: The real parts every later training set holds (accumulate_real): what to save to
+        #: resume.
+        self.real_seen: list = []
 
     def __call__(self, generation: int, rng=None):
         """The training set of ``generation``; ``rng`` is passed to the drawing functions."""
         if generation == 1:
             self.first_real = self.draw_real(self.n_ini, rng)
-            return self.first_real
-        parts = []
+            self.real_seen = [self.first_real] if self.accumulate_real else []
+            return self._within_budget(self.first_real, rng)
+        real = []
+        fresh = synthetic = None
         if self.family == "synthetic_augmentation":
-            parts.append(self.first_real)
+            real.append(self.first_real)
         elif self.family == "fresh_data":
-            parts.append(self.draw_real(self.n_real, rng))
+            fresh = self.draw_real(self.n_real, rng)
         if self.n_synthetic > 0:
-            parts.append(self.synthetic_part(rng))
-        return self.join(parts)
+            synthetic = self.synthetic_part(rng)
+        if self.screen is not None:
+            fresh, synthetic = self.screen(fresh, synthetic, rng)
+        if self.accumulate_real:
+            self.real_seen = self.real_seen + [fresh]
+            real = list(self.real_seen)
+        elif fresh is not None:
+            real = ([self.head(self.first_real, self.n_fixed)] if self.n_fixed else []) + [fresh]
+        parts = real + ([] if synthetic is None else [synthetic])
+        return self._within_budget(self.join(parts), rng)
+
+    def _within_budget(self, training_set, rng):
+        if self.budget is None:
+            return training_set
+        return self.subsample(training_set, self.budget, rng)

@@ -41,6 +41,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from madutils.curation import MAX_VERIFY_ROUNDS
 from madutils.data.images import SHAPES_SIZE
 from madutils.metrics.manifold import METRIC_NAMES as MANIFOLD_METRICS
 
@@ -176,7 +177,11 @@ def _training_size(cfg) -> Factor:
         terms = ("generations", "n_synthetic")
     else:
         synthetic, synthetic_label, terms = cfg.n_synthetic, "n_synthetic", ("n_synthetic",)
-    size = cfg.n_real + synthetic
+    # the batched loops' mitigations: a fixed real set beside the fresh one, all real data kept
+    real = cfg.n_real + (getattr(cfg, "n_fixed", 0) if cfg.family == "fresh_data" else 0)
+    if cfg.family == "fresh_data" and getattr(cfg, "accumulate_real", False):
+        real = cfg.n_ini + (cfg.generations - 1) * cfg.n_real
+    size = real + synthetic
     if cfg.n_ini >= size:
         return _factor(cfg, "n_ini")
     label = f"(n_real + {synthetic_label})" if cfg.n_real else synthetic_label
@@ -234,6 +239,13 @@ def loop_footprint(cfg) -> list[Tensors]:
         draws = (_per_model(cfg, 1), seeds, synthetic, dim)
         parts.append(Tensors("synthetic draws", draws, _FLOAT64))
     parts.append(Tensors("sampled points", (seeds, draw, dim), _FLOAT64, 2))
+    if cfg.curation in ("verify", "best_of"):  # the candidates of one curated draw
+        rounds = cfg.candidates if cfg.curation == "best_of" else MAX_VERIFY_ROUNDS
+        setting = "candidates" if cfg.curation == "best_of" else "n_synthetic"
+        candidates = Factor(
+            f"{rounds} x n_synthetic", rounds * cfg.n_synthetic, setting, getattr(cfg, setting), 1
+        )
+        parts.append(Tensors("curation candidates", (seeds, candidates, dim), _FLOAT64, 2))
     if set(cfg.metrics) & set(MANIFOLD_METRICS):
         # pairwise distances in blocks of 128 MiB, but at least one row per seed
         n_eval = _factor(cfg, "n_eval")

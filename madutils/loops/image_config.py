@@ -96,7 +96,10 @@ USED_WHEN = {
     "r1_gamma": ("model", _STYLEGAN),
     "style_mixing": ("model", _STYLEGAN),
     "path_length": ("model", _STYLEGAN),
+    "verifier_confidence": ("curation", ("verify",)),
 }
+#: The curation steps of the image loops (``ImageLoopConfig.curation``).
+IMAGE_CURATIONS = ("none", "verify")
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable:
@@ -171,6 +174,8 @@ SETTING_CHECKS: dict[str, Callable] = {
     "device": _check_device,
     "threads": check_positive_int,
     "mixed_precision": _choice(MIXED_PRECISION),
+    "curation": _choice(IMAGE_CURATIONS),
+    "verifier_confidence": check_probability,
 }
 #: How messages name a setting whose symbol in the paper differs from its name.
 _LABELS = {"memory": "memory (K)"}
@@ -291,6 +296,15 @@ class ImageLoopConfig:
     device: str = shared_setting("device", "auto")
     threads: int = shared_setting("threads")
     mixed_precision: str = setting("auto", "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)")
+    curation: str = setting(
+        "none",
+        "curation of the synthetic images before the next model trains on them: 'none' or "
+        "'verify' (ddpm: the feature network must find the class asked for with confidence at "
+        "least verifier_confidence, else the image is drawn again; Feng et al. 2024)",
+    )
+    verifier_confidence: float = setting(
+        0.9, "curation 'verify': the smallest confidence tau in [0, 1] the verifier accepts"
+    )
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -317,6 +331,12 @@ class ImageLoopConfig:
                 f"steps must be at most timesteps = {self.timesteps}; got {self.steps}"
             )
         self._check_sizes()
+        if self.curation == "verify" and (self.model != "ddpm" or self.features != "lenet"):
+            raise ValueError(
+                "curation='verify' needs model 'ddpm' with features 'lenet' (the feature "
+                "network checks the class each image was asked for); got "
+                f"model={self.model!r}, features={self.features!r}"
+            )
 
     def _check_channels(self) -> None:
         channels = self.resolved_image_channels

@@ -59,6 +59,7 @@ import pandas as pd
 import torch
 
 from madutils._image_checks import unit_float
+from madutils.curation import MAX_VERIFY_ROUNDS
 from madutils.data.images import (
     ImageSet,
     RealImagePool,
@@ -489,6 +490,33 @@ class ImageLoop(Loop):
         if self.n_keep is not None:
             self.synthetic = self.synthetic[-self.n_keep :]
 
+    def _verified(self, model, quantised, labels, generation: int) -> tuple[torch.Tensor, float]:
+        """The first ``n_synthetic`` images after verification, and the images drawn per kept.
+
+        The verifier (Feng et al. 2024) is the feature network: an image passes when its most
+        probable class is the label it was asked for, with probability at least
+        ``verifier_confidence``. A rejected image is drawn again for the same label, from the
+        stream ``(seed, generation, VERIFY)``, for at most
+        :data:`~madutils.curation.MAX_VERIFY_ROUNDS` rounds (after which the last draw stays).
+        """
+        cfg = self.cfg
+        n = cfg.n_synthetic
+        images, wanted = quantised[:n].clone(), labels[:n]
+        rng = stream(cfg.seed, generation, ImageStream.VERIFY, device=model.device_)
+        pending = torch.arange(n)
+        drawn = n
+        for round_ in range(MAX_VERIFY_ROUNDS):
+            probabilities = self.real.features.probabilities(unit_float(images[pending]))
+            confidence, predicted = probabilities.max(dim=1)
+            passed = (predicted == wanted[pending]) & (confidence >= cfg.verifier_confidence)
+            pending = pending[~passed]
+            if len(pending) == 0 or round_ == MAX_VERIFY_ROUNDS - 1:
+                break
+            redrawn = model.sample(len(pending), cfg.lam, rng=rng, labels=wanted[pending])
+            images[pending] = _quantise(redrawn)
+            drawn += len(pending)
+        return images, drawn / n
+
     # -- one generation ------------------------------------------------------------------------
     def step(self, generation: int) -> dict[str, np.ndarray]:
         cfg = self.cfg
@@ -508,7 +536,15 @@ class ImageLoop(Loop):
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
             labels = self.real.labels_of(unit_float(quantised))
         sampled = time.perf_counter()
-        self._keep_synthetic(quantised, labels)
+        drawn_per_kept = None
+        if cfg.curation == "verify" and cfg.n_synthetic > 0:
+            kept, drawn_per_kept = self._verified(model, quantised, labels, generation)
+            self._keep_synthetic(kept, labels)
+            if self.store is not None:
+                content = {"images": kept, "labels": labels[: cfg.n_synthetic]}
+                self.written.append(self.store.save_file("verified", generation, content))
+        else:
+            self._keep_synthetic(quantised, labels)
         values = measure(
             self.real,
             unit_float(quantised[: cfg.n_eval]),
@@ -517,6 +553,8 @@ class ImageLoop(Loop):
             # the classes an unconditional model's samples were labelled with above
             predicted=None if model.conditional or labels is None else labels[: cfg.n_eval],
         )
+        if drawn_per_kept is not None:
+            values["drawn_per_kept"] = drawn_per_kept
         self.record_time(
             generation,
             fit_seconds=fitted - start,
@@ -569,9 +607,10 @@ class ImageLoop(Loop):
         if state["pool_drawn"] > self.cfg.n_ini:
             self.pool.draw(state["pool_drawn"] - self.cfg.n_ini)
         first = 1 if self.n_keep is None else max(1, generation - self.n_keep + 1)
+        kind = "verified" if self.cfg.curation == "verify" and self.cfg.n_synthetic else "samples"
         for kept in range(first, generation + 1):
             # uint8 as sampled: no round trip through floats
-            stored = self.store.load_file("samples", kept, weights_only=True)
+            stored = self.store.load_file(kind, kept, weights_only=True)
             self._keep_synthetic(stored["images"], stored["labels"])
         return generation
 

@@ -567,6 +567,23 @@ class FeatureNetwork:
         ]
         return torch.cat(chunks)
 
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Class probabilities of each image (the softmax of the network's outputs): float32
+        tensor of shape (N, n_classes) on the CPU.
+
+        The verifier of the image loops' ``curation="verify"`` reads them.
+        """
+        self._check_fitted()
+        images = self._check(images, "images")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        self.model_.eval()
+        chunks = [
+            torch.softmax(self.model_(unit_float(chunk.to(self.device_))).float(), dim=1).cpu()
+            for chunk in images.split(batch_size)
+        ]
+        return torch.cat(chunks)
+
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
         """Share of ``images`` whose predicted class is the label.
 

@@ -26,6 +26,8 @@ these points are the feature network's features of the images, so the k-NN metri
 compare features. ``"features"``: only defined on feature-network features of images (the
 image loops). ``"images"``: the synthetic and held-out real images themselves, and what the
 feature network says they show (its class predictions), in the image loops.
+``"curation"``: the loop's own count of the synthetic samples it drew for those it trained on
+(:mod:`madutils.curation`).
 
 Garbage in, an error out
 ------------------------
@@ -85,7 +87,7 @@ __all__ = [
 ]
 
 #: What a metric can need (see the module docstring).
-NEEDS = ("model", "samples", "features", "images")
+NEEDS = ("model", "samples", "features", "images", "curation")
 _DIRECTIONS = ("lower", "higher", "real")
 _LOW_DIM = ("gaussian", "mixture", "flow")  # the batched loops' models
 _IMAGE = ("ddpm", "wgan", "stylegan2")  # the image loops' models
@@ -141,6 +143,9 @@ class MetricContext:
         The feature network's class of each synthetic image (image loops; ``class_coverage``).
     n_classes : int, optional
         The number of classes the feature network tells apart.
+    drawn_per_kept : Tensor, optional
+        Synthetic samples drawn per synthetic sample trained on this generation, shape
+        ``(seeds,)`` (a loop with a curation step or a detector; 1 elsewhere).
     """
 
     def __init__(
@@ -163,6 +168,7 @@ class MetricContext:
         real_images=None,
         predicted=None,
         n_classes: int | None = None,
+        drawn_per_kept: torch.Tensor | None = None,
     ):
         self.model = model
         self.lam = lam
@@ -174,6 +180,7 @@ class MetricContext:
         self.k = k
         self.make_subset_rng = make_subset_rng
         self.n_classes = n_classes
+        self.drawn_per_kept = drawn_per_kept
         self._sources = {
             "real": real,
             "synthetic": synthetic,
@@ -480,6 +487,12 @@ def _marginal_w1(ctx: MetricContext) -> torch.Tensor:
     return marginal_wasserstein(ctx.real.unsqueeze(0), ctx.synthetic)
 
 
+def _drawn_per_kept(ctx: MetricContext) -> torch.Tensor:
+    if ctx.drawn_per_kept is None:
+        return torch.ones(ctx.seeds, dtype=torch.float64)
+    return ctx.drawn_per_kept.to(torch.float64)
+
+
 # ------------------------------------------------------------------------------ the registry
 
 _SQUARED = "(data units)^2"
@@ -658,6 +671,18 @@ _ENTRIES = (
         "samples",
         _LOW_DIM + _IMAGE,
         _manifold_score("coverage"),
+    ),
+    Metric(
+        "drawn_per_kept",
+        "synthetic samples drawn per synthetic sample the next model trains on (1 without "
+        "curation; the cost of verification, best-of-K curation and detect-and-filter); "
+        "generation 1 trains on real data only and counts 1",
+        "drawn per kept",
+        "ratio",
+        "lower",
+        "curation",
+        _LOW_DIM + ("ddpm",),
+        _drawn_per_kept,
     ),
     Metric(
         "modes_covered",

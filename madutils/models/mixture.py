@@ -332,6 +332,20 @@ class GaussianMixtureModel(BatchedModel):
         Tensor, shape (n_seeds, n, n_features)
         """
         self._check_no_labels(labels)
+        return self.sample_components(n, lam, rng=rng)[0]
+
+    def sample_components(
+        self, n: int, lam: float = 1.0, *, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`sample`'s draws together with the component each sample came from.
+
+        The same random draws as ``sample(n, lam, rng=rng)``, so the samples are equal.
+
+        Returns
+        -------
+        samples : Tensor, shape (n_seeds, n, n_features)
+        components : Tensor of int64, shape (n_seeds, n)
+        """
         self._check_is_fitted()
         n = check_positive_int(n, "n")
         lam = check_lam(lam)
@@ -343,7 +357,8 @@ class GaussianMixtureModel(BatchedModel):
             (n_seeds, n, n_features, 1), generator=rng, dtype=means.dtype, device=means.device
         )
         factor = _take(psd_factor(covariances, name="covariances_"), component)  # (S, n, d, d)
-        return _take(means, component) + math.sqrt(lam) * (factor @ z).squeeze(-1)
+        samples = _take(means, component) + math.sqrt(lam) * (factor @ z).squeeze(-1)
+        return samples, component
 
     def score_samples(self, X) -> torch.Tensor:
         """Log-density of each sample under its seed's mixture.

@@ -285,7 +285,7 @@ def _kinds() -> tuple[tuple[type, tuple[str, ...]], ...]:
 
 def _choices() -> dict[str, tuple[str, ...]]:
     """Allowed values of the fields that have them, by field name (for either dataclass)."""
-    from madutils.curation import BEST_OF_RULES
+    from madutils.curation import BEST_OF_RULES, REWARDS
     from madutils.data.images import DATASETS
     from madutils.loops.config import (
         CURATIONS,
@@ -312,6 +312,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
         "mixed_precision": MIXED_PRECISION,
         "curation": CURATIONS,  # the image loops take 'none' and 'verify' (their config says so)
         "preference": BEST_OF_RULES,
+        "reward": REWARDS,
     }
 
 

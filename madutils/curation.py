@@ -46,6 +46,7 @@ from madutils._validation import (
     check_choice,
     check_generator,
     check_positive_int,
+    check_positive_number,
     check_probability,
 )
 from madutils.data.distributions import GaussianDistribution, GridMixture
@@ -55,7 +56,9 @@ __all__ = [
     "BEST_OF_RULES",
     "MAX_VERIFY_ROUNDS",
     "best_of",
+    "REWARDS",
     "detect_and_filter",
+    "distance_reward",
     "gaussian_correction",
     "in_support",
     "keep_accepted",
@@ -68,6 +71,10 @@ __all__ = [
 #: A loop draws at most this many rounds of ``n`` candidates for ``n`` verified samples; a
 #: replicate with fewer accepted ones repeats them (:func:`keep_accepted`).
 MAX_VERIFY_ROUNDS = 20
+#: The rewards of a loop's best-of-K curation: ``scale * x_1`` (:func:`linear_reward`, no
+#: maximiser: a curated loop runs off along it) or ``-scale ||x - e_1||^2``
+#: (:func:`distance_reward`, maximised at the point ``e_1``).
+REWARDS = ("distance", "linear")
 #: How :func:`best_of` picks one of ``K`` candidates.
 BEST_OF_RULES = ("argmax", "bradley_terry")
 
@@ -212,6 +219,30 @@ def linear_reward(direction) -> callable:
 
     def reward(samples: torch.Tensor) -> torch.Tensor:
         return samples @ direction.to(samples)
+
+    return reward
+
+
+def distance_reward(target, scale: float = 1.0) -> callable:
+    """The reward ``r(x) = -scale ||x - target||^2``: a preference for one point, its maximiser.
+
+    Parameters
+    ----------
+    target : array or Tensor, shape (dim,)
+    scale : float > 0
+
+    Returns
+    -------
+    callable
+        ``reward(samples)`` of shape ``(..., dim)`` returning shape ``(...)``.
+    """
+    target = torch.as_tensor(target, dtype=torch.float64)
+    if target.ndim != 1 or not bool(torch.isfinite(target).all()):
+        raise ValueError("target must be a finite vector of shape (dim,)")
+    scale = check_positive_number(scale, "scale")
+
+    def reward(samples: torch.Tensor) -> torch.Tensor:
+        return -scale * (samples - target.to(samples)).square().sum(dim=-1)
 
     return reward
 

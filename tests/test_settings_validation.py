@@ -79,6 +79,7 @@ CHANGED = {
     "support_mass": 0.9,
     "candidates": 2,
     "preference": "argmax",
+    "reward": "linear",
     "reward_scale": 2.0,
     "correction": 0.3,
     "verifier_confidence": 0.5,

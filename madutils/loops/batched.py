@@ -28,6 +28,7 @@ from madutils.curation import (
     MAX_VERIFY_ROUNDS,
     best_of,
     detect_and_filter,
+    distance_reward,
     gaussian_correction,
     in_support,
     keep_accepted,
@@ -144,9 +145,12 @@ class BatchedLoop(Loop):
             subsample=_subsample,
         )
         if config.curation == "best_of":
-            direction = torch.zeros(config.dim, dtype=torch.float64)
-            direction[0] = config.reward_scale
-            self.reward = linear_reward(direction)
+            unit = torch.zeros(config.dim, dtype=torch.float64)
+            unit[0] = 1.0
+            if config.reward == "linear":
+                self.reward = linear_reward(config.reward_scale * unit)
+            else:
+                self.reward = distance_reward(unit, config.reward_scale)
         # synthetic samples drawn and kept in this generation (drawn_per_kept)
         self._drawn = torch.zeros(config.seeds, dtype=torch.float64)
         self._kept = 0

@@ -37,7 +37,7 @@ from madutils._validation import (
     check_probability,
     check_setting_value,
 )
-from madutils.curation import BEST_OF_RULES, kept_count
+from madutils.curation import BEST_OF_RULES, REWARDS, kept_count
 from madutils.loops.families import (
     FAMILIES,
     SHARED_USED_WHEN,
@@ -105,6 +105,7 @@ USED_WHEN = {
     "support_mass": ("curation", ("verify",)),
     "candidates": ("curation", ("best_of",)),
     "preference": ("curation", ("best_of",)),
+    "reward": ("curation", ("best_of",)),
     "reward_scale": ("curation", ("best_of",)),
     "correction": ("curation", ("correct",)),
 }
@@ -224,6 +225,7 @@ SETTING_CHECKS: dict[str, Callable] = {
     "support_mass": _check_open_unit,
     "candidates": check_positive_int,
     "preference": _choice(BEST_OF_RULES),
+    "reward": _choice(REWARDS),
     "reward_scale": check_positive_number,
     "correction": check_probability,
     "detector_fpr": check_probability,
@@ -342,9 +344,12 @@ class LoopConfig:
         "curation 'best_of': 'bradley_terry' (candidate i kept with probability "
         "exp(r_i) / sum exp(r_j)) or 'argmax' (the highest reward)",
     )
-    reward_scale: float = setting(
-        1.0, "curation 'best_of': the reward is reward_scale times the first coordinate"
+    reward: str = setting(
+        "distance",
+        "curation 'best_of': 'distance' (minus the squared distance to the point (1, 0, ...), "
+        "its maximiser) or 'linear' (the first coordinate, no maximiser)",
     )
+    reward_scale: float = setting(1.0, "curation 'best_of': the reward's scale (> 0)")
     correction: float = setting(
         0.5, "curation 'correct': strength gamma in [0, 1] of the idealised correction"
     )

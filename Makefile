@@ -28,7 +28,9 @@ SCALE ?= cpu
 # StyleGAN2 chapter (755 of 4,744 run-seconds) on a day the same runs took 1.35-1.74x longer;
 # 40:27 (4,163 run-seconds) with SDE-DPM-Solver++ sampling, no DDPM lambda 0.8 at the cpu scale,
 # three flow replicates, 30 StyleGAN2 epochs and equal training steps for the fresh-data DDPM
-# (2026-12-02 afternoon, when the unchanged book took 43:10).
+# (2026-12-02 afternoon, when the unchanged book took 43:10); 26:37 (2,621 run-seconds) with a
+# 30-pass DDPM, which lost the E5 verdict, and 32:39 (3,253) with 45 passes and the mitigations
+# chapter (2026-12-03).
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

@@ -221,7 +221,7 @@ def toy_figure(names, name):
 # The accumulating loop trains generation $t$ on the real samples of generation 1 and the samples of every earlier model, so its training set grows by {glue:text}`mit_n` samples per generation; under a fixed budget it trains on a uniform subsample of that pool of the plain loop's size.
 # The fixed-plus-fresh loop keeps half of generation 1's real samples, adds a tenth of that many fresh real samples and as many synthetic samples as the plain loop.
 
-# %% mystnb={"figure": {"caption": "The plain fully synthetic loop and the data-mixing mitigations: squared $W_2$ of the Gaussian fit to $P_r$, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-mixing"}, "image": {"alt": "Three panels against generation, one line per loop: the plain loop's W2 distance rises and its modes and recall fall, the accumulating and fresh-data loops stay close to their start, the fixed-budget loop in between."}}
+# %% mystnb={"figure": {"caption": "The plain fully synthetic loop and the data-mixing mitigations: squared $W_2$ of the Gaussian fit to $P_r$, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-mixing"}, "image": {"alt": "Three panels against generation, squared W2 distance of the Gaussian, modes covered and recall of the mixture, one line each for the plain loop, the accumulating loop, accumulation under a fixed budget and the fixed-plus-fresh loop."}}
 fig = toy_figure(["accumulate", "accumulate, fixed budget", "fixed plus fresh real"], "mit_mixing")
 
 # %% [markdown]
@@ -229,7 +229,7 @@ fig = toy_figure(["accumulate", "accumulate, fixed budget", "fixed plus fresh re
 #
 # A verifier removes samples where the real density is low; a preference keeps the candidates the reward likes best.
 
-# %% mystnb={"figure": {"caption": "The plain loop, verification with a perfect and a 75%-accurate verifier, and best-of-4 curation by the reward $x_1$ alone and with generation 1's real samples mixed in: squared $W_2$ of the Gaussian, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-curation"}, "image": {"alt": "Three panels against generation, one line per loop: best-of-4 curation alone runs away from the real distribution fastest, with real data mixed in it stays near it; the verified loops stay close to the plain loop."}}
+# %% mystnb={"figure": {"caption": "The plain loop, verification with a perfect and a 75%-accurate verifier, and best-of-4 curation by the reward $x_1$ alone and with generation 1's real samples mixed in: squared $W_2$ of the Gaussian, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-curation"}, "image": {"alt": "Three panels against generation, squared W2 distance of the Gaussian, modes covered and recall of the mixture, one line per loop: the plain loop, the two verified loops and the two loops curated by best-of-4."}}
 fig = toy_figure(
     ["verify", "verify, 75% accurate", "best of 4, alone", "best of 4, with real data"],
     "mit_curation",
@@ -245,7 +245,7 @@ glue_value("mit_curated_trace", float(np.median(final_values(curated, "cov_trace
 #
 # ### Self-correction
 
-# %% mystnb={"figure": {"caption": "The plain loop and self-correction of strength $\\gamma$ = 0.5 and 0.1: squared $W_2$ of the Gaussian, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-correction"}, "image": {"alt": "Three panels against generation: the corrected loops stay far closer to the real distribution than the plain loop, the stronger correction more so."}}
+# %% mystnb={"figure": {"caption": "The plain loop and self-correction of strength $\\gamma$ = 0.5 and 0.1: squared $W_2$ of the Gaussian, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-correction"}, "image": {"alt": "Three panels against generation, squared W2 distance of the Gaussian, modes covered and recall of the mixture, one line each for the plain loop and the loops corrected with strength 0.5 and 0.1."}}
 fig = toy_figure(["self-correct, gamma 0.5", "self-correct, gamma 0.1"], "mit_correction")
 
 # %% [markdown]

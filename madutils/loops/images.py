@@ -535,9 +535,8 @@ class ImageLoop(Loop):
         else:  # the feature network labels what an unconditional model draws (if it can)
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
             labels = self.real.labels_of(unit_float(quantised))
-        sampled = time.perf_counter()
         drawn_per_kept = None
-        if cfg.curation == "verify" and cfg.n_synthetic > 0:
+        if cfg.curation == "verify" and cfg.n_synthetic > 0:  # the redraws count as sampling
             kept, drawn_per_kept = self._verified(model, quantised, labels, generation)
             self._keep_synthetic(kept, labels)
             if self.store is not None:
@@ -545,6 +544,7 @@ class ImageLoop(Loop):
                 self.written.append(self.store.save_file("verified", generation, content))
         else:
             self._keep_synthetic(quantised, labels)
+        sampled = time.perf_counter()
         values = measure(
             self.real,
             unit_float(quantised[: cfg.n_eval]),

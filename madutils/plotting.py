@@ -74,6 +74,7 @@ def metric_curves(
     height: float = 3.0,
     errorbar=ERRORBAR,
     floor: bool = False,
+    sharex: bool = True,
 ):
     """Metric against generation, one panel per metric, median and 50% band across seeds.
 
@@ -91,6 +92,9 @@ def metric_curves(
         Draw the real-versus-real floor of the image loops as a grey band across each panel:
         from the lowest to the highest generation-0 value (each a set of real images measured
         like a generation; see :data:`madutils.loops.images.FLOOR_SETS`).
+    sharex : bool
+        One generation axis for all panels; False when the panels' runs have different
+        lengths (the metrics of two models side by side).
     """
     metrics = list(metrics or dict.fromkeys(table["metric"]))
     data = table[table["metric"].isin(metrics)].copy()
@@ -113,7 +117,7 @@ def metric_curves(
         palette=palette,
         height=height,
         aspect=1.25,
-        facet_kws={"sharey": False},
+        facet_kws={"sharey": False, "sharex": sharex},
     )
     for ax, name in zip(grid.axes.flat, metrics, strict=False):
         ax.set_title(METRIC_LABELS.get(name, name))

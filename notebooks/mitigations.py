@@ -210,7 +210,9 @@ TOY_METRICS = ["w2_squared", "modes_covered", "recall"]
 def toy_figure(names, name):
     """The plain loop and the loops ``names`` on the same axes."""
     shown = toys[toys.mitigation.isin([PLAIN, *names])]
-    fig = plotting.metric_curves(shown, TOY_METRICS, hue="mitigation", style=None, height=2.6)
+    fig = plotting.metric_curves(
+        shown, TOY_METRICS, hue="mitigation", style=None, height=2.6, sharex=False
+    )
     plotting.save_figure(fig, output_dir, name)
     return fig
 

@@ -26,7 +26,7 @@
 # - **detect and filter** synthetic samples before they enter the training set, the MAD paper's section 6.
 #
 # The plain loop is the fully synthetic loop at $\lambda = 1$, which goes MAD.
-# Each mitigation changes one thing about it.
+# Each mitigation is a small change of it: what the next model trains on, or what happens to the synthetic samples first.
 # For the Gaussian and the 25-mode mixture the measurements are exact and have many replicates; for the diffusion model they come from replicates with bands, as in the deep-model chapters.
 #
 # | Concept | Importance |
@@ -197,6 +197,10 @@ toy_plain = {
         device=device,
     ),
 }
+fixed_plus_fresh = mitigation_cases(toy_plain["Gaussian"])["fixed plus fresh real"]
+glue_value("mit_fixed", fixed_plus_fresh["n_fixed"])
+glue_value("mit_fresh", fixed_plus_fresh["n_real"])
+glue_value("mit_fresh_synthetic", fixed_plus_fresh["n_synthetic"])
 toy_tables = {}
 for model, plain in toy_plain.items():
     cases = mitigation_cases(plain)
@@ -221,7 +225,7 @@ def toy_figure(names, name):
 # ### Accumulating instead of replacing
 #
 # The accumulating loop trains generation $t$ on the real samples of generation 1 and the samples of every earlier model, so its training set grows by {glue:text}`mit_n` samples per generation; under a fixed budget it trains on a uniform subsample of that pool of the plain loop's size.
-# The fixed-plus-fresh loop keeps half of generation 1's real samples, adds a tenth of that many fresh real samples and as many synthetic samples as the plain loop.
+# The fixed-plus-fresh loop keeps {glue:text}`mit_fixed` of generation 1's real samples in every training set and adds {glue:text}`mit_fresh` fresh real samples and {glue:text}`mit_fresh_synthetic` synthetic ones per generation (the Gaussian's sizes; the mixture's are in the same proportions to its {glue:text}`mit_mixture_n`).
 
 # %% mystnb={"figure": {"caption": "The plain fully synthetic loop and the data-mixing mitigations: squared $W_2$ of the Gaussian fit to $P_r$, modes covered and recall of the mixture, median and 50% band across replicates.", "name": "fig-mitigations-mixing"}, "image": {"alt": "Three panels against generation, squared W2 distance of the Gaussian, modes covered and recall of the mixture, one line each for the plain loop, the accumulating loop, accumulation under a fixed budget and the fixed-plus-fresh loop."}}
 fig = toy_figure(["accumulate", "accumulate, fixed budget", "fixed plus fresh real"], "mit_mixing")

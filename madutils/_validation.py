@@ -99,6 +99,15 @@ def check_probability(value, name: str) -> float:
     return float(value)
 
 
+def check_share(value, name: str) -> float:
+    """Validate a share of probability strictly between 0 and 1 (a region's real mass)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 < value < 1.0:
+        raise ValueError(
+            f"{name} must be a number in (0, 1), a share of probability; got {value!r}"
+        )
+    return float(value)
+
+
 def check_decay(value, name: str) -> float:
     """Validate a decay rate, which must lie in [0, 1) (0: no averaging)."""
     if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value < 1.0:

@@ -48,6 +48,7 @@ from madutils._validation import (
     check_positive_int,
     check_positive_number,
     check_probability,
+    check_share,
 )
 from madutils.data.distributions import GaussianDistribution, GridMixture
 from madutils.linalg import psd_sqrt
@@ -55,16 +56,17 @@ from madutils.linalg import psd_sqrt
 __all__ = [
     "BEST_OF_RULES",
     "MAX_VERIFY_ROUNDS",
-    "best_of",
     "REWARDS",
+    "best_of",
     "detect_and_filter",
     "distance_reward",
     "gaussian_correction",
     "in_support",
     "keep_accepted",
     "kept_count",
-    "mixture_correction",
     "linear_reward",
+    "mixture_correction",
+    "random_subset",
     "verify",
 ]
 
@@ -109,8 +111,7 @@ def in_support(data, samples: torch.Tensor, mass: float = 0.99) -> torch.Tensor:
     Tensor of bool, shape (seeds, n)
     """
     samples = _check_samples(samples)
-    if isinstance(mass, bool) or not 0.0 < float(mass) < 1.0:
-        raise ValueError(f"mass must be a number in (0, 1), a share of probability; got {mass!r}")
+    mass = check_share(mass, "mass")
     if isinstance(data, GaussianDistribution):
         radius2 = float(chi2.ppf(mass, data.dim))
         centred = samples - data.mean.to(samples)
@@ -441,13 +442,30 @@ def detect_and_filter(
     fpr, fnr = check_probability(fpr, "fpr"), check_probability(fnr, "fnr")
     check_generator(rng)
 
-    def keep(part: torch.Tensor, share: float) -> torch.Tensor:
-        seeds, n, _ = part.shape
-        kept = kept_count(n, share)
-        if kept == n:
-            return part
-        keys = torch.rand((seeds, n), generator=rng, device=rng.device).to(part.device)
-        index = keys.argsort(dim=1)[:, :kept].sort(dim=1).values
-        return part.gather(1, index.unsqueeze(-1).expand(-1, -1, part.shape[-1]))
+    return (
+        random_subset(real, kept_count(real.shape[1], 1.0 - fpr), rng),
+        random_subset(synthetic, kept_count(synthetic.shape[1], fnr), rng),
+    )
 
-    return keep(real, 1.0 - fpr), keep(synthetic, fnr)
+
+def random_subset(part: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
+    """A uniform random subset of ``n`` samples of each replicate, in their original order.
+
+    Parameters
+    ----------
+    part : Tensor, shape (seeds, m, dim)
+    n : int
+        Samples to keep per replicate; ``part`` itself (nothing drawn) when ``n >= m``.
+    rng : torch.Generator
+        Draws one uniform key per sample.
+
+    Returns
+    -------
+    Tensor, shape (seeds, min(n, m), dim)
+    """
+    seeds, m, dim = part.shape
+    if n >= m:
+        return part
+    keys = torch.rand((seeds, m), generator=rng, device=rng.device).to(part.device)
+    index = keys.argsort(dim=1)[:, :n].sort(dim=1).values
+    return part.gather(1, index.unsqueeze(-1).expand(-1, -1, dim))

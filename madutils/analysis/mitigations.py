@@ -238,11 +238,7 @@ def judged_pair(name: str) -> tuple[str, str]:
 
 def final_values(table: pd.DataFrame, metric: str) -> np.ndarray:
     """The metric at the table's last generation, one value per replicate (seed, replicate)."""
-    rows = table[table["metric"] == metric]
-    if rows.empty:
-        raise ValueError(f"the table has no rows of metric {metric!r}")
-    last = rows[rows["generation"] == rows["generation"].max()]
-    return last.sort_values(["seed", "replicate"])["value"].to_numpy(dtype=float)
+    return tail_means(table, metric, 1)
 
 
 def tail_means(table: pd.DataFrame, metric: str, tail: int) -> np.ndarray:

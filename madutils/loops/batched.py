@@ -34,6 +34,7 @@ from madutils.curation import (
     keep_accepted,
     linear_reward,
     mixture_correction,
+    random_subset,
     verify,
 )
 from madutils.data.distributions import make_distribution
@@ -88,17 +89,6 @@ class BatchedLoopResult(LoopResult):
         return {g: store.load_file("samples", g, weights_only=True).numpy() for g in generations}
 
 
-def _subsample(training_set: torch.Tensor, n: int, rng: torch.Generator) -> torch.Tensor:
-    """A uniform random subset of ``n`` samples of each replicate's training set (the set
-    itself when it has at most ``n``)."""
-    seeds, size, dim = training_set.shape
-    if size <= n:
-        return training_set
-    keys = torch.rand((seeds, size), generator=rng, device=rng.device).to(training_set.device)
-    index = keys.argsort(dim=1)[:, :n].sort(dim=1).values
-    return training_set.gather(1, index.unsqueeze(-1).expand(-1, -1, dim))
-
-
 def _concat(parts):
     """Join training-set parts: sample tensors along the sample axis, or statistics."""
     if isinstance(parts[0], SufficientStatistics):
@@ -142,7 +132,7 @@ class BatchedLoop(Loop):
             screen=self._screen if config.detector_fpr is not None else None,
             budget=config.pool_budget,
             head=lambda part, n: part[:, :n],
-            subsample=_subsample,
+            subsample=random_subset,
         )
         if config.curation == "best_of":
             unit = torch.zeros(config.dim, dtype=torch.float64)
@@ -178,8 +168,8 @@ class BatchedLoop(Loop):
 
     # -- curation (madutils.curation) --------------------------------------------------------
     def _draw_curated(self, model, n: int, rng) -> torch.Tensor:
-        """``n`` synthetic samples of ``model`` after the configured curation step; counts
-        the samples drawn for them."""
+        """``n`` synthetic samples (or their statistics) of ``model`` after the configured
+        curation step (none on the statistics path); counts the samples drawn for them."""
         cfg = self.cfg
         if cfg.curation == "verify":
             samples, drawn = self._verified(model, n, rng)
@@ -250,9 +240,7 @@ class BatchedLoop(Loop):
         if cfg.synthetic_source == "accumulate":
             return self.pool if self.statistics else torch.cat(self.pool, dim=1)
         if cfg.synthetic_source == "last" or len(self.models) == 1:
-            if not self.statistics:
-                return self._draw_curated(self.models[-1], cfg.n_synthetic, rng)
-            return self._draw_synthetic(self.models[-1], cfg.n_synthetic, rng)
+            return self._draw_curated(self.models[-1], cfg.n_synthetic, rng)
         # memory: each synthetic sample comes from a model picked uniformly among the K last
         n_models = len(self.models)
         choice = torch.randint(
@@ -278,11 +266,10 @@ class BatchedLoop(Loop):
     def _add_to_pool(self, model, generation: int, rng):
         if self.cfg.synthetic_source != "accumulate" or self.cfg.n_synthetic == 0:
             return
+        samples = self._draw_curated(model, self.cfg.n_synthetic, rng)
         if self.statistics:
-            samples = self._draw_synthetic(model, self.cfg.n_synthetic, rng)
             self.pool = samples if self.pool is None else self.pool.combine(samples)
             return
-        samples = self._draw_curated(model, self.cfg.n_synthetic, rng)
         self.pool = (self.pool or []) + [samples]
         if self.store is not None:
             self.written.append(self.store.save_file("pool", generation, samples.cpu()))

@@ -36,6 +36,7 @@ from madutils._validation import (
     check_positive_number,
     check_probability,
     check_setting_value,
+    check_share,
 )
 from madutils.curation import BEST_OF_RULES, REWARDS, kept_count
 from madutils.loops.families import (
@@ -172,15 +173,6 @@ def check_eval_samples(metrics: Iterable[str], n_eval: int, k: int, default: str
         )
 
 
-def _check_open_unit(value, name: str) -> float:
-    value = check_probability(value, name)
-    if value in (0.0, 1.0):
-        raise ValueError(
-            f"{name} must be a number in (0, 1), a share of probability; got {value!r}"
-        )
-    return value
-
-
 def _choice(allowed: tuple[str, ...]) -> Callable:
     return lambda value, name: check_choice(value, name, allowed)
 
@@ -222,7 +214,7 @@ SETTING_CHECKS: dict[str, Callable] = {
     "pool_budget": check_positive_int,
     "curation": _choice(CURATIONS),
     "verifier_accuracy": check_probability,
-    "support_mass": _check_open_unit,
+    "support_mass": check_share,
     "candidates": check_positive_int,
     "preference": _choice(BEST_OF_RULES),
     "reward": _choice(REWARDS),

@@ -557,15 +557,7 @@ class FeatureNetwork:
 
         Labels unconditional models' samples in the image loops.
         """
-        self._check_fitted()
-        images = self._check(images, "images")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        self.model_.eval()
-        chunks = [
-            self.model_(unit_float(chunk.to(self.device_))).argmax(dim=1).cpu()
-            for chunk in images.split(batch_size)
-        ]
-        return torch.cat(chunks)
+        return torch.cat([out.argmax(dim=1).cpu() for out in self._outputs(images, batch_size)])
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -574,15 +566,18 @@ class FeatureNetwork:
 
         The verifier of the image loops' ``curation="verify"`` reads them.
         """
+        outputs = self._outputs(images, batch_size)
+        return torch.cat([torch.softmax(out.float(), dim=1).cpu() for out in outputs])
+
+    def _outputs(self, images: torch.Tensor, batch_size: int):
+        """The network's class scores of ``images``, batch by batch (eval mode; the callers
+        run without gradients)."""
         self._check_fitted()
         images = self._check(images, "images")
         batch_size = check_positive_int(batch_size, "batch_size")
         self.model_.eval()
-        chunks = [
-            torch.softmax(self.model_(unit_float(chunk.to(self.device_))).float(), dim=1).cpu()
-            for chunk in images.split(batch_size)
-        ]
-        return torch.cat(chunks)
+        for chunk in images.split(batch_size):
+            yield self.model_(unit_float(chunk.to(self.device_)))
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
         """Share of ``images`` whose predicted class is the label.

@@ -80,8 +80,8 @@ __all__ = [
 #: Columns of every results table, in order.
 COLUMNS = ["family", "model", "lam", "seed", "replicate", "generation", "metric", "value", "code"]
 #: The per-generation files a run may store besides its rows and states: model weights,
-#: sample snapshots, the accumulated pool's draws and the verified synthetic images.
-FILE_KINDS = ("models", "samples", "pool", "verified")
+#: sample snapshots, the accumulated pool's draws and the curated synthetic images.
+FILE_KINDS = ("models", "samples", "pool", "curated")
 
 #: Version of the run-directory layout, part of every run's name: a directory written by an
 #: older layout is never resumed by newer code (2: the ``replicate`` column; 3: manifests,

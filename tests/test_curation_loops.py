@@ -411,7 +411,7 @@ def test_the_ddpm_verifier_keeps_images_of_the_asked_class_and_resumes_exactly(
     run = ImageRun(resumed.run_dir)
     for generation in (1, 2, 3):
         verified = torch.load(
-            resumed.run_dir / "verified" / f"{generation:05d}.pt", weights_only=True
+            resumed.run_dir / "curated" / f"{generation:05d}.pt", weights_only=True
         )
         raw = run.samples(generation)
         labels = verified["labels"]
@@ -423,12 +423,221 @@ def test_the_ddpm_verifier_keeps_images_of_the_asked_class_and_resumes_exactly(
         assert float(cost.iloc[generation - 1]) > 1 + 0.5 * 19  # odd slots: every round
 
 
-def test_the_image_verifier_needs_the_conditional_ddpm_and_a_probability():
+class _CountingModel:
+    """A stand-in generator whose every draw is known: the ``i``-th image it ever draws has
+    ``i % 64`` bright pixels (so the stand-in verifier's class of it is ``i % 64 % 10``)."""
+
+    device_ = torch.device("cpu")
+
+    def __init__(self, conditional: bool):
+        self.conditional = conditional
+        self.drawn = 0
+
+    def sample(self, n, lam, *, rng, labels=None):
+        bright = (torch.arange(self.drawn, self.drawn + n) % 64)[:, None]
+        self.drawn += n
+        images = (torch.arange(64)[None, :] < bright).float()
+        return images.reshape(n, 1, 8, 8)
+
+
+def _bare_image_loop(monkeypatch, **settings):
+    """An ImageLoop of the tiny digits settings, its real images and feature network loaded,
+    with the stand-in verifier's probabilities."""
+    from madutils.loops.image_config import ImageLoopConfig
+    from madutils.loops.images import ImageLoop, prepare_real_images
+    from madutils.metrics.features import FeatureNetwork
+
+    monkeypatch.setattr(FeatureNetwork, "probabilities", _stand_in_probabilities)
+    config = ImageLoopConfig(**TINY_DDPM, **settings).resolved()
+    return ImageLoop(config, None, prepare_real_images(config), progress=False)
+
+
+def _log_p(images, labels):
+    probabilities = _stand_in_probabilities(None, images).to(torch.float64)
+    return probabilities[torch.arange(len(images)), labels].clamp_min(1e-300).log()
+
+
+def test_best_of_k_keeps_the_candidate_the_feature_network_is_surest_of(monkeypatch):
+    from madutils.loops.images import _quantise
+
+    loop = _bare_image_loop(monkeypatch, curation="best_of", candidates=3, preference="argmax")
+    model = _CountingModel(conditional=True)
+    n = 60
+    labels = torch.arange(n) % 10
+    first = _quantise(model.sample(n, 1.0, rng=None))
+    kept, kept_labels, cost = loop._best_of(model, first, labels, generation=2)
+    assert cost == 3.0 and torch.equal(kept_labels, labels)
+    # the candidates were the images 0..59, 60..119 and 120..179 the model drew
+    redrawn = _CountingModel(conditional=True)
+    candidates = torch.stack([_quantise(redrawn.sample(n, 1.0, rng=None)) for _ in range(3)], 1)
+    rewards = torch.stack([_log_p(candidates[:, j], labels) for j in range(3)], dim=1)
+    expected = candidates[torch.arange(n), rewards.argmax(dim=1)]
+    assert torch.equal(kept, expected)
+    assert bool((_log_p(kept, labels) >= rewards.max(dim=1).values).all())
+
+
+def test_bradley_terry_keeps_a_candidate_with_probability_proportional_to_its_confidence(
+    monkeypatch,
+):
+    """Two candidates for class 4, the first at p(4 | x) = 0.8 and the second at 0.2: the rule
+    keeps the first with probability 0.8 / (0.8 + 0.2) at reward_scale 1 and
+    0.8^2 / (0.8^2 + 0.2^2) at 2."""
+    from madutils.metrics.features import FeatureNetwork
+
+    loop = _bare_image_loop(monkeypatch, curation="best_of", candidates=2)
+
+    def two_levels(self, images, batch_size=1024):  # p(4 | x) = 0.8 if pixel 0 is bright
+        p4 = torch.where(images.flatten(1)[:, 0] > 0.5, 0.8, 0.2)
+        probabilities = torch.zeros(len(images), 10)
+        probabilities[:, 4], probabilities[:, 5] = p4, 1 - p4
+        return probabilities
+
+    monkeypatch.setattr(FeatureNetwork, "probabilities", two_levels)
+    n = 4000
+    first = torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+    first.view(n, -1)[:, 0] = 255
+    second = torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+    monkeypatch.setattr(loop, "_draw", lambda model, m, labels, rng: (second[:m], labels))
+    for scale, share in ((1.0, 0.8), (2.0, 0.64 / 0.68)):
+        loop.cfg = dataclasses.replace(loop.cfg, reward_scale=scale)
+        kept, _, _ = loop._best_of(_CountingModel(True), first, torch.full((n,), 4), 1)
+        first_kept = float((kept.view(n, -1)[:, 0] == 255).double().mean())
+        assert abs(first_kept - share) < 4 * math.sqrt(share * (1 - share) / n)
+
+
+def test_a_full_expert_correction_trains_on_the_nearest_real_image_of_the_class(monkeypatch):
+    loop = _bare_image_loop(monkeypatch, curation="correct", correction=1.0)
+    model = _CountingModel(conditional=True)
+    from madutils.loops.images import _quantise
+
+    images = _quantise(model.sample(40, 1.0, rng=None))
+    labels = torch.arange(40) % 10
+    corrected, kept_labels, cost = loop._curated(model, images, labels, generation=2)
+    assert cost == 1.0 and torch.equal(kept_labels, labels)
+    train = loop.real.train
+    real = _quantise(train.images)
+    real_features = loop.real.features.features(train.images)
+    features = loop.real.features.features(images.float() / 255)
+    for i in range(40):
+        same_class = torch.nonzero(train.labels == labels[i]).squeeze(1)
+        nearest = same_class[torch.cdist(features[i : i + 1], real_features[same_class]).argmin()]
+        assert torch.equal(corrected[i], real[nearest])
+    loop.cfg = dataclasses.replace(loop.cfg, correction=0.0)
+    unchanged, _, _ = loop._curated(model, images, labels, generation=2)
+    assert torch.equal(unchanged, images)
+    loop.cfg = dataclasses.replace(loop.cfg, correction=0.5)
+    half, _, _ = loop._curated(model, images, labels, generation=2)
+    assert (half.float() - (images.float() + corrected.float()) / 2).abs().max() <= 0.5 + 1e-4
+
+
+def test_the_unconditional_verifier_keeps_confident_images_with_their_predicted_class(
+    monkeypatch,
+):
+    loop = _bare_image_loop(monkeypatch, curation="verify", verifier_confidence=0.5)
+    from madutils.loops.images import _quantise
+
+    model = _CountingModel(conditional=False)
+    images = _quantise(model.sample(60, 1.0, rng=None))
+    labels = loop.real.labels_of(images.float() / 255)
+    kept, kept_labels, cost = loop._verified(model, images, labels, generation=2)
+    confidence, predicted = _stand_in_probabilities(None, kept).max(dim=1)
+    assert bool((confidence >= 0.5).all()) and torch.equal(kept_labels, predicted)
+    assert cost == model.drawn / 60 and cost > 1
+
+
+def test_the_image_detector_keeps_its_shares_of_new_real_and_synthetic_images(monkeypatch):
+    from madutils.loops.image_config import ImageLoopConfig
+    from madutils.loops.images import ImageLoop, run_image_loop
+
+    sizes = []
+    original = ImageLoop.fit
+
+    def recording(self, generation, training):
+        sizes.append(len(training.images))
+        return original(self, generation, training)
+
+    monkeypatch.setattr(ImageLoop, "fit", recording)
+    config = ImageLoopConfig(
+        **{**TINY_DDPM, "n_eval": 40}, family="fresh_data", n_real=20, n_synthetic=40,
+        detector_fpr=0.25, detector_fnr=0.5,
+    )  # fmt: skip
+    table = run_image_loop(config, None, progress=False).table
+    assert sizes == [60, 15 + 20, 15 + 20]
+    cost = table[table.metric == "drawn_per_kept"].sort_values("generation").value
+    assert cost.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(curation="best_of", candidates=2),
+        dict(curation="correct", correction=0.5),
+        dict(family="fresh_data", n_real=30, n_synthetic=60, detector_fpr=0.2, detector_fnr=0.5),
+    ],
+    ids=["best_of", "correct", "detector"],
+)
+def test_a_curated_image_run_resumes_exactly(settings, tmp_path, monkeypatch):
+    from madutils.loops.image_config import ImageLoopConfig
+    from madutils.loops.images import run_image_loop
+    from madutils.metrics.features import FeatureNetwork
+
+    monkeypatch.setattr(FeatureNetwork, "probabilities", _stand_in_probabilities)
+    cache = tmp_path / "cache"
+    config = ImageLoopConfig(**TINY_DDPM, **settings)
+    table = run_image_loop(config, None, progress=False, cache_dir=cache).table
+    short = dataclasses.replace(config, generations=2)
+    run_image_loop(short, tmp_path / "runs", progress=False, cache_dir=cache)
+    resumed = run_image_loop(config, tmp_path / "runs", progress=False, cache_dir=cache).table
+    ordered = ["generation", "metric", "replicate"]
+    torch.testing.assert_close(
+        torch.tensor(resumed.sort_values(ordered).value.to_numpy()),
+        torch.tensor(table.sort_values(ordered).value.to_numpy()),
+        equal_nan=True,
+    )
+    assert "drawn_per_kept" in set(table.metric)
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(curation="verify", verifier_confidence=1.5), "verifier_confidence must be a prob"),
+        (dict(curation="best_of", candidates=0), "candidates must be a positive integer"),
+        (dict(curation="best_of", reward_scale=0.0), "reward_scale must be a finite number > 0"),
+        (dict(curation="correct", correction=-0.1), "correction must be a probability"),
+        (dict(detector_fpr=0.1, detector_fnr=1.5), "detector_fnr must be a probability"),
+        (dict(detector_fpr=0.1), "detector_fpr and detector_fnr must be given together"),
+        (
+            dict(detector_fpr=0.5, detector_fnr=0.0),
+            "the detector leaves 0 real and 0 synthetic samples .* fewer than the 1",
+        ),
+        (
+            dict(synthetic_source="accumulate", detector_fpr=0.1, detector_fnr=0.5),
+            "takes synthetic_source 'last' or 'memory'",
+        ),
+        (dict(curation="best_of", features="mod:fn"), "curation='best_of' needs features 'lenet'"),
+        (dict(curation="sieve"), "curation must be one of 'none', 'verify', 'best_of', 'correct'"),
+    ],
+)
+def test_bad_image_curation_options_are_refused_naming_them(settings, match):
     from madutils.loops.image_config import ImageLoopConfig
 
-    with pytest.raises(ValueError, match="verifier_confidence must be a probability"):
-        ImageLoopConfig(**TINY_DDPM, curation="verify", verifier_confidence=1.5)
-    with pytest.raises(ValueError, match="curation='verify' needs model 'ddpm'"):
-        ImageLoopConfig(**TINY_DDPM, model="wgan", curation="verify")
-    with pytest.raises(ValueError, match="curation must be one of 'none', 'verify'"):
-        ImageLoopConfig(**TINY_DDPM, curation="best_of")
+    with pytest.raises(ValueError, match=match):
+        ImageLoopConfig(**TINY_DDPM, **settings)
+
+
+def test_image_curation_options_a_run_does_not_use_do_not_change_its_identity():
+    from madutils.loops.image_config import ImageLoopConfig
+
+    plain = ImageLoopConfig(**TINY_DDPM).resolved()
+    unused = dict(candidates=9, correction=0.1, verifier_confidence=0.2, reward_scale=3.0)
+    assert ImageLoopConfig(**TINY_DDPM, **unused).resolved() == plain
+    assert not plain.curates
+    assert ImageLoopConfig(**TINY_DDPM, detector_fpr=0.1, detector_fnr=0.5).curates
+
+
+def test_the_command_line_refuses_a_bad_image_curation_option_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["loop", "--model", "ddpm", "--out", str(tmp_path), "--candidates", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "candidates must be a positive" in err and err.count("\n") == 1

@@ -91,7 +91,9 @@ def test_merge_is_recursive_for_nested_dicts():
 
 def test_a_misspelt_key_names_the_key_the_dict_and_the_valid_keys():
     base = load_recipe("ddpm", "cpu")
-    message = r"unknown key\(s\) epoch in ddpm; valid keys: batch_size, channels, .*epochs, "
+    message = (
+        r"unknown key\(s\) epoch in ddpm; valid keys: batch_size, candidates, channels, .*epochs, "
+    )
     with pytest.raises(ValueError, match=message):
         merge_settings(base, {"epoch": 5}, name="ddpm", valid=valid_keys("ddpm"))
     with pytest.raises(ValueError, match="unknown key.*epoch in ddpm; valid keys: .*epochs"):

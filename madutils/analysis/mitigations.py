@@ -8,6 +8,8 @@ sizes and seeds as the plain loop, so each figure and the closing table compare 
 
 - :func:`mitigated_config`: the :class:`~madutils.loops.config.LoopConfig` of one mitigation,
   and :func:`mitigation_cases`: the settings every loop of the comparison changes;
+- :func:`image_settings`: the same mitigation's settings for an image loop
+  (:class:`~madutils.loops.image_config.ImageLoopConfig`), where it has an image form;
 - :func:`judged_pair`: which two loops a mitigation's claim compares;
 - :func:`final_values`: the last generation's value of a metric, one per replicate, and
   :func:`tail_means`: its mean over the last generations;
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from madutils.loops.config import LoopConfig
+from madutils.loops.image_config import ImageLoopConfig
 from madutils.metrics import METRIC_LABELS
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Mitigation",
     "comparison_table",
     "final_values",
+    "image_settings",
     "judged_pair",
     "mitigated_config",
     "mitigation_cases",
@@ -226,6 +230,34 @@ def mitigation_cases(plain: LoopConfig) -> dict[str, dict]:
         settings = mitigated_config(plain, name).to_dict()
         cases[name] = {k: v for k, v in settings.items() if v != base[k]}
     return cases
+
+
+def image_settings(name: str) -> dict:
+    """The settings of the mitigation ``name`` as an image loop takes them: its
+    :attr:`Mitigation.settings`, when every one of them is a field of
+    :class:`~madutils.loops.image_config.ImageLoopConfig` (the image loops' curation steps
+    have the same names; their verifier and reward are the feature network's, see
+    :class:`~madutils.loops.images.ImageLoop`).
+
+    Raises
+    ------
+    ValueError
+        For a mitigation with a setting the image loops do not have, or sizes given as shares.
+    """
+    mitigation = _by_name(name)
+    fields = {f.name for f in dataclasses.fields(ImageLoopConfig)}
+    missing = sorted((set(mitigation.settings) | set(mitigation.shares)) - fields)
+    if missing:
+        raise ValueError(
+            f"the mitigation {name!r} has no image-loop form (ImageLoopConfig has no "
+            f"{', '.join(missing)})"
+        )
+    if mitigation.shares:
+        raise ValueError(
+            f"the mitigation {name!r} sets sizes as shares of n_ini "
+            f"({', '.join(sorted(mitigation.shares))}): give the image loop's sizes directly"
+        )
+    return dict(mitigation.settings)
 
 
 def judged_pair(name: str) -> tuple[str, str]:

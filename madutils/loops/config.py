@@ -33,16 +33,17 @@ from madutils._validation import (
     check_lam,
     check_nonnegative_int,
     check_positive_int,
-    check_positive_number,
     check_probability,
     check_setting_value,
     check_share,
 )
-from madutils.curation import BEST_OF_RULES, REWARDS, kept_count
+from madutils.curation import REWARDS
 from madutils.loops.families import (
+    CURATION_CHECKS,
     FAMILIES,
     SHARED_USED_WHEN,
     SYNTHETIC_SOURCES,
+    CurationSettings,
     check_family_sizes,
     family_sizes,
     reset_unused,
@@ -104,11 +105,7 @@ USED_WHEN = {
     "accumulate_real": ("family", ("fresh_data",)),
     "verifier_accuracy": ("curation", ("verify",)),
     "support_mass": ("curation", ("verify",)),
-    "candidates": ("curation", ("best_of",)),
-    "preference": ("curation", ("best_of",)),
     "reward": ("curation", ("best_of",)),
-    "reward_scale": ("curation", ("best_of",)),
-    "correction": ("curation", ("correct",)),
 }
 #: The curation steps of ``LoopConfig.curation`` (:mod:`madutils.curation`).
 CURATIONS = ("none", "verify", "best_of", "correct")
@@ -215,13 +212,8 @@ SETTING_CHECKS: dict[str, Callable] = {
     "curation": _choice(CURATIONS),
     "verifier_accuracy": check_probability,
     "support_mass": check_share,
-    "candidates": check_positive_int,
-    "preference": _choice(BEST_OF_RULES),
     "reward": _choice(REWARDS),
-    "reward_scale": check_positive_number,
-    "correction": check_probability,
-    "detector_fpr": check_probability,
-    "detector_fnr": check_probability,
+    **CURATION_CHECKS,
     "n_eval": check_positive_int,
     "k": check_positive_int,
     "metrics": _check_metric_names,
@@ -233,7 +225,7 @@ _LABELS = {"memory": "memory (K)", "real_fraction": "real_fraction (p)"}
 
 
 @dataclass(frozen=True)
-class LoopConfig:
+class LoopConfig(CurationSettings):
     """Every setting of one run of a self-consuming loop.
 
     Generation 1 trains on ``n_ini`` real samples. Every later generation trains a new model
@@ -330,29 +322,17 @@ class LoopConfig:
     support_mass: float = setting(
         0.99, "curation 'verify': real probability mass of the region the verifier accepts"
     )
-    candidates: int = setting(4, "curation 'best_of': candidates K drawn per sample kept")
-    preference: str = setting(
-        "bradley_terry",
-        "curation 'best_of': 'bradley_terry' (candidate i kept with probability "
-        "exp(r_i) / sum exp(r_j)) or 'argmax' (the highest reward)",
-    )
+    candidates: int = shared_setting("candidates")
+    preference: str = shared_setting("preference")
     reward: str = setting(
         "distance",
         "curation 'best_of': 'distance' (minus the squared distance to the point (1, 0, ...), "
         "its maximiser) or 'linear' (the first coordinate, no maximiser)",
     )
-    reward_scale: float = setting(1.0, "curation 'best_of': the reward's scale (> 0)")
-    correction: float = setting(
-        0.5, "curation 'correct': strength gamma in [0, 1] of the idealised correction"
-    )
-    detector_fpr: float | None = setting(
-        None,
-        "detect and filter: share of new real samples a detector wrongly flags as synthetic and "
-        "drops, in [0, 1]; None (with detector_fnr None): no detector",
-    )
-    detector_fnr: float | None = setting(
-        None, "detect and filter: share of synthetic samples the detector misses, in [0, 1]"
-    )
+    reward_scale: float = shared_setting("reward_scale")
+    correction: float = shared_setting("correction")
+    detector_fpr: float | None = shared_setting("detector_fpr")
+    detector_fnr: float | None = shared_setting("detector_fnr")
     n_eval: int | None = setting(None, "samples per seed for sample-based metrics; None: n_ini")
     k: int = shared_setting("k")
     metrics: tuple[str, ...] | None = setting(
@@ -423,28 +403,7 @@ class LoopConfig:
                 f"got n_ini={self.n_ini}, n_real + n_synthetic={n_real + n_synthetic}"
             )
 
-    @property
-    def curates(self) -> bool:
-        """Whether the run changes what the next model trains on beyond the loop family: a
-        curation step or a detector (then it records ``drawn_per_kept``)."""
-        return self.curation != "none" or self.detector_fpr is not None
-
-    def detected_sizes(self, n_real: int, n_synthetic: int) -> tuple[int, int]:
-        """The new real and synthetic samples left once the detector has filtered them
-        (:func:`madutils.curation.detect_and_filter`); the sizes themselves without one."""
-        if self.detector_fpr is None:
-            return n_real, n_synthetic
-        return kept_count(n_real, 1.0 - self.detector_fpr), kept_count(
-            n_synthetic, self.detector_fnr
-        )
-
     def _check_curation(self, data: str):
-        if (self.detector_fpr is None) != (self.detector_fnr is None):
-            raise ValueError(
-                "detector_fpr and detector_fnr must be given together (a detector's two error "
-                f"rates) or both be None; got detector_fpr={self.detector_fpr!r}, "
-                f"detector_fnr={self.detector_fnr!r}"
-            )
         acting = [
             name
             for name, on in (
@@ -462,11 +421,6 @@ class LoopConfig:
             raise ValueError(
                 f"curation={self.curation!r} takes synthetic_source 'last' or 'accumulate'; got "
                 "synthetic_source='memory'"
-            )
-        if self.detector_fpr is not None and self.synthetic_source == "accumulate":
-            raise ValueError(
-                "a detector (detector_fpr, detector_fnr) screens each generation's new samples "
-                "and takes synthetic_source 'last' or 'memory'; got synthetic_source='accumulate'"
             )
         if self.curation == "verify" and data not in ("gaussian", "grid_mixture"):
             raise ValueError(
@@ -490,15 +444,7 @@ class LoopConfig:
                 f"pool_budget must be at least {min_size} for model={self.model!r} (a training "
                 f"set); got {self.pool_budget}"
             )
-        n_real, n_synthetic = self.detected_sizes(*self._sizes())
-        if self.family == "synthetic_augmentation":
-            n_real = self.n_ini  # generation 1's real set is not screened again
-        if self.detector_fpr is not None and n_real + n_synthetic < min_size:
-            raise ValueError(
-                f"the detector leaves {n_real} real and {n_synthetic} synthetic samples per "
-                f"generation, fewer than the {min_size} a training set of model={self.model!r} "
-                "needs: lower detector_fpr or raise detector_fnr"
-            )
+        self._check_detector(*self._sizes(), min_size)
 
     def _sizes(self) -> tuple[int, int]:
         if self.n_total is not None:

@@ -32,7 +32,17 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from madutils._validation import (
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+    check_probability,
+)
+from madutils.curation import BEST_OF_RULES, kept_count
+
 __all__ = [
+    "CURATION_CHECKS",
+    "CurationSettings",
     "FAMILIES",
     "SHARED_SETTINGS",
     "SHARED_USED_WHEN",
@@ -75,12 +85,110 @@ SHARED_SETTINGS = {
         "torch threads of the run on the CPU; the numbers depend on it (1 gives the same "
         "numbers on every machine; a sweep uses more cores through more workers)",
     ),
+    # the mitigations of madutils.curation that both kinds of loop offer
+    "candidates": (4, "curation 'best_of': candidates K drawn per sample kept"),
+    "preference": (
+        "bradley_terry",
+        "curation 'best_of': 'bradley_terry' (candidate i kept with probability "
+        "exp(r_i) / sum exp(r_j)) or 'argmax' (the highest reward)",
+    ),
+    "reward_scale": (1.0, "curation 'best_of': the reward's scale (> 0)"),
+    "correction": (
+        0.5,
+        "curation 'correct': strength gamma in [0, 1] of the correction toward the real data "
+        "(0: none, 1: all the way; see madutils.curation)",
+    ),
+    "detector_fpr": (
+        None,
+        "detect and filter: share of new real samples a detector wrongly flags as synthetic and "
+        "drops, in [0, 1]; None (with detector_fnr None): no detector",
+    ),
+    "detector_fnr": (
+        None,
+        "detect and filter: share of synthetic samples the detector misses, in [0, 1]",
+    ),
+}
+
+#: The checks of the shared curation settings' own values (both settings classes add them to
+#: their ``SETTING_CHECKS``).
+CURATION_CHECKS = {
+    "candidates": check_positive_int,
+    "preference": lambda value, name: check_choice(value, name, BEST_OF_RULES),
+    "reward_scale": check_positive_number,
+    "correction": check_probability,
+    "detector_fpr": check_probability,
+    "detector_fnr": check_probability,
 }
 
 
 #: When a setting every loop has matters (the form of ``used_when`` in :func:`unused_settings`):
-#: the number K of recent models is only read by the ``"memory"`` synthetic source.
-SHARED_USED_WHEN = {"memory": ("synthetic_source", ("memory",))}
+#: the number K of recent models is only read by the ``"memory"`` synthetic source, the
+#: curation settings only by their curation step.
+SHARED_USED_WHEN = {
+    "memory": ("synthetic_source", ("memory",)),
+    "candidates": ("curation", ("best_of",)),
+    "preference": ("curation", ("best_of",)),
+    "reward_scale": ("curation", ("best_of",)),
+    "correction": ("curation", ("correct",)),
+}
+
+
+class CurationSettings:
+    """What both settings classes know about their mitigations (a mixin of
+    :class:`~madutils.loops.config.LoopConfig` and
+    :class:`~madutils.loops.image_config.ImageLoopConfig`, which have the fields ``curation``,
+    ``family``, ``n_ini``, ``synthetic_source``, ``detector_fpr`` and ``detector_fnr``)."""
+
+    @property
+    def curates(self) -> bool:
+        """Whether the run changes what the next model trains on beyond the loop family: a
+        curation step or a detector (then it records ``drawn_per_kept``)."""
+        return self.curation != "none" or self.detector_fpr is not None
+
+    def detected_sizes(self, n_real: int, n_synthetic: int) -> tuple[int, int]:
+        """The new real and synthetic samples of a generation left once the detector has
+        filtered them (:func:`madutils.curation.detect_and_filter`); the sizes themselves
+        without one."""
+        if self.detector_fpr is None:
+            return n_real, n_synthetic
+        return (
+            kept_count(n_real, 1.0 - self.detector_fpr),
+            kept_count(n_synthetic, self.detector_fnr),
+        )
+
+    def _check_detector(self, n_real: int, n_synthetic: int, min_size: int) -> None:
+        """The detector's rules, the same in every loop: its two error rates come together; it
+        screens each generation's new samples, which a pool of every earlier generation's
+        samples (``synthetic_source="accumulate"``) does not have; and it leaves a training
+        set of at least ``min_size`` samples of the family's ``n_real`` and ``n_synthetic``.
+
+        Raises
+        ------
+        ValueError
+            Naming the settings.
+        """
+        if (self.detector_fpr is None) != (self.detector_fnr is None):
+            raise ValueError(
+                "detector_fpr and detector_fnr must be given together (a detector's two error "
+                f"rates) or both be None; got detector_fpr={self.detector_fpr!r}, "
+                f"detector_fnr={self.detector_fnr!r}"
+            )
+        if self.detector_fpr is None:
+            return
+        if self.synthetic_source == "accumulate":
+            raise ValueError(
+                "a detector (detector_fpr, detector_fnr) screens each generation's new samples "
+                "and takes synthetic_source 'last' or 'memory'; got synthetic_source='accumulate'"
+            )
+        n_real, n_synthetic = self.detected_sizes(n_real, n_synthetic)
+        if self.family == "synthetic_augmentation":
+            n_real = self.n_ini  # generation 1's real set is not screened again
+        if n_real + n_synthetic < min_size:
+            raise ValueError(
+                f"the detector leaves {n_real} real and {n_synthetic} synthetic samples per "
+                f"generation, fewer than the {min_size} a training set of model="
+                f"{self.model!r} needs: lower detector_fpr or raise detector_fnr"
+            )
 
 
 def unused_settings(config, used_when: dict) -> list[str]:

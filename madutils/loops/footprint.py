@@ -364,6 +364,15 @@ def image_loop_footprint(cfg) -> list[Tensors]:
         Tensors("rounded samples", (sampled, pixels), _UINT8, on_device=False),
         Tensors("kept synthetic images", kept, _UINT8, on_device=False),
     ]
+    if cfg.curation == "best_of":  # every candidate of every kept image, then the choice
+        parts.append(
+            Tensors(
+                "best-of candidates",
+                (_factor(cfg, "candidates"), synthetic, pixels),
+                _UINT8,
+                on_device=False,
+            )
+        )
     if cfg.model != "ddpm":  # the GANs move their training set to the device once
         parts.append(Tensors("training images on the device", (n, pixels), stored))
     if cfg.image_size != native:

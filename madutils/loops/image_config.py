@@ -34,9 +34,11 @@ from madutils._validation import (
 from madutils.data.images import DATASETS
 from madutils.loops.config import check_eval_samples
 from madutils.loops.families import (
+    CURATION_CHECKS,
     FAMILIES,
     SHARED_USED_WHEN,
     SYNTHETIC_SOURCES,
+    CurationSettings,
     check_family_sizes,
     family_sizes,
     real_samples_needed,
@@ -98,8 +100,11 @@ USED_WHEN = {
     "path_length": ("model", _STYLEGAN),
     "verifier_confidence": ("curation", ("verify",)),
 }
-#: The curation steps of the image loops (``ImageLoopConfig.curation``).
-IMAGE_CURATIONS = ("none", "verify")
+#: The curation steps of the image loops (``ImageLoopConfig.curation``; see
+#: :class:`madutils.loops.images.ImageLoop`).
+IMAGE_CURATIONS = ("none", "verify", "best_of", "correct")
+#: The curation steps whose judge is the feature network's classifier (``features="lenet"``).
+_CLASSIFIED_CURATIONS = ("verify", "best_of")
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable:
@@ -176,13 +181,14 @@ SETTING_CHECKS: dict[str, Callable] = {
     "mixed_precision": _choice(MIXED_PRECISION),
     "curation": _choice(IMAGE_CURATIONS),
     "verifier_confidence": check_probability,
+    **CURATION_CHECKS,
 }
 #: How messages name a setting whose symbol in the paper differs from its name.
 _LABELS = {"memory": "memory (K)"}
 
 
 @dataclass(frozen=True)
-class ImageLoopConfig:
+class ImageLoopConfig(CurationSettings):
     """Every setting of one run of a self-consuming loop of an image model.
 
     Generation 1 trains a model from scratch on ``n_ini`` real images. Every later generation
@@ -200,6 +206,12 @@ class ImageLoopConfig:
     The synthetic images come from ``synthetic_source``: the previous model (``"last"``), the
     pool of every earlier model's images (``"accumulate"``) or, image by image, one of the
     ``memory`` most recent models (``"memory"``); see :mod:`madutils.loops.families`.
+
+    The mitigations of :mod:`madutils.curation` act on the synthetic images before the next
+    model trains on them (``curation``: verify, best of K, or an expert's correction, each
+    judged by the LeNet feature network; see :class:`madutils.loops.images.ImageLoop`), and a
+    detector (``detector_fpr``, ``detector_fnr``) filters the new real and synthetic images
+    of every generation; a run with either records ``drawn_per_kept``.
 
     Sizes default as in every loop (:func:`madutils.loops.families.family_sizes`): a fresh
     data loop needs ``n_real`` and ``n_synthetic``. The real images are split once:
@@ -298,13 +310,23 @@ class ImageLoopConfig:
     mixed_precision: str = setting("auto", "ddpm: 'auto', 'bf16' or 'no' (see ConditionalDDPM)")
     curation: str = setting(
         "none",
-        "curation of the synthetic images before the next model trains on them: 'none' or "
-        "'verify' (ddpm: the feature network must find the class asked for with confidence at "
-        "least verifier_confidence, else the image is drawn again; Feng et al. 2024)",
+        "curation of the synthetic images before the next model trains on them: 'none', "
+        "'verify' (the feature network must find the class asked for, or any class for an "
+        "unconditional model, with confidence at least verifier_confidence, else the image is "
+        "drawn again; Feng et al. 2024), 'best_of' (of K candidates, one kept by the reward "
+        "reward_scale * log p(class | image) of the feature network; Ferbach et al. 2024) or "
+        "'correct' (an expert moves each image a share gamma of the way to the real training "
+        "image of its class nearest it in feature space; Gillman et al. 2024)",
     )
     verifier_confidence: float = setting(
         0.9, "curation 'verify': the smallest confidence tau in [0, 1] the verifier accepts"
     )
+    candidates: int = shared_setting("candidates")
+    preference: str = shared_setting("preference")
+    reward_scale: float = shared_setting("reward_scale")
+    correction: float = shared_setting("correction")
+    detector_fpr: float | None = shared_setting("detector_fpr")
+    detector_fnr: float | None = shared_setting("detector_fnr")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -331,12 +353,15 @@ class ImageLoopConfig:
                 f"steps must be at most timesteps = {self.timesteps}; got {self.steps}"
             )
         self._check_sizes()
-        if self.curation == "verify" and (self.model != "ddpm" or self.features != "lenet"):
+        self._check_curation()
+
+    def _check_curation(self) -> None:
+        if self.curation in _CLASSIFIED_CURATIONS and self.features != "lenet":
             raise ValueError(
-                "curation='verify' needs model 'ddpm' with features 'lenet' (the feature "
-                "network checks the class each image was asked for); got "
-                f"model={self.model!r}, features={self.features!r}"
+                f"curation={self.curation!r} needs features 'lenet' (its judge is the feature "
+                f"network's classifier); got features={self.features!r}"
             )
+        self._check_detector(*self._sizes(), min_size=1)
 
     def _check_channels(self) -> None:
         channels = self.resolved_image_channels

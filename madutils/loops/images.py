@@ -18,6 +18,11 @@ timings and the results table of :func:`madutils.loops.driver.drive`):
    ``n_eval`` are measured; the first ``n_synthetic`` are what the synthetic source draws
    from: the last generation's (``"last"``), every earlier generation's (``"accumulate"``)
    or, image by image, one of the ``memory`` most recent generations' (``"memory"``).
+4. With a curation step (``curation``, after :mod:`madutils.curation`), the first
+   ``n_synthetic`` images are verified, curated by best of K or corrected by an expert before
+   the synthetic source keeps them (:meth:`ImageLoop._curated`); a detector screens the new
+   real and synthetic images of every training set (:meth:`ImageLoop._screen`). The metrics
+   always measure the model's own samples.
 
 Metrics (:data:`~madutils.loops.image_config.IMAGE_METRICS`): Fréchet distance ("FID") of
 feature-network features, the same extrapolated to infinitely many samples (FD∞), the kernel
@@ -37,7 +42,9 @@ saved images would be, so a resumed run continues exactly where an uninterrupted
 Images read from a folder stay 8-bit in memory, the real ones and the synthetic ones alike
 (70,000 colour images of 128x128 take 3.4 GB instead of 13.8 GB); every model, the feature
 network and the metrics convert them batch by batch to the floats they stand for.
-``timings.csv`` records seconds spent training, sampling and measuring per generation.
+A curated run also stores ``curated/NNNNN.pt``, the images the next model trains on.
+``timings.csv`` records seconds spent training, sampling (and curating) and measuring per
+generation.
 
 Randomness: generation ``t`` uses the streams ``(seed, t, purpose)`` of
 :func:`madutils.rng.stream`; the real-image split, the pool order and the floor use streams of
@@ -59,7 +66,7 @@ import pandas as pd
 import torch
 
 from madutils._image_checks import unit_float
-from madutils.curation import MAX_VERIFY_ROUNDS
+from madutils.curation import MAX_VERIFY_ROUNDS, best_of, kept_count
 from madutils.data.images import (
     ImageSet,
     RealImagePool,
@@ -397,7 +404,10 @@ class ImageLoop(Loop):
             draw_real=lambda n, rng: self.pool.draw(n),
             synthetic_part=self._synthetic_part,
             join=self._join,
+            screen=self._screen if cfg.detector_fpr is not None else None,
         )
+        self.generation = 0  # the generation being computed (the detector's stream)
+        self._expert: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     @property
     def replicates(self) -> int:
@@ -490,36 +500,166 @@ class ImageLoop(Loop):
         if self.n_keep is not None:
             self.synthetic = self.synthetic[-self.n_keep :]
 
-    def _verified(self, model, quantised, labels, generation: int) -> tuple[torch.Tensor, float]:
-        """The first ``n_synthetic`` images after verification, and the images drawn per kept.
+    # -- curation (madutils.curation) ----------------------------------------------------------
+    def _draw(self, model, n: int, labels: torch.Tensor | None, rng):
+        """``n`` more images of ``model`` (uint8) and their labels: for the classes ``labels``
+        (a conditional model) or drawn freely and labelled by the feature network."""
+        if model.conditional:
+            return _quantise(model.sample(n, self.cfg.lam, rng=rng, labels=labels)), labels
+        images = _quantise(model.sample(n, self.cfg.lam, rng=rng))
+        return images, self.real.labels_of(unit_float(images))
 
-        The verifier (Feng et al. 2024) is the feature network: an image passes when its most
-        probable class is the label it was asked for, with probability at least
-        ``verifier_confidence``. A rejected image is drawn again for the same label, from the
-        stream ``(seed, generation, VERIFY)``, for at most
-        :data:`~madutils.curation.MAX_VERIFY_ROUNDS` rounds (after which the last draw stays).
+    def _curated(self, model, quantised, labels, generation: int):
+        """The ``n_synthetic`` images the next model trains on, their labels, and the images
+        drawn for each one kept (1 without curation)."""
+        n = self.cfg.n_synthetic
+        images, labels = quantised[:n], None if labels is None else labels[:n]
+        if n == 0:
+            return images, labels, 1.0
+        if self.cfg.curation == "verify":
+            return self._verified(model, images, labels, generation)
+        if self.cfg.curation == "best_of":
+            return self._best_of(model, images, labels, generation)
+        if self.cfg.curation == "correct":
+            return self._corrected(images, labels), labels, 1.0
+        return images, labels, 1.0
+
+    def _verified(self, model, images, labels, generation: int):
+        """The images after verification (Feng et al. 2024), their labels, and the images drawn
+        per image kept.
+
+        The verifier is the feature network: an image passes when its most probable class has
+        probability at least ``verifier_confidence`` and, for a conditional model, is the label
+        it was asked for (an unconditional model's image is labelled with that class). A
+        rejected image is drawn again (for the same label), from the stream
+        ``(seed, generation, VERIFY)``, for at most :data:`~madutils.curation.MAX_VERIFY_ROUNDS`
+        rounds (after which the last draw stays).
         """
         cfg = self.cfg
-        n = cfg.n_synthetic
-        images, wanted = quantised[:n].clone(), labels[:n]
+        n = len(images)
+        images, wanted = images.clone(), labels.clone()
         rng = stream(cfg.seed, generation, ImageStream.VERIFY, device=model.device_)
         pending = torch.arange(n)
         drawn = n
         for round_ in range(MAX_VERIFY_ROUNDS):
             probabilities = self.real.features.probabilities(unit_float(images[pending]))
             confidence, predicted = probabilities.max(dim=1)
-            passed = (predicted == wanted[pending]) & (confidence >= cfg.verifier_confidence)
+            passed = confidence >= cfg.verifier_confidence
+            if model.conditional:
+                passed &= predicted == wanted[pending]
+            else:  # an unconditional model's image keeps the class the verifier found
+                wanted[pending] = predicted
             pending = pending[~passed]
             if len(pending) == 0 or round_ == MAX_VERIFY_ROUNDS - 1:
                 break
-            redrawn = model.sample(len(pending), cfg.lam, rng=rng, labels=wanted[pending])
-            images[pending] = _quantise(redrawn)
+            images[pending] = self._draw(model, len(pending), wanted[pending], rng)[0]
             drawn += len(pending)
-        return images, drawn / n
+        return images, wanted, drawn / n
+
+    def _best_of(self, model, images, labels, generation: int):
+        """One of ``candidates`` images kept per image (Ferbach et al. 2024), their labels, and
+        ``candidates`` (the images drawn per image kept).
+
+        The first candidate of each image is the image itself; the other ``K - 1`` are drawn
+        for the same label (a conditional model) or freely, from the stream ``(seed,
+        generation, CURATE)``. The reward of a candidate is ``reward_scale * log p(y | x)``,
+        the feature network's log-probability of the class ``y`` it was asked for (an
+        unconditional model's: of its most probable class); one is kept by
+        :func:`madutils.curation.best_of` with the rule ``preference`` (Bradley-Terry: with
+        probability proportional to ``p(y | x) ** reward_scale``). The loop's reward is maximal
+        for the digits the network is surest of, so curation alone drives it toward them.
+        """
+        cfg = self.cfg
+        n, k = len(images), cfg.candidates
+        rng = stream(cfg.seed, generation, ImageStream.CURATE, device=model.device_)
+        candidates, candidate_labels = [images], [labels]
+        for _ in range(k - 1):
+            drawn, drawn_labels = self._draw(model, n, labels, rng)
+            candidates.append(drawn)
+            candidate_labels.append(drawn_labels)
+        rewards = torch.stack(
+            [
+                self._log_confidence(c, c_labels if model.conditional else None)
+                for c, c_labels in zip(candidates, candidate_labels, strict=True)
+            ],
+            dim=1,
+        )
+        # best_of picks among the candidates' indices, which then pick images and labels
+        index = torch.arange(k, dtype=torch.float64).expand(1, n, k).unsqueeze(-1)
+        choice = best_of(index, cfg.reward_scale * rewards[None], rule=cfg.preference, rng=rng)
+        choice = choice[0, :, 0].long()
+        rows = torch.arange(n)
+        kept = torch.stack(candidates, dim=1)[rows, choice]
+        kept_labels = torch.stack(candidate_labels, dim=1)[rows, choice]
+        return kept, kept_labels, float(k)
+
+    def _log_confidence(self, images, labels) -> torch.Tensor:
+        """The feature network's log-probability of the class ``labels`` of each image (of its
+        most probable class without labels), as float64."""
+        probabilities = self.real.features.probabilities(unit_float(images)).to(torch.float64)
+        if labels is None:
+            chosen = probabilities.max(dim=1).values
+        else:
+            chosen = probabilities.gather(1, labels.to(torch.long).unsqueeze(1)).squeeze(1)
+        return chosen.clamp_min(torch.finfo(torch.float64).tiny).log()
+
+    def _corrected(self, images, labels) -> torch.Tensor:
+        """The images moved toward the real data by an expert (Gillman et al. 2024).
+
+        The expert is the simplest one this data set has: the real training images (never the
+        held-out ones the metrics use). Each synthetic image ``x`` becomes
+        ``(1 - gamma) x + gamma r``, pixel by pixel, with ``r`` the real training image of the
+        same class (of any class without labels) nearest to ``x`` in the feature network's
+        features; at ``gamma = 1`` the next model trains on real images (a nearest one may
+        repeat). Deterministic: no random draw.
+        """
+        real_features, real_labels = self._expert_reference()
+        features = self.real.features.features(unit_float(images)).to(real_features)
+        nearest = torch.empty(len(images), dtype=torch.long)
+        groups = (
+            [(torch.arange(len(images)), torch.arange(len(real_features)))]
+            if labels is None or real_labels is None
+            else [
+                (torch.nonzero(labels == c).squeeze(1), torch.nonzero(real_labels == c).squeeze(1))
+                for c in labels.unique()
+            ]
+        )
+        for rows, candidates in groups:
+            if len(candidates) == 0:
+                raise ValueError(f"no real training image has the class of image {int(rows[0])}")
+            for chunk in rows.split(1024):
+                distances = torch.cdist(features[chunk], real_features[candidates])
+                nearest[chunk] = candidates[distances.argmin(dim=1)]
+        real_images = unit_float(self.real.train.images[nearest])
+        gamma = self.cfg.correction
+        return _quantise((1.0 - gamma) * unit_float(images) + gamma * real_images)
+
+    def _expert_reference(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The features and labels of the real training images, computed once per run."""
+        if self._expert is None:
+            train = self.real.train
+            self._expert = (self.real.features.features(train.images), train.labels)
+        return self._expert
+
+    def _screen(self, fresh, synthetic, rng):
+        """The detector (:func:`madutils.curation.detect_and_filter`'s rule on images): keep a
+        random share ``1 - detector_fpr`` of the new real images and ``detector_fnr`` of the
+        synthetic ones, drawn from the stream ``(seed, generation, DETECT)``."""
+        cfg = self.cfg
+        rng = stream(cfg.seed, self.generation, ImageStream.DETECT)
+        kept = []
+        for part, share in ((fresh, 1.0 - cfg.detector_fpr), (synthetic, cfg.detector_fnr)):
+            if part is None:
+                kept.append(None)
+                continue
+            order = torch.randperm(len(part), generator=rng)
+            kept.append(part.subset(order[: kept_count(len(part), share)].sort().values))
+        return tuple(kept)
 
     # -- one generation ------------------------------------------------------------------------
     def step(self, generation: int) -> dict[str, np.ndarray]:
         cfg = self.cfg
+        self.generation = generation
         training = self.training_set(generation, stream(cfg.seed, generation, ImageStream.MEMORY))
         start = time.perf_counter()
         model = self.fit(generation, training)
@@ -535,15 +675,12 @@ class ImageLoop(Loop):
         else:  # the feature network labels what an unconditional model draws (if it can)
             quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
             labels = self.real.labels_of(unit_float(quantised))
-        drawn_per_kept = None
-        if cfg.curation == "verify" and cfg.n_synthetic > 0:  # the redraws count as sampling
-            kept, drawn_per_kept = self._verified(model, quantised, labels, generation)
-            self._keep_synthetic(kept, labels)
-            if self.store is not None:
-                content = {"images": kept, "labels": labels[: cfg.n_synthetic]}
-                self.written.append(self.store.save_file("verified", generation, content))
-        else:
-            self._keep_synthetic(quantised, labels)
+        # the curation's draws count as sampling
+        kept, kept_labels, drawn_per_kept = self._curated(model, quantised, labels, generation)
+        self._keep_synthetic(kept, kept_labels)
+        if self.store is not None and cfg.curation != "none" and cfg.n_synthetic > 0:
+            content = {"images": kept, "labels": kept_labels}
+            self.written.append(self.store.save_file("curated", generation, content))
         sampled = time.perf_counter()
         values = measure(
             self.real,
@@ -553,8 +690,12 @@ class ImageLoop(Loop):
             # the classes an unconditional model's samples were labelled with above
             predicted=None if model.conditional or labels is None else labels[: cfg.n_eval],
         )
-        if drawn_per_kept is not None:
-            values["drawn_per_kept"] = drawn_per_kept
+        if cfg.curates and cfg.n_synthetic > 0:
+            # images drawn per synthetic image the next model trains on, after the detector
+            _, trained_on = cfg.detected_sizes(0, cfg.n_synthetic)
+            values["drawn_per_kept"] = (
+                drawn_per_kept * cfg.n_synthetic / trained_on if trained_on else float("nan")
+            )
         self.record_time(
             generation,
             fit_seconds=fitted - start,
@@ -607,7 +748,7 @@ class ImageLoop(Loop):
         if state["pool_drawn"] > self.cfg.n_ini:
             self.pool.draw(state["pool_drawn"] - self.cfg.n_ini)
         first = 1 if self.n_keep is None else max(1, generation - self.n_keep + 1)
-        kind = "verified" if self.cfg.curation == "verify" and self.cfg.n_synthetic else "samples"
+        kind = "curated" if self.cfg.curation != "none" and self.cfg.n_synthetic else "samples"
         for kept in range(first, generation + 1):
             # uint8 as sampled: no round trip through floats
             stored = self.store.load_file(kind, kept, weights_only=True)

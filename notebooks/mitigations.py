@@ -94,8 +94,13 @@ grid_n_synthetic = [100, 316, 1000, 3162]  # synthetic samples per generation of
 curve_seeds = 2000  # Monte-Carlo replicates of the real-fit curve that converts limits into n_e
 scale = "cpu"  # section of the deep-model recipes in madutils/recipes (set by madutils run)
 ddpm = {}  # overrides, key by key, of the DDPM recipe at this scale (madutils/recipes/ddpm.yaml)
-ddpm_replicates = 3  # replicates of the DDPM loops the other chapters run too (shared runs)
-ddpm_curated_replicates = 2  # replicates of the DDPM loops only this chapter runs
+ddpm_replicates = 3  # replicates of every DDPM loop (the other chapters' runs are shared)
+ddpm_curated = [
+    "verify",
+    "best of 4, alone",
+    "self-correct, gamma 0.5",
+    "detect and filter",
+]  # the DDPM loops only this chapter runs, of these four (the cpu set runs fewer)
 ddpm_fresh = 500  # fresh real and synthetic images per generation (as the fresh data chapter)
 ddpm_fixed_steps = True  # larger training sets get fewer passes (as the other chapters' cpu sets)
 verifier_confidence = 0.9  # tau: the feature network's smallest accepted confidence
@@ -139,13 +144,14 @@ HTML(catalogue.to_html(index=False, escape=True, classes="claims-table"))
 # - **best of 4** draws four candidates per label and keeps one by the Bradley-Terry rule with the reward $r(x) = s \log p(y \mid x)$, the network's log-probability of the asked class $y$ at scale $s$ = {glue:text}`mit_reward_scale`, so a candidate is kept with probability proportional to $p(y \mid x)^s$; the reward is highest for the digits the network is surest of;
 # - the **expert** of self-correction is the simplest one the digits have: the real training digits themselves. Each synthetic digit moves a share $\gamma$ of the way, pixel by pixel, to the real training digit of its class nearest to it in the network's features. It is an idealised expert, as the toy models' exact correction is: it knows the real data, which a real-world corrector (the physics simulator of the paper) only approximates;
 # - the **detector** screens the fresh data loop's new digits: it drops a share {glue:text}`mit_ddpm_detect_fpr` of the fresh real ones and misses a share {glue:text}`mit_ddpm_detect_fnr` of the synthetic ones, which it compares with the same loop without a detector.
+#
+# {glue:text}`mit_ddpm_not_run`
 
 # %%
 ddpm_base = ImageLoopConfig(
     **recipe("ddpm", scale, overrides=ddpm), family="fully_synthetic", seed=seed, device=device
 )
 ddpm_seeds = replicate_seeds(seed, ddpm_replicates)
-curated_seeds = replicate_seeds(seed, ddpm_curated_replicates)
 glue_value("mit_tau", verifier_confidence)
 glue_value("mit_reward_scale", ddpm_reward_scale)
 glue_value("mit_ddpm_detect_fpr", ddpm_detect_fpr)
@@ -153,49 +159,52 @@ glue_value("mit_ddpm_detect_fnr", ddpm_detect_fnr)
 fresh_sizes = dict(
     family="fresh_data", n_real=ddpm_fresh, n_synthetic=ddpm_fresh, fixed_steps=ddpm_fixed_steps
 )
-# each loop: its changes to the plain loop, its seeds, and the loop its claim compares it with
-ddpm_loops = {
-    PLAIN: ({}, ddpm_seeds, None),
-    "verify": (
-        dict(curation="verify", verifier_confidence=verifier_confidence),
-        curated_seeds,
-        PLAIN,
-    ),
-    "best of 4, alone": (
-        dict(image_settings("best of 4, alone"), reward_scale=ddpm_reward_scale),
-        curated_seeds,
-        PLAIN,
-    ),
-    "self-correct, gamma 0.5": (image_settings("self-correct, gamma 0.5"), curated_seeds, PLAIN),
+# each loop: its changes to the plain loop and the loop its claim compares it with; the first
+# ones are the other chapters' runs, the curated ones this chapter's own
+shared_loops = {
+    PLAIN: ({}, None),
     "accumulate": (
         dict(
             family="synthetic_augmentation",
             fixed_steps=ddpm_fixed_steps,
             synthetic_source="accumulate",
         ),
-        ddpm_seeds,
         PLAIN,
     ),
-    "with real data": (
-        dict(family="synthetic_augmentation", fixed_steps=ddpm_fixed_steps),
-        ddpm_seeds,
+    "with real data": (dict(family="synthetic_augmentation", fixed_steps=ddpm_fixed_steps), PLAIN),
+    "fresh real data": (fresh_sizes, PLAIN),
+}
+curated_loops = {
+    "verify": (dict(curation="verify", verifier_confidence=verifier_confidence), PLAIN),
+    "best of 4, alone": (
+        dict(image_settings("best of 4, alone"), reward_scale=ddpm_reward_scale),
         PLAIN,
     ),
-    "fresh real data": (fresh_sizes, ddpm_seeds, PLAIN),
+    "self-correct, gamma 0.5": (image_settings("self-correct, gamma 0.5"), PLAIN),
     "detect and filter": (
         dict(fresh_sizes, detector_fpr=ddpm_detect_fpr, detector_fnr=ddpm_detect_fnr),
-        curated_seeds,
         "fresh real data",
     ),
 }
+unknown = sorted(set(ddpm_curated) - set(curated_loops))
+if unknown:
+    raise ValueError(
+        f"ddpm_curated must name loops among {', '.join(map(repr, curated_loops))}; got "
+        f"{', '.join(map(repr, unknown))}"
+    )
+ddpm_loops = {**shared_loops, **{name: curated_loops[name] for name in ddpm_curated}}
+not_run = [name for name in curated_loops if name not in ddpm_curated]
+glue_value(
+    "mit_ddpm_not_run",
+    "At this scale every one of them runs."
+    if not not_run
+    else f"At this scale the chapter leaves out {', '.join(not_run)}, to keep the book within its "
+    "time; the gpu parameters run them, and `-p ddpm_curated` chooses them here.",
+)
 ddpm_started = start_sweep(
     ddpm_base,
     runs_dir,
-    cases=[
-        dict(changes, seed=s)
-        for changes, seeds_of_loop, _ in ddpm_loops.values()
-        for s in seeds_of_loop
-    ],
+    cases=[dict(changes, seed=s) for changes, _ in ddpm_loops.values() for s in ddpm_seeds],
     progress=False,
 )
 
@@ -434,11 +443,12 @@ plotting.save_figure(fig, output_dir, "mit_detect")
 # ## The diffusion model
 #
 # The same comparison with the class-conditional DDPM on MNIST digits at this scale, λ = 1: the plain fully synthetic loop; the verified, curated (best of 4) and corrected loops; synthetic augmentation with the same real digits every generation ("with real data") and with the pool of every earlier model's digits ("accumulate"); the fresh data loop with {glue:text}`mit_ddpm_fresh` fresh real and as many synthetic digits per generation ("fresh real data"), and the same loop behind the detector ("detect and filter").
+# Every loop has {glue:text}`mit_ddpm_replicates` replicates. {glue:text}`mit_ddpm_not_run`
 # {glue:text}`mit_measurement_note`
 
 # %%
 ddpm_sweep = ddpm_started.result()
-ddpm_names = [name for name, (_, seeds_of_loop, _) in ddpm_loops.items() for _ in seeds_of_loop]
+ddpm_names = [name for name in ddpm_loops for _ in ddpm_seeds]
 ddpm_table = pd.concat(
     [
         result.table.assign(mitigation=name)
@@ -448,6 +458,7 @@ ddpm_table = pd.concat(
 )
 ddpm_last = int(ddpm_table.generation.max())
 glue_value("mit_ddpm_fresh", ddpm_fresh)
+glue_value("mit_ddpm_replicates", len(ddpm_seeds))
 glue_value("mit_measurement_note", measurement_note(ddpm_sweep.results[0]))
 DDPM_PANELS = ["fid", "precision", "recall", "drawn_per_kept"]
 
@@ -469,11 +480,13 @@ def ddpm_figure(names, name):
 
 
 # %% mystnb={"figure": {"caption": "DDPM on MNIST digits, λ = 1: FID, precision, recall and the images drawn per image trained on, per generation, median and range across replicates, for the plain fully synthetic loop and the loops that curate its digits. Generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-mitigations-ddpm-curation"}, "image": {"alt": "Four panels against generation, one line per loop: the plain loop, the verified loop, best of 4 and self-correction; FID, precision, recall and the images drawn per image trained on."}}
-fig = ddpm_figure(["verify", "best of 4, alone", "self-correct, gamma 0.5"], "mit_ddpm_curation")
+fig = ddpm_figure(
+    [name for name in ddpm_curated if name != "detect and filter"], "mit_ddpm_curation"
+)
 
 # %% mystnb={"figure": {"caption": "DDPM on MNIST digits, λ = 1, the loops that mix in real digits: FID, precision, recall and the images drawn per image trained on, per generation, median and range across replicates, beside the plain loop. Generation 0 is real data, the grey band the real-versus-real floor.", "name": "fig-mitigations-ddpm"}, "image": {"alt": "Four panels against generation, one line per loop: the plain loop, accumulation, synthetic augmentation with real data, the fresh data loop and the same loop behind a detector; FID, precision, recall and the images drawn per image trained on."}}
 fig = ddpm_figure(
-    ["accumulate", "with real data", "fresh real data", "detect and filter"], "mit_ddpm"
+    [name for name in ddpm_loops if name in ("detect and filter", *shared_loops)], "mit_ddpm"
 )
 
 # %% [markdown]
@@ -483,7 +496,7 @@ fig = ddpm_figure(
 # %% tags=["remove-input"]
 WORSE = {m.name for m in MITIGATIONS if m.worse}
 ddpm_verdicts = {}
-for name, (_, _, compared_with) in ddpm_loops.items():
+for name, (_, compared_with) in ddpm_loops.items():
     if compared_with is None:
         continue
     favoured, other = (compared_with, name) if name in WORSE else (name, compared_with)
@@ -513,8 +526,13 @@ def ddpm_cost(name):
     return rows.value.median()
 
 
-glue_value("mit_ddpm_cost", ddpm_cost("verify"))
-glue_value("mit_ddpm_detect_cost", ddpm_cost("detect and filter"))
+costs = {name: ddpm_cost(name) for name in ddpm_curated}
+glue_value(
+    "mit_ddpm_costs",
+    "; ".join(f"{name}: {cost:.2f}" for name, cost in costs.items())
+    if costs
+    else "no loop curated at this scale",
+)
 glue_value("mit_rule_ddpm", next(iter(ddpm_verdicts.values()))[2].rule)
 ddpm_verdict_table = pd.DataFrame(
     [
@@ -530,7 +548,7 @@ ddpm_verdict_table = pd.DataFrame(
 HTML(ddpm_verdict_table.to_html(index=False, escape=True, classes="claims-table"))
 
 # %% [markdown]
-# The verifier drew a median of {glue:text}`mit_ddpm_cost:.2f` images for every image it kept; the detector trained on one synthetic digit for every {glue:text}`mit_ddpm_detect_cost:.0f` drawn, the rest discarded.
+# Images drawn per synthetic image trained on, median over the generations (a detector discards what it flags, so its cost is what it throws away): {glue:text}`mit_ddpm_costs`.
 
 # %% [markdown]
 # ## Side by side

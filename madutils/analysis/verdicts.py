@@ -1325,7 +1325,8 @@ class EndsBetter(Rule):
 
 @dataclass(frozen=True)
 class MitigatedFid(NoiseAware):
-    """A mitigated image loop ends with a lower FID than the plain loop, beyond the noise.
+    """A mitigated image loop ends with a lower FID than the loop it is compared with (the
+    plain loop, or the loop a claim of harm favours), beyond the noise.
 
     Parameters
     ----------
@@ -1374,7 +1375,8 @@ class MitigatedFid(NoiseAware):
 
     def evidence(self, plain_last, mitigated_last, plain_spread, mitigated_spread, replicates):
         return (
-            f"FID {_signed(mitigated_last - plain_last)} against the plain loop (spread "
+            f"FID {_signed(mitigated_last - plain_last)} against the loop it is compared with "
+            "(spread "
             f"{max(plain_spread, mitigated_spread):.3g}); {replicates:.0f} replicates"
         )
 

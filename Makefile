@@ -30,7 +30,9 @@ SCALE ?= cpu
 # three flow replicates, 30 StyleGAN2 epochs and equal training steps for the fresh-data DDPM
 # (2026-12-02 afternoon, when the unchanged book took 43:10); 26:37 (2,621 run-seconds) with a
 # 30-pass DDPM, which lost the E5 verdict, and 32:39 (3,253) with 45 passes and the mitigations
-# chapter (2026-12-03).
+# chapter (2026-12-03); that afternoon, on a machine where the same DDPM runs took 1.35x as long,
+# 46:22 (4,855) with three more DDPM mitigations and 40:54 (4,152) with only the verified one at
+# the cpu scale and 20 StyleGAN2 epochs.
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

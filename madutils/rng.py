@@ -39,7 +39,7 @@ class BatchedStream(enum.IntEnum):
 class ImageStream(enum.IntEnum):
     """Purposes of the image loops' streams.
 
-    Per generation: ``stream(seed, generation, purpose)`` with the first eight; once per run:
+    Per generation: ``stream(seed, generation, purpose)`` with the first seven; once per run:
     ``stream(seed, purpose)`` with the last three. The numbering differs from
     :class:`BatchedStream` because the two kinds of loop were written apart; a run is of one
     kind, so their streams never meet, and the numbers stay as they are because every stored
@@ -49,11 +49,11 @@ class ImageStream(enum.IntEnum):
     FIT = 0  # the model's training seed
     SAMPLE = 1  # the model's samples
     LABELS = 2  # the class labels a conditional model is asked for
-    MEMORY = 3  # which of the K most recent generations each synthetic image comes from
+    MEMORY = 3  # which of the K most recent generations each synthetic image comes from, and
+    # which new real and synthetic images the detector flags
     SUBSETS = 4  # the subsets the metrics draw of the features (KID, FD∞); 0: the real floor
     VERIFY = 5  # the images drawn again for those the verifier rejects (curation "verify")
     CURATE = 6  # the candidates and the choice of curation "best_of"
-    DETECT = 7  # which new real and synthetic images the detector flags
     SPLIT = 1_000_001  # the split of the real images into training and held-out images
     POOL = 1_000_002  # the order in which real training images are drawn
     FLOOR = 1_000_003  # the real training images measured as generation 0

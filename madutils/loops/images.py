@@ -66,7 +66,7 @@ import pandas as pd
 import torch
 
 from madutils._image_checks import unit_float
-from madutils.curation import MAX_VERIFY_ROUNDS, best_of, kept_count
+from madutils.curation import MAX_VERIFY_ROUNDS, best_of, detect_and_filter
 from madutils.data.images import (
     ImageSet,
     RealImagePool,
@@ -406,7 +406,6 @@ class ImageLoop(Loop):
             join=self._join,
             screen=self._screen if cfg.detector_fpr is not None else None,
         )
-        self.generation = 0  # the generation being computed (the detector's stream)
         self._expert: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     @property
@@ -642,24 +641,29 @@ class ImageLoop(Loop):
         return self._expert
 
     def _screen(self, fresh, synthetic, rng):
-        """The detector (:func:`madutils.curation.detect_and_filter`'s rule on images): keep a
-        random share ``1 - detector_fpr`` of the new real images and ``detector_fnr`` of the
-        synthetic ones, drawn from the stream ``(seed, generation, DETECT)``."""
-        cfg = self.cfg
-        rng = stream(cfg.seed, self.generation, ImageStream.DETECT)
-        kept = []
-        for part, share in ((fresh, 1.0 - cfg.detector_fpr), (synthetic, cfg.detector_fnr)):
-            if part is None:
-                kept.append(None)
-                continue
-            order = torch.randperm(len(part), generator=rng)
-            kept.append(part.subset(order[: kept_count(len(part), share)].sort().values))
-        return tuple(kept)
+        """The detector: :func:`madutils.curation.detect_and_filter` on the images' indices,
+        which keeps a random share ``1 - detector_fpr`` of the new real images and
+        ``detector_fnr`` of the synthetic ones (drawn from the training set's stream)."""
+
+        def indices(part):
+            n = 0 if part is None else len(part)
+            return torch.arange(n, dtype=torch.float64).reshape(1, n, 1)
+
+        def kept(part, index):
+            return None if part is None else part.subset(index[0, :, 0].long())
+
+        real, synthetic_kept = detect_and_filter(
+            indices(fresh),
+            indices(synthetic),
+            fpr=self.cfg.detector_fpr,
+            fnr=self.cfg.detector_fnr,
+            rng=rng,
+        )
+        return kept(fresh, real), kept(synthetic, synthetic_kept)
 
     # -- one generation ------------------------------------------------------------------------
     def step(self, generation: int) -> dict[str, np.ndarray]:
         cfg = self.cfg
-        self.generation = generation
         training = self.training_set(generation, stream(cfg.seed, generation, ImageStream.MEMORY))
         start = time.perf_counter()
         model = self.fit(generation, training)

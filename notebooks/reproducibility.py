@@ -136,7 +136,7 @@ HTML(
 )
 
 # %% [markdown]
-# The first generation of a run trains on real data only, so runs that start alike share it (it is cached under `runs/first_generation/`); its training time is counted once.
+# The first generation of a run trains on real data only, so runs that start alike share it (it is cached under `runs/first_generation/`); its training time is counted once. Its samples are cached beside it and shared by the runs that also sample it alike (the same λ), whatever their family or curation step.
 #
 # ## Full MNIST for the `gpu` scale
 #

@@ -114,11 +114,37 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, cache):
 def test_first_generation_is_shared_between_lams_and_families(tmp_path, cache):
     first = _run(tmp_path, cache, lam=1.0, generations=1)
     other = _run(tmp_path, cache, lam=0.5, family="synthetic_augmentation", generations=1)
-    assert len(list((tmp_path / "runs" / "first_generation").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "runs" / "first_generation").glob("ddpm-*.pt"))) == 1
     weights = [ImageRun(r.run_dir).model(1).model_.state_dict() for r in (first, other)]
     for name, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][name])
     assert other.timings.fit_seconds[0] < first.timings.fit_seconds[0]
+
+
+def test_first_generation_samples_are_shared_at_one_lam(tmp_path, cache):
+    alone = run_image_loop(ImageLoopConfig(**TINY), None, progress=False, cache_dir=cache)
+    first = _run(tmp_path, cache)
+    # the same first generation, curated and fed to another family: its samples are read back
+    changes = dict(family="synthetic_augmentation", curation="best_of", candidates=2)
+    other = _run(tmp_path, cache, **changes)
+    cached = list((tmp_path / "runs" / "first_generation").glob("samples-*.pt"))
+    assert len(cached) == 1
+    samples = [ImageRun(r.run_dir).samples(1) for r in (first, other)]
+    assert torch.equal(samples[0].images, samples[1].images)
+    assert torch.equal(samples[0].labels, samples[1].labels)
+    # and they are the samples a run without a store draws: the cache changes no number
+    rows = [
+        r.table[(r.table.generation == 1) & r.table.metric.isin(IMAGE_METRICS)]
+        for r in (alone, first, other)
+    ]
+    for shared in rows[1:]:
+        torch.testing.assert_close(torch.tensor(_values(shared)), torch.tensor(_values(rows[0])))
+    # generation 2 differs (other training sets), and another lam draws other samples
+    assert not torch.equal(
+        ImageRun(first.run_dir).samples(2).images, ImageRun(other.run_dir).samples(2).images
+    )
+    _run(tmp_path, cache, lam=0.5, generations=1)
+    assert len(list((tmp_path / "runs" / "first_generation").glob("samples-*.pt"))) == 2
 
 
 def test_other_settings_never_overwrite_a_run(tmp_path, cache):

@@ -11,6 +11,7 @@ import torch
 from test_image_loop import TINY
 
 from madutils.errors import DamagedFileError
+from madutils.files import file_digest
 from madutils.loops import images
 from madutils.loops.image_config import ImageLoopConfig
 from madutils.loops.images import ImageRun, run_image_loop
@@ -61,7 +62,7 @@ def test_damaged_samples_stop_a_resume_and_repair_recomputes_them(tmp_path, refe
 
 def test_a_bad_first_generation_cache_is_rebuilt_with_a_warning(tmp_path, reference):
     first = _run(tmp_path, generations=1)
-    (cached,) = (tmp_path / "runs" / "first_generation").glob("*.pt")
+    (cached,) = (tmp_path / "runs" / "first_generation").glob("ddpm-*.pt")
     _garbage(cached)
     other = ImageLoopConfig(**{**TINY, "generations": 3, "lam": 0.5})  # shares generation 1
     with pytest.warns(RuntimeWarning, match=rf"cache entry .*{cached.name} .*rebuilt"):
@@ -86,3 +87,34 @@ def test_a_bad_feature_network_cache_is_rebuilt_with_a_warning(tmp_path, referen
     with pytest.warns(RuntimeWarning, match=rf"cache entry .*{cached.name}"):
         table = _run(tmp_path / "a", generations=3).table  # another run, same cache
     pd.testing.assert_frame_equal(table, reference)
+
+
+@pytest.mark.parametrize("damage", [_garbage, _half])
+def test_damaged_first_generation_samples_are_drawn_again_with_a_warning(tmp_path, damage):
+    first = _run(tmp_path, generations=1)
+    (cached,) = (tmp_path / "runs" / "first_generation").glob("samples-*.pt")
+    damage(cached)
+    other = ImageLoopConfig(**{**TINY, "generations": 1, "family": "synthetic_augmentation"})
+    with pytest.warns(RuntimeWarning, match=rf"cache entry .*{cached.name} .*rebuilt"):
+        redrawn = run_image_loop(
+            other, tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache"
+        )
+    # drawn again, not read from the damaged file: the first run's samples
+    samples = [ImageRun(r.run_dir).samples(1) for r in (first, redrawn)]
+    assert torch.equal(samples[0].images, samples[1].images)
+    assert cached.with_name(cached.name + ".sha256").exists()
+
+
+def test_cached_samples_of_another_size_are_refused_and_drawn_again(tmp_path):
+    first = _run(tmp_path, generations=1)
+    (cached,) = (tmp_path / "runs" / "first_generation").glob("samples-*.pt")
+    content = torch.load(cached)
+    torch.save({"images": content["images"][:5], "labels": content["labels"][:5]}, cached)
+    cached.with_name(cached.name + ".sha256").write_text(file_digest(cached) + "\n")
+    other = ImageLoopConfig(**{**TINY, "generations": 1, "family": "synthetic_augmentation"})
+    with pytest.warns(RuntimeWarning, match=r"does not hold what was expected"):
+        redrawn = run_image_loop(
+            other, tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache"
+        )
+    samples = [ImageRun(r.run_dir).samples(1) for r in (first, redrawn)]
+    assert torch.equal(samples[0].images, samples[1].images)

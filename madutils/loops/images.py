@@ -11,7 +11,9 @@ timings and the results table of :func:`madutils.loops.driver.drive`):
 2. Generation 1 trains a model from scratch on ``n_ini`` real images drawn (class-balanced)
    from the training part. Its weights depend only on the real images, the model settings and
    the seed, so they are cached under ``<out>/first_generation/`` and shared by every run
-   that starts the same way (all ``lam`` values, all three families).
+   that starts the same way (all ``lam`` values, all three families, every curation). Its
+   samples depend on those weights, ``lam``, the sampler and the seed only, so they are cached
+   beside the weights and shared too (every curation step and every family at one ``lam``).
 3. Every generation samples ``max(n_synthetic, n_eval)`` images with the sampling bias
    ``lam``: the conditional DDPM for class labels balanced over the classes, the
    unconditional WGAN-GP freely, its images then labelled by the feature network. The first
@@ -305,6 +307,19 @@ def _quantise(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
+def _check_samples(n_samples: int) -> Callable[[dict], None]:
+    """A check of cached samples: ``n_samples`` uint8 images and as many labels (or None)."""
+
+    def check(content: dict) -> None:
+        images, labels = content["images"], content["labels"]
+        if images.dtype != torch.uint8 or len(images) != n_samples:
+            raise ValueError(f"expected {n_samples} uint8 images")
+        if labels is not None and len(labels) != n_samples:
+            raise ValueError(f"expected {n_samples} labels")
+
+    return check
+
+
 @dataclass
 class ImageLoopResult(LoopResult):
     """What :func:`run_image_loop` returns: a :class:`~madutils.loops.driver.LoopResult`
@@ -407,6 +422,7 @@ class ImageLoop(Loop):
             screen=self._screen if cfg.detector_fpr is not None else None,
         )
         self._expert: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._first_weights: CacheEntry | None = None  # set when generation 1 is trained
 
     @property
     def replicates(self) -> int:
@@ -422,6 +438,8 @@ class ImageLoop(Loop):
         return model_class(**settings, progress=self.progress)
 
     def _first_generation_cache(self, model, real: ImageSet, rng) -> CacheEntry | None:
+        """The cache entry of generation 1's weights (None without a store); they depend on
+        the model settings, the real images trained on and the training stream only."""
         if self.store is None:
             return None
         params = model.get_params()
@@ -437,7 +455,54 @@ class ImageLoop(Loop):
         if real.labels is not None:
             digest.update(real.labels.numpy().tobytes())
         name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
-        return CacheEntry(self.store.path.parent / "first_generation" / name)
+        self._first_weights = CacheEntry(self.store.path.parent / "first_generation" / name)
+        return self._first_weights
+
+    def _first_samples_cache(self, model, n_samples: int, streams) -> CacheEntry | None:
+        """The cache entry of generation 1's samples, beside its weights' entry (None without
+        one): they depend on the weights and on how they are drawn, nothing else."""
+        if self._first_weights is None:
+            return None
+        params = model.get_params()
+        identity = {
+            "weights": self._first_weights.path.name,
+            "lam": self.cfg.lam,
+            "n_samples": n_samples,
+            "streams": [rng.initial_seed() for rng in streams],
+            "device": str(model.device_),
+            **{k: params[k] for k in ("sampler", "steps") if k in params},
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        return CacheEntry(self._first_weights.path.with_name(f"samples-{digest}.pt"))
+
+    def _sample(self, model, generation: int, n_samples: int):
+        """The ``n_samples`` images (uint8) a generation measures and keeps, and their labels:
+        for balanced classes (a conditional model) or drawn freely and labelled by the feature
+        network. Generation 1's are read from the cache when a run that starts alike drew them."""
+        cfg = self.cfg
+        rng = stream(cfg.seed, generation, ImageStream.SAMPLE, device=model.device_)
+        labels_rng = stream(cfg.seed, generation, ImageStream.LABELS)
+
+        def draw() -> dict:
+            if model.conditional:
+                labels = model.balanced_labels(n_samples, labels_rng)
+                images = model.sample(n_samples, cfg.lam, rng=rng, labels=labels)
+                return {"images": _quantise(images), "labels": labels}
+            return {"images": _quantise(model.sample(n_samples, cfg.lam, rng=rng)), "labels": None}
+
+        cache = self._first_samples_cache(model, n_samples, (rng, labels_rng))
+        if generation != 1 or cache is None:
+            drawn = draw()
+        else:
+            with cache.lock():  # another run drawing the same samples: wait, then load
+                drawn = cache.load(weights_only=True, check=_check_samples(n_samples))
+                if drawn is None:
+                    drawn = draw()
+                    cache.save(lambda tmp: torch.save(drawn, tmp))
+        quantised, labels = drawn["images"], drawn["labels"]
+        if not model.conditional:  # the feature network labels what an unconditional model draws
+            labels = self.real.labels_of(unit_float(quantised))
+        return quantised, labels
 
     def fit(self, generation: int, training: ImageSet):
         model = self.new_model()
@@ -670,15 +735,7 @@ class ImageLoop(Loop):
         fitted = time.perf_counter()
         n_samples = max(cfg.n_synthetic, cfg.n_eval)
         n_classes = self.real.train.n_classes
-        rng = stream(cfg.seed, generation, ImageStream.SAMPLE, device=model.device_)
-        if model.conditional:
-            labels = model.balanced_labels(
-                n_samples, stream(cfg.seed, generation, ImageStream.LABELS)
-            )
-            quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng, labels=labels))
-        else:  # the feature network labels what an unconditional model draws (if it can)
-            quantised = _quantise(model.sample(n_samples, cfg.lam, rng=rng))
-            labels = self.real.labels_of(unit_float(quantised))
+        quantised, labels = self._sample(model, generation, n_samples)
         # the curation's draws count as sampling
         kept, kept_labels, drawn_per_kept = self._curated(model, quantised, labels, generation)
         self._keep_synthetic(kept, kept_labels)

@@ -89,32 +89,37 @@ def test_a_bad_feature_network_cache_is_rebuilt_with_a_warning(tmp_path, referen
     pd.testing.assert_frame_equal(table, reference)
 
 
-@pytest.mark.parametrize("damage", [_garbage, _half])
-def test_damaged_first_generation_samples_are_drawn_again_with_a_warning(tmp_path, damage):
-    first = _run(tmp_path, generations=1)
+def _cached_samples(tmp_path):
     (cached,) = (tmp_path / "runs" / "first_generation").glob("samples-*.pt")
-    damage(cached)
+    return cached
+
+
+def _redraw_after_damage(tmp_path, first, message):
+    """Run a loop that shares ``first``'s generation 1 and check that it warns with
+    ``message`` and draws the first run's samples again instead of reading the bad entry."""
     other = ImageLoopConfig(**{**TINY, "generations": 1, "family": "synthetic_augmentation"})
-    with pytest.warns(RuntimeWarning, match=rf"cache entry .*{cached.name} .*rebuilt"):
+    with pytest.warns(RuntimeWarning, match=message):
         redrawn = run_image_loop(
             other, tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache"
         )
-    # drawn again, not read from the damaged file: the first run's samples
     samples = [ImageRun(r.run_dir).samples(1) for r in (first, redrawn)]
     assert torch.equal(samples[0].images, samples[1].images)
+    assert torch.equal(samples[0].labels, samples[1].labels)
+
+
+@pytest.mark.parametrize("damage", [_garbage, _half])
+def test_damaged_first_generation_samples_are_drawn_again_with_a_warning(tmp_path, damage):
+    first = _run(tmp_path, generations=1)
+    cached = _cached_samples(tmp_path)
+    damage(cached)
+    _redraw_after_damage(tmp_path, first, rf"cache entry .*{cached.name} .*rebuilt")
     assert cached.with_name(cached.name + ".sha256").exists()
 
 
 def test_cached_samples_of_another_size_are_refused_and_drawn_again(tmp_path):
     first = _run(tmp_path, generations=1)
-    (cached,) = (tmp_path / "runs" / "first_generation").glob("samples-*.pt")
+    cached = _cached_samples(tmp_path)
     content = torch.load(cached)
     torch.save({"images": content["images"][:5], "labels": content["labels"][:5]}, cached)
     cached.with_name(cached.name + ".sha256").write_text(file_digest(cached) + "\n")
-    other = ImageLoopConfig(**{**TINY, "generations": 1, "family": "synthetic_augmentation"})
-    with pytest.warns(RuntimeWarning, match=r"does not hold what was expected"):
-        redrawn = run_image_loop(
-            other, tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache"
-        )
-    samples = [ImageRun(r.run_dir).samples(1) for r in (first, redrawn)]
-    assert torch.equal(samples[0].images, samples[1].images)
+    _redraw_after_damage(tmp_path, first, r"does not hold what was expected")

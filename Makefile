@@ -32,7 +32,8 @@ SCALE ?= cpu
 # 30-pass DDPM, which lost the E5 verdict, and 32:39 (3,253) with 45 passes and the mitigations
 # chapter (2026-12-03); that afternoon, on a machine where the same DDPM runs took 1.35x as long,
 # 46:22 (4,855) with three more DDPM mitigations and 40:54 (4,152) with only the verified one at
-# the cpu scale and 20 StyleGAN2 epochs.
+# the cpu scale and 20 StyleGAN2 epochs; 32:20 (3,435) with every DDPM mitigation at three
+# replicates that evening, on an Intel Xeon with AMX (bf16).
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

@@ -33,7 +33,8 @@ SCALE ?= cpu
 # chapter (2026-12-03); that afternoon, on a machine where the same DDPM runs took 1.35x as long,
 # 46:22 (4,855) with three more DDPM mitigations and 40:54 (4,152) with only the verified one at
 # the cpu scale and 20 StyleGAN2 epochs; 32:20 (3,435) with every DDPM mitigation at three
-# replicates that evening, on an Intel Xeon with AMX (bf16).
+# replicates that evening, on an Intel Xeon with AMX (bf16), and 40:01 (4,304) an hour later on
+# the same machine with generation 1's samples shared, every model's runs 1.25x as long.
 # `make book BOOK_WORKERS=` runs sequentially.
 BOOK_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 

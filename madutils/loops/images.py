@@ -308,14 +308,12 @@ def _quantise(images: torch.Tensor) -> torch.Tensor:
 
 
 def _check_samples(n_samples: int) -> Callable[[dict], None]:
-    """A check of cached samples: ``n_samples`` uint8 images and as many labels (or None)."""
+    """A check of cached samples: ``n_samples`` uint8 images."""
 
     def check(content: dict) -> None:
-        images, labels = content["images"], content["labels"]
+        images = content["images"]
         if images.dtype != torch.uint8 or len(images) != n_samples:
             raise ValueError(f"expected {n_samples} uint8 images")
-        if labels is not None and len(labels) != n_samples:
-            raise ValueError(f"expected {n_samples} labels")
 
     return check
 
@@ -422,7 +420,7 @@ class ImageLoop(Loop):
             screen=self._screen if cfg.detector_fpr is not None else None,
         )
         self._expert: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self._first_weights: CacheEntry | None = None  # set when generation 1 is trained
+        self._first_weights: CacheEntry | None = None  # generation 1's weights, once trained
 
     @property
     def replicates(self) -> int:
@@ -455,8 +453,7 @@ class ImageLoop(Loop):
         if real.labels is not None:
             digest.update(real.labels.numpy().tobytes())
         name = f"{self.cfg.model}-{digest.hexdigest()[:16]}.pt"
-        self._first_weights = CacheEntry(self.store.path.parent / "first_generation" / name)
-        return self._first_weights
+        return CacheEntry(self.store.path.parent / "first_generation" / name)
 
     def _first_samples_cache(self, model, n_samples: int, streams) -> CacheEntry | None:
         """The cache entry of generation 1's samples, beside its weights' entry (None without
@@ -476,33 +473,28 @@ class ImageLoop(Loop):
         return CacheEntry(self._first_weights.path.with_name(f"samples-{digest}.pt"))
 
     def _sample(self, model, generation: int, n_samples: int):
-        """The ``n_samples`` images (uint8) a generation measures and keeps, and their labels:
-        for balanced classes (a conditional model) or drawn freely and labelled by the feature
-        network. Generation 1's are read from the cache when a run that starts alike drew them."""
+        """The ``n_samples`` images (uint8) a generation measures and keeps, and their labels
+        (:meth:`_draw`, for balanced classes on a conditional model). Generation 1's images are
+        read from the cache when a run that starts alike drew them."""
         cfg = self.cfg
         rng = stream(cfg.seed, generation, ImageStream.SAMPLE, device=model.device_)
         labels_rng = stream(cfg.seed, generation, ImageStream.LABELS)
-
-        def draw() -> dict:
-            if model.conditional:
-                labels = model.balanced_labels(n_samples, labels_rng)
-                images = model.sample(n_samples, cfg.lam, rng=rng, labels=labels)
-                return {"images": _quantise(images), "labels": labels}
-            return {"images": _quantise(model.sample(n_samples, cfg.lam, rng=rng)), "labels": None}
-
-        cache = self._first_samples_cache(model, n_samples, (rng, labels_rng))
-        if generation != 1 or cache is None:
-            drawn = draw()
-        else:
-            with cache.lock():  # another run drawing the same samples: wait, then load
-                drawn = cache.load(weights_only=True, check=_check_samples(n_samples))
-                if drawn is None:
-                    drawn = draw()
-                    cache.save(lambda tmp: torch.save(drawn, tmp))
-        quantised, labels = drawn["images"], drawn["labels"]
+        labels = model.balanced_labels(n_samples, labels_rng) if model.conditional else None
+        cache = None
+        if generation == 1:
+            cache = self._first_samples_cache(model, n_samples, (rng, labels_rng))
+        if cache is None:
+            return self._draw(model, n_samples, labels, rng)
+        with cache.lock():  # another run drawing the same samples: wait, then load
+            stored = cache.load(weights_only=True, check=_check_samples(n_samples))
+            if stored is None:
+                images, labels = self._draw(model, n_samples, labels, rng)
+                cache.save(lambda tmp: torch.save({"images": images}, tmp))
+                return images, labels
+        images = stored["images"]
         if not model.conditional:  # the feature network labels what an unconditional model draws
-            labels = self.real.labels_of(unit_float(quantised))
-        return quantised, labels
+            labels = self.real.labels_of(unit_float(images))
+        return images, labels
 
     def fit(self, generation: int, training: ImageSet):
         model = self.new_model()
@@ -510,6 +502,7 @@ class ImageLoop(Loop):
             model.epochs = fixed_step_epochs(self.cfg.epochs, self.cfg.n_ini, len(training.images))
         rng = stream(self.cfg.seed, generation, ImageStream.FIT)
         cache = self._first_generation_cache(model, training, rng) if generation == 1 else None
+        self._first_weights = cache
         if cache is None:
             return model.fit(training.images, training.labels, rng=rng)
         with cache.lock():  # another run training the same first generation: wait, then load

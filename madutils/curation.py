@@ -58,6 +58,7 @@ __all__ = [
     "MAX_VERIFY_ROUNDS",
     "REWARDS",
     "best_of",
+    "classifier_accepts",
     "detect_and_filter",
     "distance_reward",
     "gaussian_correction",
@@ -151,6 +152,41 @@ def verify(truth: torch.Tensor, accuracy: float, *, rng: torch.Generator) -> tor
         return truth.clone()
     wrong = torch.rand(truth.shape, generator=rng, device=rng.device).to(truth.device) >= accuracy
     return truth ^ wrong
+
+
+def classifier_accepts(
+    probabilities: torch.Tensor, confidence: float, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decisions of a classifier used as a verifier (the image loops' ``"verify"``).
+
+    An image passes when its most probable class has probability at least ``confidence`` and,
+    given ``labels``, is its label (the class a conditional model was asked for).
+
+    Parameters
+    ----------
+    probabilities : Tensor, shape (N, n_classes)
+        The classifier's class probabilities of each image.
+    confidence : float in [0, 1]
+        The verifier's threshold tau.
+    labels : int Tensor, shape (N,), optional
+        The class each image should show.
+
+    Returns
+    -------
+    accepted : Tensor of bool, shape (N,)
+    predicted : int64 Tensor, shape (N,)
+        The most probable class of each image.
+    """
+    confidence = check_probability(confidence, "confidence")
+    if probabilities.ndim != 2:
+        raise ValueError(
+            f"probabilities must have shape (N, n_classes); got shape {tuple(probabilities.shape)}"
+        )
+    top, predicted = probabilities.max(dim=1)
+    accepted = top >= confidence
+    if labels is not None:
+        accepted &= predicted == labels.to(predicted.device)
+    return accepted, predicted
 
 
 def keep_accepted(

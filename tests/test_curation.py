@@ -9,6 +9,7 @@ import torch
 
 from madutils.curation import (
     best_of,
+    classifier_accepts,
     detect_and_filter,
     gaussian_correction,
     in_support,
@@ -61,6 +62,32 @@ def test_a_verifier_errs_at_its_rate_and_a_short_replicate_is_flagged():
     kept, drawn, complete = keep_accepted(samples, accepted, 3)
     assert kept.flatten().tolist() == [1.0, 4.0, 1.0] and drawn.tolist() == [6]
     assert complete.tolist() == [False]
+
+
+def test_a_classifier_verifier_needs_the_asked_class_with_enough_confidence():
+    probabilities = torch.tensor([[0.6, 0.4], [0.3, 0.7], [0.5, 0.5], [0.1, 0.9]])
+    accepted, predicted = classifier_accepts(probabilities, 0.6, torch.tensor([0, 0, 0, 1]))
+    # right class and sure enough; sure of the wrong class; not sure; right and sure
+    assert accepted.tolist() == [True, False, False, True]
+    assert predicted.tolist() == [0, 1, 0, 1]
+    # without labels, any class it is sure enough of passes
+    assert classifier_accepts(probabilities, 0.6)[0].tolist() == [True, True, False, True]
+    # the threshold is inclusive: 1 keeps only certain images, 0 every right one
+    assert classifier_accepts(probabilities, 0.9)[0].tolist() == [False, False, False, True]
+    assert classifier_accepts(probabilities, 0.0)[0].tolist() == [True, True, True, True]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: classifier_accepts(torch.ones(2, 2) / 2, 1.5), "confidence must be"),
+        (lambda: classifier_accepts(torch.ones(2, 2) / 2, -0.1), "confidence must be"),
+        (lambda: classifier_accepts(torch.ones(4) / 4, 0.5), "shape \\(N, n_classes\\)"),
+    ],
+)
+def test_a_classifier_verifier_refuses_bad_input_naming_it(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 @pytest.mark.parametrize(

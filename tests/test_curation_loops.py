@@ -386,6 +386,26 @@ def _passes(images, labels, tau):
     return (predicted == labels) & (confidence >= tau)
 
 
+def test_the_verifier_acceptance_of_real_digits_follows_its_rule_class_by_class(monkeypatch):
+    from madutils.analysis.images import verifier_acceptance
+
+    real = _bare_image_loop(monkeypatch).real
+    images, labels = real.held_out.images, real.held_out.labels
+    table = verifier_acceptance(real, [0.1, 0.5, 0.9])
+    assert list(table.index) == [0.1, 0.5, 0.9] and list(table.columns) == [*range(10), "all"]
+    for tau in (0.1, 0.5):
+        passed = _passes(images, labels, tau)
+        assert table.loc[tau, "all"] == pytest.approx(passed.float().mean().item())
+        for c in range(10):
+            share = passed[labels == c].float().mean().item()
+            assert table.loc[tau, c] == pytest.approx(share)
+    # the stand-in is sure (0.8) of even classes only, and of nothing at 0.9
+    assert (table.loc[0.5, [1, 3, 5, 7, 9]] == 0).all() and (table.loc[0.9] == 0).all()
+    assert table.loc[0.1, "all"] > table.loc[0.5, "all"] > 0
+    with pytest.raises(ValueError, match="confidence must be"):
+        verifier_acceptance(real, [1.5])
+
+
 def test_the_ddpm_verifier_keeps_images_of_the_asked_class_and_resumes_exactly(
     tmp_path, monkeypatch
 ):

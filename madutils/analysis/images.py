@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from madutils._image_checks import unit_float
+from madutils.curation import classifier_accepts
 from madutils.loops.images import ImageLoopResult, ImageRun, RealImages, prepare_real_images
 from madutils.metrics.spectrum import power_spectrum, spectral_profiles
 from madutils.rng import AnalysisStream, stream
@@ -22,6 +23,7 @@ __all__ = [
     "mean_power_spectra",
     "measurement_note",
     "sample_panels",
+    "verifier_acceptance",
 ]
 
 
@@ -271,3 +273,49 @@ def feature_embedding(
     frame.insert(1, "y", xy[:, 1])
     frame["label"] = frame["label"].astype(np.int64)
     return frame
+
+
+def verifier_acceptance(real: RealImages, confidences) -> pd.DataFrame:
+    """How much of the real held-out data the image loops' verifier accepts at each threshold.
+
+    The verifier of ``curation="verify"`` (:func:`madutils.curation.classifier_accepts` on the
+    feature network's probabilities, each image checked against its own class) is applied to
+    real images the network never trained on: what it rejects there is what it would reject
+    in a perfect model's samples.
+
+    Parameters
+    ----------
+    real : RealImages
+        The run's real images and feature network
+        (:func:`~madutils.loops.images.prepare_real_images`).
+    confidences : iterable of float in [0, 1]
+        Thresholds tau.
+
+    Returns
+    -------
+    DataFrame
+        One row per threshold (index ``tau``): the share accepted of each class (columns
+        ``0, 1, ...``) and of all held-out images (column ``"all"``).
+
+    Raises
+    ------
+    ValueError
+        If the features cannot classify (a user's feature function), the images have no
+        classes, or a threshold is not in [0, 1].
+    """
+    if not real.classifies:
+        raise ValueError(
+            "the verifier needs a feature network that classifies; these features do not"
+        )
+    held_out = real.held_out
+    if held_out.labels is None:
+        raise ValueError("the verifier checks each image's class; these images have no classes")
+    probabilities = real.features.probabilities(unit_float(held_out.images))
+    labels = held_out.labels.long()
+    classes = range(probabilities.shape[1])
+    rows = {}
+    for tau in confidences:
+        accepted, _ = classifier_accepts(probabilities, tau, labels)
+        shares = {c: float(accepted[labels == c].float().mean()) for c in classes}
+        rows[float(tau)] = {**shares, "all": float(accepted.float().mean())}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("tau")

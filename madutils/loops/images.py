@@ -68,7 +68,7 @@ import pandas as pd
 import torch
 
 from madutils._image_checks import unit_float
-from madutils.curation import MAX_VERIFY_ROUNDS, best_of, detect_and_filter
+from madutils.curation import MAX_VERIFY_ROUNDS, best_of, classifier_accepts, detect_and_filter
 from madutils.data.images import (
     ImageSet,
     RealImagePool,
@@ -600,11 +600,9 @@ class ImageLoop(Loop):
         drawn = n
         for round_ in range(MAX_VERIFY_ROUNDS):
             probabilities = self.real.features.probabilities(unit_float(images[pending]))
-            confidence, predicted = probabilities.max(dim=1)
-            passed = confidence >= cfg.verifier_confidence
-            if model.conditional:
-                passed &= predicted == wanted[pending]
-            else:  # an unconditional model's image keeps the class the verifier found
+            asked = wanted[pending] if model.conditional else None
+            passed, predicted = classifier_accepts(probabilities, cfg.verifier_confidence, asked)
+            if not model.conditional:  # an unconditional model's image keeps the class found
                 wanted[pending] = predicted
             pending = pending[~passed]
             if len(pending) == 0 or round_ == MAX_VERIFY_ROUNDS - 1:
